@@ -1,0 +1,129 @@
+"""archdsl: a language and compiler for convolutional network architectures.
+
+The pipeline is ``parse -> graph (+ infer) -> report | lower_torch | render``; each stage
+is its own module, and this package exposes it as a few functions:
+
+>>> net = compile("network tiny { input 3x32x32; act relu; conv 3x3 p1 -> 16; gap; fc 10 noact }")
+>>> net.params, net.macs, str(net.output_shape)
+(618, 442528, '10')
+>>> print(net.report().to_table().splitlines()[-5])
+MACs: 442,528   FLOPs: 885,056  (FLOPs = 2 x MACs; conv and fc weights only)
+
+:func:`build` lowers the same text to a ``torch.nn.Module`` (and is the only entry point
+that imports torch).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
+
+from .diagnostics import ArchError, Diagnostic
+from .graph import CompiledNetwork, Loader, Unit, build_graph, check_duplicates, select_networks
+from .parser import parse
+
+if TYPE_CHECKING:
+    import torch
+
+__version__ = "0.1.0"
+__all__ = ["ArchError", "CompiledNetwork", "Diagnostic", "build", "compile", "compile_all", "load", "load_weights",
+           "parse", "render", "__version__"]
+
+Source = "str | os.PathLike[str]"
+
+
+def _looks_like_path(source: Any) -> bool:
+    if isinstance(source, os.PathLike):
+        return True
+    return isinstance(source, str) and "\n" not in source and "{" not in source and source.strip() != ""
+
+
+def load(source: "str | os.PathLike[str]") -> Unit:
+    """Parse a spec (text, or the path of a `.arch` file) and its includes."""
+    loader = Loader()
+    if _looks_like_path(source):
+        path = Path(source)
+        if not path.is_file():
+            raise ArchError(Diagnostic("E602", f"no such file: {path}"))
+        unit = loader.load_file(path)
+    else:
+        unit = loader.load_text(str(source), "<string>", Path.cwd())
+    check_duplicates(unit)
+    return unit
+
+
+def _parse_input(input: "str | Sequence[int] | None") -> tuple[int, ...] | None:
+    if input is None:
+        return None
+    if isinstance(input, str):
+        parts = input.lower().replace(" ", "").split("x")
+        if not all(p.isdigit() for p in parts) or len(parts) not in (1, 3):
+            raise ArchError(Diagnostic("E601", f"bad input shape '{input}'", expected="CxHxW, e.g. 3x224x224",
+                                       found=input))
+        dims = tuple(int(p) for p in parts)
+    else:
+        dims = tuple(int(d) for d in input)
+    if len(dims) not in (1, 3) or any(d < 1 for d in dims) or any(d > 1_000_000 for d in dims):
+        raise ArchError(Diagnostic("E601", f"bad input shape '{'x'.join(map(str, dims))}'",
+                                   expected="CxHxW with every size between 1 and 1,000,000",
+                                   found="x".join(map(str, dims))))
+    return dims
+
+
+def compile(source: "str | os.PathLike[str]", network: str | None = None,
+            input: "str | Sequence[int] | None" = None, **params: Any) -> CompiledNetwork:
+    """Compile one network: the validated, fully inferred layer graph.
+
+    `source` is spec text or a path; `network` picks one network of the file (required
+    when the file holds several); `input` (``"3x299x299"`` or ``(3, 299, 299)``) overrides
+    the spec's `input` line; keyword arguments override network parameters.
+
+    >>> compile("network n { input 1x28x28; conv 5x5 -> 6 }").output_shape.dims
+    (6, 24, 24)
+    """
+    unit = load(source)
+    nets = select_networks(unit, network)
+    if len(nets) > 1:
+        raise ArchError(Diagnostic("E203", f"{unit.program.file} holds {len(nets)} networks; name one",
+                                   hint="networks: " + ", ".join(n.name for n in nets)), unit.sources)
+    return build_graph(unit, nets[0], _parse_input(input), params or None)
+
+
+def compile_all(source: "str | os.PathLike[str]", input: "str | Sequence[int] | None" = None
+                ) -> list[CompiledNetwork]:
+    """Compile every network of a file, in the order written."""
+    unit = load(source)
+    dims = _parse_input(input)
+    return [build_graph(unit, n, dims) for n in select_networks(unit, None)]
+
+
+def build(source: "str | os.PathLike[str] | CompiledNetwork", network: str | None = None,
+          input: "str | Sequence[int] | None" = None, device: str = "cpu", **kw: Any) -> "torch.nn.Module":
+    """Lower a network to a ``torch.nn.Module`` on `device`.
+
+    Submodule names follow the spec's names, so ``state_dict`` keys are stable; the
+    parameter count equals :attr:`CompiledNetwork.params`. Keyword arguments are passed to
+    :func:`archdsl.lower_torch.lower` (e.g. ``max_params``, ``init=False`` for meta tensors).
+    """
+    from .lower_torch import lower
+
+    net = source if isinstance(source, CompiledNetwork) else compile(source, network, input)
+    return lower(net, device=device, **kw)
+
+
+def load_weights(module: "torch.nn.Module", reference: "torch.nn.Module", **kw: Any) -> "torch.nn.Module":
+    """Copy a reference model's parameters and buffers onto an archdsl module of the same
+    architecture (see :func:`archdsl.lower_torch.load_weights`)."""
+    from .lower_torch import load_weights as _load
+
+    return _load(module, reference, **kw)
+
+
+def render(source: "str | os.PathLike[str] | CompiledNetwork", network: str | None = None, output: str | None = None,
+           **kw: Any) -> str:
+    """Draw a network with Graphviz; returns the DOT text (and writes `output` if given)."""
+    from .render import render as _render
+
+    net = source if isinstance(source, CompiledNetwork) else compile(source, network, kw.pop("input", None))
+    return _render(net, output, **kw)

@@ -1,0 +1,133 @@
+"""Errors with source spans, rendered like a compiler's: file:line:col, the line, a caret.
+
+Every user mistake becomes a :class:`Diagnostic` with a stable code (docs/errors.md) and a
+:class:`~archdsl.program.Span`; :class:`ArchError` carries one or more of them out of any
+pipeline stage. Internal bugs are *not* ArchErrors, so the CLI can tell the two apart.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from typing import Iterable
+
+from .program import Span
+
+#: at most this many diagnostics are printed; the rest are summarised as "... and N more"
+MAX_SHOWN = 10
+
+
+@dataclass(frozen=True)
+class Note:
+    message: str
+    span: Span | None = None
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    code: str
+    message: str
+    span: Span | None = None
+    expected: str | None = None
+    found: str | None = None
+    hint: str | None = None
+    notes: tuple[Note, ...] = ()
+    severity: str = "error"
+
+    def render(self, sources: dict[str, str] | None = None) -> str:
+        """The full text: header, source line with the span underlined, notes and hint."""
+        sources = sources or {}
+        where = self.span.where() if self.span else "archdsl"
+        lines = [f"{where}: {self.severity}[{self.code}]: {self.message}"]
+        if self.span is not None:
+            lines += _excerpt(self.span, sources.get(self.span.file))
+        if self.expected is not None:
+            lines.append(f"  expected: {self.expected}")
+        if self.found is not None:
+            lines.append(f"  found:    {self.found}")
+        for note in self.notes:
+            head = f"{note.span.where()}: " if note.span else ""
+            lines.append(f"  note: {head}{note.message}")
+            if note.span is not None:
+                lines += ["  " + x for x in _excerpt(note.span, sources.get(note.span.file))]
+        if self.hint:
+            lines.append(f"  hint: {self.hint}")
+        return "\n".join(lines)
+
+
+def _excerpt(span: Span, source: str | None) -> list[str]:
+    """The source line of `span` with a caret run under the spanned columns."""
+    if source is None:
+        return []
+    all_lines = source.splitlines()
+    if not 1 <= span.line <= len(all_lines):
+        return []
+    text = all_lines[span.line - 1].replace("\t", " ")
+    width = len(text)
+    start = max(span.column - 1, 0)
+    if span.end_line == span.line:
+        stop = max(span.end_column - 1, start + 1)
+    else:
+        stop = max(width, start + 1)
+    gutter = f"{span.line:>4} | "
+    return [gutter + text, " " * len(gutter) + " " * start + "^" * (stop - start)]
+
+
+class ArchError(Exception):
+    """A mistake in a spec or in the user's request; carries one or more diagnostics."""
+
+    def __init__(self, diagnostics: Diagnostic | Iterable[Diagnostic], sources: dict[str, str] | None = None):
+        if isinstance(diagnostics, Diagnostic):
+            diagnostics = [diagnostics]
+        self.diagnostics: list[Diagnostic] = list(diagnostics)
+        self.sources: dict[str, str] = dict(sources or {})
+        super().__init__(self.diagnostics[0].message if self.diagnostics else "error")
+
+    @property
+    def first(self) -> Diagnostic:
+        return self.diagnostics[0]
+
+    @property
+    def code(self) -> str:
+        return self.first.code
+
+    def with_sources(self, sources: dict[str, str]) -> "ArchError":
+        self.sources = {**sources, **self.sources}
+        return self
+
+    def render(self, limit: int = MAX_SHOWN) -> str:
+        shown = [d.render(self.sources) for d in self.diagnostics[:limit]]
+        rest = len(self.diagnostics) - limit
+        if rest > 0:
+            shown.append(f"... and {rest} more error{'s' if rest > 1 else ''}")
+        return "\n\n".join(shown)
+
+    def __str__(self) -> str:  # so that pytest.raises(match=...) sees the header line
+        return self.render()
+
+
+def error(code: str, message: str, span: Span | None = None, **kw) -> ArchError:
+    """Shorthand: ``raise error("E201", "unknown layer 'covn'", span, hint=...)``."""
+    return ArchError(Diagnostic(code, message, span, **kw))
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
+    """A "did you mean ..." hint for a misspelt name, or None when nothing is close."""
+    close = difflib.get_close_matches(word, sorted(set(choices)), n=3, cutoff=0.6)
+    if not close:
+        return None
+    return "did you mean " + " or ".join(f"'{c}'" for c in close) + "?"
+
+
+@dataclass
+class Collector:
+    """Gathers independent errors so that one run reports them all (capped when printed)."""
+
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+    def add(self, err: ArchError) -> None:
+        self.diagnostics.extend(err.diagnostics)
+
+    def raise_if_any(self, sources: dict[str, str] | None = None) -> None:
+        if self.diagnostics:
+            raise ArchError(self.diagnostics, sources)

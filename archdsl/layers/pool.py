@@ -1,0 +1,195 @@
+"""Pooling: windowed, global, adaptive and spatial-pyramid."""
+
+from __future__ import annotations
+
+from .base import RF, Args, Kind, Params, Shape, ShapeError, chw, flat, pair, register, short
+from .conv import spatial_out
+
+
+class PoolParams(Params):
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    padding: tuple[int, int] = (0, 0)
+    ceil: bool = False
+    count_pad: bool = True
+
+
+class _Pool(Kind):
+    category = "pool"
+    Params = PoolParams
+
+    def bind(self, a: Args) -> PoolParams:
+        ceil = a.flag("ceil")
+        exclude = a.flag("exclude_pad") if self.name == "avgpool" else False
+        kernel, stride, span = a.window("window")
+        # stride defaults to the window, as in PyTorch's MaxPool2d/AvgPool2d (Caffe defaults to 1)
+        stride = stride or a.kw("stride", count=2, minimum=1) or kernel
+        padding = a.kw("pad", "padding", count=2) or (0, 0)
+        if any(2 * p > k for p, k in zip(padding, kernel)):
+            raise a.fail("E207", f"{self.name}: padding must be at most half the window", a.kw_span("pad") or span,
+                         expected=f"padding <= {kernel[0] // 2}", found=short(padding),
+                         hint="PyTorch's pooling layers refuse a padding above half the kernel")
+        return PoolParams(kernel=kernel, stride=stride, padding=padding, ceil=ceil, count_pad=not exclude)
+
+    def infer(self, p: PoolParams, x: Shape) -> Shape:
+        return chw(x.c, *spatial_out(self.name, x, p.kernel, p.stride, p.padding, (1, 1), p.ceil))
+
+    def rf(self, p: PoolParams, x: Shape, y: Shape) -> RF:
+        return RF(p.kernel, p.stride, p.padding)
+
+    def label(self, p: PoolParams) -> str:
+        s = f"{self.name} {short(p.kernel) if p.kernel[0] == p.kernel[1] else pair(p.kernel)}"
+        if p.stride != p.kernel:
+            s += f"/{short(p.stride)}"
+        if p.padding != (0, 0):
+            s += f" p{short(p.padding)}"
+        if p.ceil:
+            s += " ceil"
+        if not p.count_pad:
+            s += " exclude_pad"
+        return s
+
+    def hyper(self, p: PoolParams) -> dict:
+        return {"kernel": pair(p.kernel), "stride": short(p.stride), "padding": short(p.padding), "ceil": p.ceil}
+
+
+@register
+class MaxPool(_Pool):
+    name = "maxpool"
+    summary = "max pooling; `ceil` rounds the output size up as Caffe does"
+    example = "maxpool 3/2 ceil"
+
+    def lower(self, p, x, y, lib):
+        return lib.nn.MaxPool2d(p.kernel, p.stride, p.padding, ceil_mode=p.ceil)
+
+
+@register
+class AvgPool(_Pool):
+    name = "avgpool"
+    summary = "average pooling; `exclude_pad` leaves padding out of the divisor"
+    example = "avgpool 3/1 p1 exclude_pad"
+
+    def lower(self, p, x, y, lib):
+        return lib.nn.AvgPool2d(p.kernel, p.stride, p.padding, ceil_mode=p.ceil, count_include_pad=p.count_pad)
+
+
+class _Global(Kind):
+    category = "pool"
+
+    def infer(self, p, x: Shape) -> Shape:
+        if not x.spatial:
+            raise ShapeError("E408", f"{self.name} needs a CxHxW input, but its input is flat ({x})",
+                             expected="a CxHxW input", found=f"a flat input of {x.c}")
+        return chw(x.c, 1, 1)
+
+    def rf(self, p, x: Shape, y: Shape) -> RF:
+        return RF((x.h, x.w), (x.h, x.w), (0, 0))
+
+
+@register
+class GlobalAvgPool(_Global):
+    name = "gap"
+    summary = "global average pooling to Cx1x1"
+    example = "gap"
+
+    def lower(self, p, x, y, lib):
+        return lib.nn.AdaptiveAvgPool2d(1)
+
+
+@register
+class GlobalMaxPool(_Global):
+    name = "gmp"
+    summary = "global max pooling to Cx1x1"
+    example = "gmp"
+
+    def lower(self, p, x, y, lib):
+        return lib.nn.AdaptiveMaxPool2d(1)
+
+
+class AdaptiveParams(Params):
+    size: tuple[int, int]
+
+
+class _Adaptive(Kind):
+    category = "pool"
+    Params = AdaptiveParams
+
+    def bind(self, a: Args) -> AdaptiveParams:
+        size, stride, span = a.window("output size")
+        if stride is not None:
+            raise a.fail("E207", f"{self.name} takes an output size, not a stride", span)
+        return AdaptiveParams(size=size)
+
+    def infer(self, p: AdaptiveParams, x: Shape) -> Shape:
+        if not x.spatial:
+            raise ShapeError("E408", f"{self.name} needs a CxHxW input, but its input is flat ({x})",
+                             expected="a CxHxW input", found=f"a flat input of {x.c}")
+        return chw(x.c, *p.size)
+
+    def rf(self, p: AdaptiveParams, x: Shape, y: Shape) -> RF:
+        # PyTorch's adaptive bins span [floor(i*n/o), ceil((i+1)*n/o)): the widest is
+        # ceil(n/o) (+1 where bins overlap), and neighbouring bins start floor(n/o) apart
+        k = tuple(-(-n // o) + (1 if n % o else 0) for n, o in zip((x.h, x.w), p.size))
+        s = tuple(max(n // o, 1) for n, o in zip((x.h, x.w), p.size))
+        return RF(k, s, (0, 0))
+
+    def label(self, p: AdaptiveParams) -> str:
+        return f"{self.name} {pair(p.size)}"
+
+
+@register
+class AdaptiveAvgPool(_Adaptive):
+    name = "adaptive_avgpool"
+    summary = "average pooling to a fixed output size (torchvision's AdaptiveAvgPool2d)"
+    example = "adaptive_avgpool 7x7"
+
+    def lower(self, p, x, y, lib):
+        return lib.nn.AdaptiveAvgPool2d(p.size)
+
+
+@register
+class AdaptiveMaxPool(_Adaptive):
+    name = "adaptive_maxpool"
+    summary = "max pooling to a fixed output size"
+    example = "adaptive_maxpool 6x6"
+
+    def lower(self, p, x, y, lib):
+        return lib.nn.AdaptiveMaxPool2d(p.size)
+
+
+class SppParams(Params):
+    levels: tuple[int, ...]
+
+
+@register
+class Spp(Kind):
+    """Spatial pyramid pooling (He et al., "Spatial Pyramid Pooling in Deep Convolutional
+    Networks for Visual Recognition", ECCV 2014, §2.3): max pooling of the last feature map
+    into n x n bins for every pyramid level n, concatenated into a fixed-length vector of
+    C * sum(n^2) values whatever the input size. The bins are PyTorch's adaptive max
+    pooling bins; the paper's window ceil(a/n) / stride floor(a/n) gives the same count."""
+
+    name = "spp"
+    category = "pool"
+    summary = "spatial pyramid max pooling to a fixed-length vector"
+    example = "spp 6,3,2,1"
+    Params = SppParams
+
+    def bind(self, a: Args) -> SppParams:
+        levels, _ = a.int_list("pyramid levels")
+        return SppParams(levels=levels)
+
+    def infer(self, p: SppParams, x: Shape) -> Shape:
+        if not x.spatial:
+            raise ShapeError("E408", f"spp needs a CxHxW input, but its input is flat ({x})",
+                             expected="a CxHxW input", found=f"a flat input of {x.c}")
+        return flat(x.c * sum(n * n for n in p.levels))
+
+    def rf(self, p: SppParams, x: Shape, y: Shape) -> RF:
+        return RF((x.h, x.w), (x.h, x.w), (0, 0))
+
+    def label(self, p: SppParams) -> str:
+        return "spp " + ",".join(map(str, p.levels))
+
+    def lower(self, p, x, y, lib):
+        return lib.SpatialPyramidPool(p.levels)

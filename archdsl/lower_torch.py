@@ -1,0 +1,375 @@
+"""Compiled graph -> ``torch.nn.Module``. The only module of archdsl that imports torch.
+
+The module mirrors the spec's structure: a body is a sequence of named children, a block
+call a named submodule, a concat/add/residual a module whose children are its branches
+(``branch1``, ``branch2``, ... in the order written), an aux head a named child that runs
+only in training mode. A layer with an attached norm and activation is a small sequential
+module (``conv1.conv``, ``conv1.bn``, ``conv1.relu``); a bare layer is the torch layer itself.
+
+Aux contract: in eval mode ``model(x)`` returns the main output; in training mode, when the
+network has aux heads, it returns ``(main, {"aux1": ..., "aux2": ...})`` with the heads in
+the order they appear in the spec.
+"""
+
+from __future__ import annotations
+
+import types
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .diagnostics import ArchError, Diagnostic
+from .graph import CompiledNetwork, TAux, TLayer, TMerge, TSeq
+from .infer import NodeInfo
+
+#: building a module with more parameters than this is refused unless `max_params` is raised
+DEFAULT_MAX_PARAMS = 2_000_000_000
+
+
+# ---------------------------------------------------------------- helper modules used by kinds
+
+
+class FlatLinear(nn.Linear):
+    """nn.Linear that flattens a (N, C, H, W) input first, as torchvision's classifiers do."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(torch.flatten(x, 1))
+
+
+class SpatialPyramidPool(nn.Module):
+    """He et al. 2014: adaptive max pooling into n x n bins per level, flattened and concatenated."""
+
+    def __init__(self, levels):
+        super().__init__()
+        self.levels = tuple(levels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([torch.flatten(F.adaptive_max_pool2d(x, n), 1) for n in self.levels], 1)
+
+    def extra_repr(self) -> str:
+        return f"levels={self.levels}"
+
+
+class Select(nn.Module):
+    """Keeps the listed channels; a contiguous run is a plain slice."""
+
+    def __init__(self, channels):
+        super().__init__()
+        self.channels = tuple(channels)
+        c = self.channels
+        self.run = (c[0], c[-1] + 1) if list(c) == list(range(c[0], c[-1] + 1)) else None
+        self.register_buffer("index", torch.tensor(c, dtype=torch.long), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.run is not None:
+            return x[:, self.run[0]:self.run[1]]
+        return x.index_select(1, self.index)
+
+    def extra_repr(self) -> str:
+        return f"channels={self.channels}"
+
+
+#: the namespace handed to every kind's ``lower``: torch.nn plus the helpers above
+LIB = types.SimpleNamespace(nn=nn, F=F, torch=torch, FlatLinear=FlatLinear, SpatialPyramidPool=SpatialPyramidPool,
+                            Select=Select)
+
+
+def register_helper(name: str, module_cls: type) -> None:
+    """Make a helper module class available to kinds as ``lib.<name>`` (for kinds defined
+    outside archdsl.layers, e.g. in a user's plugin)."""
+    setattr(LIB, name, module_cls)
+
+
+# ---------------------------------------------------------------- containers
+
+
+class Layer(nn.Sequential):
+    """A layer and its attached normalisation and activation."""
+
+
+class Body(nn.Sequential):
+    """A body without aux heads: a plain sequence."""
+
+
+class AuxBody(nn.Module):
+    """A body that holds aux heads (or contains something that does)."""
+
+    def __init__(self, children: list[tuple[str, nn.Module, str]]):
+        super().__init__()
+        for name, m, _ in children:
+            self.add_module(name, m)
+        #: per child: "main", "aux" (a head: runs on the current tensor, result collected) or
+        #: "pass" (a container that needs the aux dict)
+        self.roles = tuple(role for _, _, role in children)
+        self.names = tuple(name for name, _, _ in children)
+
+    def forward(self, x: torch.Tensor, aux: dict | None = None) -> torch.Tensor:
+        for name, role, m in zip(self.names, self.roles, self.children()):
+            if role == "main":
+                x = m(x)
+            elif role == "aux":
+                if aux is not None:
+                    aux[name] = m(x)
+            else:
+                x = m(x, aux)
+        return x
+
+
+class Concat(nn.Module):
+    """Runs its branches on the same input and concatenates them on channels."""
+
+    def __init__(self, branches: list[tuple[str, nn.Module]]):
+        super().__init__()
+        for name, m in branches:
+            self.add_module(name, m)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([b(x) for b in self.children()], 1)
+
+
+class Add(nn.Module):
+    """Runs its branches on the same input and sums them, each times its scale."""
+
+    def __init__(self, branches: list[tuple[str, nn.Module]], scales: tuple[float, ...] = ()):
+        super().__init__()
+        for name, m in branches:
+            self.add_module(name, m)
+        self.scales = tuple(scales) or (1.0,) * len(branches)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = None
+        for s, b in zip(self.scales, self.children()):
+            y = b(x)
+            if s != 1.0:
+                y = y * s
+            out = y if out is None else out + y
+        return out
+
+    def extra_repr(self) -> str:
+        return "" if all(s == 1.0 for s in self.scales) else f"scales={self.scales}"
+
+
+class Network(nn.Module):
+    """The lowered network. ``input_shape``/``output_shape`` are the analytic shapes."""
+
+    def __init__(self, body: nn.Module, name: str, input_shape, output_shape, aux_names: tuple[str, ...]):
+        super().__init__()
+        self.body = body
+        self.arch_name = name
+        self.input_shape = tuple(input_shape)
+        self.output_shape = tuple(output_shape)
+        self.aux_names = aux_names
+
+    def forward(self, x: torch.Tensor):
+        if self.aux_names:
+            if self.training:
+                aux: dict[str, torch.Tensor] = {}
+                y = self.body(x, aux)
+                return y, aux
+            return self.body(x, None)
+        return self.body(x)
+
+    def extra_repr(self) -> str:
+        return f"name={self.arch_name!r}, input={self.input_shape}, output={self.output_shape}"
+
+
+# ---------------------------------------------------------------- lowering
+
+
+def _layer_module(info: NodeInfo) -> nn.Module:
+    x = info.in_shapes[0]
+    y = info.kind.infer(info.op.params, x)
+    main = info.kind.lower(info.op.params, x, y, LIB)
+    if not info.post:
+        return main
+    parts: list[tuple[str, nn.Module]] = [(info.kind.name, main)]
+    for op in info.post:
+        name = op.kind.name
+        if any(n == name for n, _ in parts):
+            name = f"{name}{sum(1 for n, _ in parts if n.startswith(op.kind.name)) + 1}"
+        parts.append((name, op.kind.lower(op.params, y, y, LIB)))
+    layer = Layer()
+    for name, m in parts:
+        layer.add_module(name, m)
+    return layer
+
+
+def _has_aux(item) -> bool:
+    if isinstance(item, TAux):
+        return True
+    if isinstance(item, TSeq):
+        return any(_has_aux(i) for i in item.items)
+    if isinstance(item, TMerge):
+        return any(_has_aux(b) for b in item.branches)
+    return False
+
+
+def _lower_item(net: CompiledNetwork, item) -> nn.Module:
+    if isinstance(item, TLayer):
+        return _layer_module(net.node(item.node))
+    if isinstance(item, TSeq):
+        return _lower_seq(net, item)
+    if isinstance(item, TMerge):
+        if any(_has_aux(b) for b in item.branches):
+            raise ArchError(Diagnostic("E412", "aux heads inside concat/add branches cannot be lowered",
+                                       net.node(item.node).span))
+        branches = [(b.name, _lower_seq(net, b) if b.items else nn.Identity()) for b in item.branches]
+        return Concat(branches) if item.mode == "concat" else Add(branches, item.scales)
+    if isinstance(item, TAux):
+        return _lower_seq(net, item.body)
+    raise TypeError(item)
+
+
+def _lower_seq(net: CompiledNetwork, seq: TSeq) -> nn.Module:
+    children = []
+    for item in seq.items:
+        role = "aux" if isinstance(item, TAux) else ("pass" if _has_aux(item) else "main")
+        children.append((item.name, _lower_item(net, item), role))
+    if any(role != "main" for _, _, role in children):
+        return AuxBody(children)
+    body = Body()
+    for name, m, _ in children:
+        body.add_module(name, m)
+    return body
+
+
+def lower(net: CompiledNetwork, device: str | torch.device = "cpu", max_params: int = DEFAULT_MAX_PARAMS,
+          init: bool = True, dtype: torch.dtype | None = None) -> Network:
+    """Build the module for a compiled network.
+
+    `init=False` builds on the meta device: the structure and shapes without allocating or
+    initialising any weight (for inspection, or to load a checkpoint with ``to_empty``).
+    """
+    if net.params > max_params:
+        raise ArchError(Diagnostic(
+            "E411", f"{net.name} has {net.params:,} parameters, above the limit of {max_params:,}",
+            net.span, hint="raise the limit with max_params=... (CLI: --max-params N) if this is intended"),
+            net.sources)
+    target = torch.device("meta") if not init else torch.device(device)
+    with torch.device(target):
+        body = _lower_seq(net, net.tree)
+        model = Network(body, net.name, net.input_shape.dims, net.output_shape.dims, tuple(net.aux_outputs))
+    if dtype is not None:
+        model = model.to(dtype)
+    return model
+
+
+# ---------------------------------------------------------------- weight transfer
+
+
+class WeightMismatch(ValueError):
+    """The reference model's layers do not line up with the archdsl module's."""
+
+
+def _stateful_leaves_in_call_order(model: nn.Module, example: torch.Tensor) -> list[tuple[str, nn.Module]]:
+    """The modules that own parameters or buffers, in the order a forward pass calls them.
+
+    The model runs once in training mode (so that aux heads run too) under no_grad; its
+    state (batch-norm running statistics) is restored afterwards.
+    """
+    names = {m: n for n, m in model.named_modules()}
+    owners = [m for m in model.modules()
+              if any(True for _ in m.parameters(recurse=False)) or any(True for _ in m.buffers(recurse=False))]
+    order: list[nn.Module] = []
+    seen: set[int] = set()
+
+    def hook(mod, _inp):
+        if id(mod) not in seen:
+            seen.add(id(mod))
+            order.append(mod)
+
+    handles = [m.register_forward_pre_hook(hook) for m in owners]
+    snapshot = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    was_training = model.training
+    try:
+        model.train()
+        with torch.no_grad():
+            model(example)
+    finally:
+        for h in handles:
+            h.remove()
+        model.load_state_dict(snapshot)
+        model.train(was_training)
+    missing = [m for m in owners if id(m) not in seen]
+    return [(names[m], m) for m in order] + [(names[m], m) for m in missing]
+
+
+_FAMILIES = (nn.modules.conv._ConvNd, nn.modules.batchnorm._BatchNorm, nn.Linear, nn.PReLU,
+             nn.modules.normalization.LocalResponseNorm)
+
+
+def _family(m: nn.Module) -> str:
+    for fam in _FAMILIES:
+        if isinstance(m, fam):
+            return fam.__name__.lstrip("_")
+    return type(m).__name__
+
+
+def load_weights(module: nn.Module, reference: nn.Module, example: torch.Tensor | None = None,
+                 strict_types: bool = True) -> nn.Module:
+    """Copy `reference`'s parameters and buffers onto `module` (an archdsl-built network).
+
+    Layers are paired in the order a forward pass calls them, so the two models may name
+    and nest their layers differently (torchvision's ``inception3a.branch2.1.conv`` and
+    archdsl's ``inception3a.branch2.conv2.conv``) and register them in a different order
+    (torchvision's GoogLeNet registers its aux heads after inception5b). Raises
+    :class:`WeightMismatch` naming the first pair whose kind or tensor shapes differ.
+    """
+    if example is None:
+        shape = getattr(module, "input_shape", None)
+        if shape is None:
+            raise ValueError("pass example= (an input tensor) for a module not built by archdsl")
+        param = next(module.parameters(), None)
+        example = torch.randn(2, *shape, device=param.device if param is not None else "cpu")
+    ours = _stateful_leaves_in_call_order(module, example)
+    theirs = _stateful_leaves_in_call_order(reference, example.to(next(reference.parameters()).device))
+    for i, ((on, om), (tn, tm)) in enumerate(zip(ours, theirs)):
+        if strict_types and _family(om) != _family(tm):
+            raise WeightMismatch(f"layer #{i + 1} differs in kind: archdsl '{on}' is {type(om).__name__}, "
+                                 f"the reference's '{tn}' is {type(tm).__name__}")
+        osd, tsd = om.state_dict(), tm.state_dict()
+        if list(osd) != list(tsd):
+            raise WeightMismatch(f"layer #{i + 1}: archdsl '{on}' holds {sorted(osd)}, "
+                                 f"the reference's '{tn}' holds {sorted(tsd)}")
+        for key in osd:
+            if osd[key].shape != tsd[key].shape:
+                raise WeightMismatch(f"layer #{i + 1}: archdsl '{on}.{key}' has shape {tuple(osd[key].shape)}, "
+                                     f"the reference's '{tn}.{key}' has shape {tuple(tsd[key].shape)}")
+    if len(ours) != len(theirs):
+        longer, name = (ours, "archdsl") if len(ours) > len(theirs) else (theirs, "the reference")
+        extra = longer[min(len(ours), len(theirs))][0]
+        raise WeightMismatch(f"archdsl has {len(ours)} layers with weights, the reference {len(theirs)}; "
+                             f"the first unmatched is {name}'s '{extra}'")
+    with torch.no_grad():
+        for (_, om), (_, tm) in zip(ours, theirs):
+            tsd = tm.state_dict()
+            for key, t in om.state_dict(keep_vars=True).items():
+                t.copy_(tsd[key])
+    return module
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def forward_shapes(model: Network, batch: int = 1, device: Any = "cpu") -> dict[str, tuple[int, ...]]:
+    """Actual output shape of every layer module (by qualified name), from one forward pass:
+    the tests compare these with the analytic shapes."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    handles = []
+    for name, m in model.named_modules():
+        if name and not isinstance(m, (Body, AuxBody, Network)) and not name.endswith(tuple(
+                f".{c}" for c in ())):
+            handles.append(m.register_forward_hook(
+                lambda mod, inp, out, name=name: shapes.__setitem__(name, tuple(out.shape[1:]))
+                if isinstance(out, torch.Tensor) else None))
+    try:
+        with torch.no_grad():
+            model.eval()
+            model(torch.randn(batch, *model.input_shape, device=device))
+    finally:
+        for h in handles:
+            h.remove()
+    return shapes
