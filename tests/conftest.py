@@ -1,0 +1,60 @@
+"""Shared fixtures: the spec zoo as parametrized cases, and golden-file comparison.
+
+Golden files live in tests/golden/. When a golden differs (or is missing), the test fails
+and prints the command that accepts the new output:
+
+    ARCHDSL_ACCEPT=1 python -m pytest tests -k <test name>
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SPECS = ROOT / "specs"
+GOLDEN = Path(__file__).resolve().parent / "golden"
+
+
+def spec_networks() -> list[tuple[Path, str]]:
+    """Every (file, network) in specs/, in a stable order: each is a test case."""
+    import archdsl
+
+    cases = []
+    for path in sorted(SPECS.rglob("*.arch")):
+        unit = archdsl.load(path)
+        for net in unit.program.networks:
+            cases.append((path, net.name))
+    return cases
+
+
+def spec_ids(cases) -> list[str]:
+    return [f"{p.relative_to(SPECS)}:{n}" for p, n in cases]
+
+
+@pytest.fixture
+def golden(request):
+    """golden(name, text): compare `text` with tests/golden/<name>, or accept it."""
+
+    def check(name: str, text: str) -> None:
+        path = GOLDEN / name
+        accept = os.environ.get("ARCHDSL_ACCEPT") == "1"
+        if accept:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+            return
+        if not path.exists():
+            pytest.fail(f"golden file {path.relative_to(ROOT)} is missing; to accept the current output run:\n"
+                        f"  ARCHDSL_ACCEPT=1 python -m pytest {request.node.nodeid!r}")
+        expected = path.read_text()
+        if expected != text:
+            import difflib
+
+            diff = "".join(difflib.unified_diff(expected.splitlines(True), text.splitlines(True),
+                                                f"golden/{name}", "actual"))
+            pytest.fail(f"output differs from golden file {path.relative_to(ROOT)}:\n{diff}\n"
+                        f"to accept the new output run:\n  ARCHDSL_ACCEPT=1 python -m pytest {request.node.nodeid!r}")
+
+    return check
