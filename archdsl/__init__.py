@@ -6,7 +6,7 @@ is its own module, and this package exposes it as a few functions:
 >>> net = compile("network tiny { input 3x32x32; act relu; conv 3x3 p1 -> 16; gap; fc 10 noact }")
 >>> net.params, net.macs, str(net.output_shape)
 (618, 442528, '10')
->>> print(net.report().to_table().splitlines()[-5])
+>>> print(next(l for l in net.report().to_table().splitlines() if l.startswith("MACs")))
 MACs: 442,528   FLOPs: 885,056  (FLOPs = 2 x MACs; conv and fc weights only)
 
 :func:`build` lowers the same text to a ``torch.nn.Module`` (and is the only entry point
