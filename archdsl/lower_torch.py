@@ -71,9 +71,38 @@ class Select(nn.Module):
         return f"channels={self.channels}"
 
 
+class ScaledTanh(nn.Module):
+    """f(a) = A tanh(S a): LeCun et al. 1998's squashing function (Appendix A: A = 1.7159, S = 2/3)."""
+
+    def __init__(self, amplitude: float, slope: float):
+        super().__init__()
+        self.amplitude, self.slope = float(amplitude), float(slope)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.amplitude * torch.tanh(self.slope * x)
+
+    def extra_repr(self) -> str:
+        return f"amplitude={self.amplitude:g}, slope={self.slope:g}"
+
+
+class RadialBasis(nn.Module):
+    """LeNet-5's output layer (LeCun et al. 1998, §II-B): y_i = sum_j (x_j - w_ij)^2 with
+    fixed codes w, kept as a buffer so that they are saved but never trained."""
+
+    def __init__(self, codes):
+        super().__init__()
+        self.register_buffer("codes", torch.tensor(codes, dtype=torch.get_default_dtype()))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x.unsqueeze(1) - self.codes).pow(2).sum(-1)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.codes.shape[1]}, out_features={self.codes.shape[0]}"
+
+
 #: the namespace handed to every kind's ``lower``: torch.nn plus the helpers above
 LIB = types.SimpleNamespace(nn=nn, F=F, torch=torch, FlatLinear=FlatLinear, SpatialPyramidPool=SpatialPyramidPool,
-                            Select=Select)
+                            Select=Select, ScaledTanh=ScaledTanh, RadialBasis=RadialBasis)
 
 
 def register_helper(name: str, module_cls: type) -> None:
