@@ -1,0 +1,488 @@
+"""Every registered layer kind, lowered and compared with PyTorch.
+
+The test cases are keyed by kind name and parametrized over ``archdsl.layers.kinds()``, so
+a kind added to the registry without a case here fails ``test_every_kind_has_a_case``
+and its own parametrized test. For each kind:
+
+* every node's inferred shape equals the shape its module actually produces (training
+  mode too, so that aux heads run), and the analytic parameter count equals
+  ``sum(p.numel())``;
+* where a closed form exists, the built module's output equals the plain torch operation
+  (``F.conv2d`` with the stated stride/padding/dilation/groups, ``nn.MaxPool2d(ceil_mode=
+  True)``, ``nn.AvgPool2d(count_include_pad=False)``, the LRN formula, ...) on the same
+  weights.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Callable
+
+import pytest
+
+torch = pytest.importorskip("torch")
+import torch.nn.functional as F  # noqa: E402
+from torch import nn  # noqa: E402
+
+import archdsl  # noqa: E402
+from archdsl.layers import kinds  # noqa: E402
+from archdsl.lower_torch import TAux, TLayer, TMerge, TSeq, count_parameters, lower  # noqa: E402
+
+# ---------------------------------------------------------------- helpers
+
+
+def built(src: str, **compile_kw):
+    """Compile `src`, lower it, and check params and every node's shape against torch."""
+    net = archdsl.compile(src, **compile_kw)
+    torch.manual_seed(0)
+    model = lower(net)
+    assert count_parameters(model) == net.params, f"numel {count_parameters(model):,} != analytic {net.params:,}"
+    check_every_shape(net, model)
+    return net, model
+
+
+def _expected_shapes(net) -> dict[str, tuple[int, ...]]:
+    """Module path (as named_modules() spells it) -> inferred output shape, for every
+    layer and merge node of the structural tree, aux heads included."""
+    out: dict[str, tuple[int, ...]] = {}
+
+    def walk(seq: TSeq, prefix: str) -> None:
+        for item in seq.items:
+            path = f"{prefix}.{item.name}"
+            if isinstance(item, TLayer):
+                out[path] = net.node(item.node).shape.dims
+            elif isinstance(item, TSeq):
+                walk(item, path)
+            elif isinstance(item, TMerge):
+                out[path] = net.node(item.node).shape.dims
+                for b in item.branches:
+                    if b.items:
+                        walk(b, f"{path}.{b.name}")
+            elif isinstance(item, TAux):
+                walk(item.body, path)
+
+    walk(net.tree, "body")
+    return out
+
+
+def check_every_shape(net, model, batch: int = 2) -> None:
+    expected = _expected_shapes(net)
+    assert expected, "the network has no layers"
+    actual: dict[str, tuple[int, ...]] = {}
+    modules = dict(model.named_modules())
+    handles = []
+    for path in expected:
+        assert path in modules, f"no module named {path!r}; modules: {sorted(modules)}"
+        handles.append(modules[path].register_forward_hook(
+            lambda m, i, o, path=path: actual.__setitem__(path, tuple(o.shape[1:]))))
+    x = torch.randn(batch, *net.input_shape.dims)
+    try:
+        with torch.no_grad():
+            # training mode runs the aux heads as well; batch 2 keeps batch norm defined on 1x1 maps
+            model.train()(x)
+            y = model.eval()(x)
+    finally:
+        for h in handles:
+            h.remove()
+    assert actual == expected
+    assert tuple(y.shape[1:]) == net.output_shape.dims
+
+
+def same_output(src: str, reference: Callable, atol: float = 1e-5, batch: int = 2, **compile_kw):
+    """The built network's eval-mode output equals `reference(x, model)` (plain torch)."""
+    net, model = built(src, **compile_kw)
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(batch, *net.input_shape.dims, generator=g)
+    with torch.no_grad():
+        y = model.eval()(x)
+        expected = reference(x, model)
+    torch.testing.assert_close(y, expected, atol=atol, rtol=1e-5)
+    return net, model
+
+
+def net_src(input_shape: str, body: str) -> str:
+    return f"network t {{\n  input {input_shape}\n{body}\n}}\n"
+
+
+CASES: dict[str, Callable[[], None]] = {}
+
+
+def case(*names: str):
+    """Register the test of one or more kinds; the function receives the kind's name."""
+
+    def deco(fn):
+        for n in names:
+            if n in CASES:
+                raise RuntimeError(f"two cases for {n}")
+            CASES[n] = fn
+        return fn
+
+    return deco
+
+
+# ---------------------------------------------------------------- convolutions
+
+
+@case("conv")
+def conv_cases(kind):
+    # rectangular kernel, rectangular stride and padding, groups and dilation at once
+    src = net_src("4x13x17", "  conv 3x5/2x1 p1,2 g2 d2 -> 6")
+    same_output(src, lambda x, m: F.conv2d(x, m.body.conv1.weight, m.body.conv1.bias, stride=(2, 1),
+                                           padding=(1, 2), dilation=2, groups=2))
+    net = archdsl.compile(src)
+    assert net.output_shape.dims == (6, 6, 13)
+    # PyTorch's Conv2d: out * in/groups * kh * kw + out
+    assert net.params == 6 * 2 * 3 * 5 + 6
+
+    # `same` agrees with torch's own padding='same' (stride 1, odd effective kernel)
+    src = net_src("3x10x9", "  conv 3x3 same d2 -> 4")
+    same_output(src, lambda x, m: F.conv2d(x, m.body.conv1.weight, m.body.conv1.bias, padding="same", dilation=2))
+    assert archdsl.compile(src).output_shape.dims == (4, 10, 9)
+
+    # Inception-v3's factorised 1x7 with p0,3 keeps the grid; `valid` is p0
+    src = net_src("8x17x17", "  conv 1x7 p0,3 -> 5\n  conv 3x3 valid -> 2")
+    net = archdsl.compile(src)
+    assert [n.shape.dims for n in net.nodes()][1:] == [(5, 17, 17), (2, 15, 15)]
+    built(src)
+
+    # keyword forms and symbolic sizes: stride=, pad=expr, groups=expr, dilation=
+    src = ("let k = 5\nnetwork t(c=12) {\n  input 6x20x20\n"
+           "  conv k x k stride=2 pad=k//2 groups=in.c//2 dilation=1 -> c\n}\n")
+    same_output(src, lambda x, m: F.conv2d(x, m.body.conv1.weight, m.body.conv1.bias, stride=2, padding=2,
+                                           groups=3))
+    assert archdsl.compile(src).output_shape.dims == (12, 10, 10)
+
+    # explicit bias control: `nobias` / `bias` flags
+    net, model = built(net_src("3x8x8", "  conv 3x3 -> 4 nobias\n  conv 3x3 -> 4 bias"))
+    assert model.body.conv1.bias is None and model.body.conv2.bias is not None
+    assert net.params == 4 * 3 * 9 + (4 * 4 * 9 + 4)
+
+    # the scoped norm and act attach as children named by kind; bias auto drops the bias
+    net, model = built(net_src("3x8x8", "  norm bn eps=1e-3\n  act relu\n  conv 3x3 p1 -> 4"))
+    layer = model.body.conv1
+    assert [n for n, _ in layer.named_children()] == ["conv", "bn", "relu"]
+    assert layer.conv.bias is None and layer.bn.eps == 1e-3
+    assert net.params == 4 * 3 * 9 + 2 * 4
+
+
+@case("mlpconv")
+def mlpconv_cases(kind):
+    # Lin et al. 2014: each 1x1 layer of the micro network is followed by the activation
+    src = net_src("5x6x6", "  act relu\n  mlpconv 7,3")
+    net, model = same_output(src, lambda x, m: F.relu(F.conv2d(F.relu(F.conv2d(
+        x, m.body.mlpconv1.conv1.conv.weight, m.body.mlpconv1.conv1.conv.bias)),
+        m.body.mlpconv1.conv2.conv.weight, m.body.mlpconv1.conv2.conv.bias)))
+    assert net.params == (5 * 7 + 7) + (7 * 3 + 3)
+    assert [n.id for n in net.nodes()][1:] == ["mlpconv1.conv1", "mlpconv1.conv2"]
+    # a single channel count is a one-layer stack
+    assert archdsl.compile(net_src("5x6x6", "  mlpconv 4")).output_shape.dims == (4, 6, 6)
+
+
+# ---------------------------------------------------------------- pooling
+
+
+@case("maxpool")
+def maxpool_cases(kind):
+    # Caffe-style ceil mode: 3/2 on 32 gives 16 (floor would give 15)
+    src = net_src("3x32x32", "  maxpool 3/2 ceil")
+    same_output(src, lambda x, m: F.max_pool2d(x, 3, 2, ceil_mode=True))
+    assert archdsl.compile(src).output_shape.dims == (3, 16, 16)
+    assert archdsl.compile(net_src("3x32x32", "  maxpool 3/2")).output_shape.dims == (3, 15, 15)
+    # stride defaults to the window, as in nn.MaxPool2d; rectangular windows and padding
+    same_output(net_src("2x9x10", "  maxpool 2"), lambda x, m: F.max_pool2d(x, 2))
+    same_output(net_src("2x9x10", "  maxpool 3x2/1x2 p1,1"), lambda x, m: F.max_pool2d(x, (3, 2), (1, 2), (1, 1)))
+
+
+@case("avgpool")
+def avgpool_cases(kind):
+    # exclude_pad leaves padded positions out of the divisor (count_include_pad=False)
+    src = net_src("2x7x7", "  avgpool 3/2 p1 exclude_pad")
+    same_output(src, lambda x, m: F.avg_pool2d(x, 3, 2, 1, count_include_pad=False))
+    net, model = built(src)
+    x = torch.ones(1, 2, 7, 7)
+    with torch.no_grad():
+        corner = model.eval()(x)[0, 0, 0, 0].item()
+        included = F.avg_pool2d(x, 3, 2, 1)[0, 0, 0, 0].item()
+    assert corner == pytest.approx(1.0) and included == pytest.approx(4 / 9)
+    # by default padding counts, as in nn.AvgPool2d and Caffe
+    same_output(net_src("2x7x7", "  avgpool 3/2 p1 ceil"), lambda x, m: F.avg_pool2d(x, 3, 2, 1, ceil_mode=True))
+
+
+def test_window_sizes_agree_with_torch_in_floor_and_ceil_mode():
+    """Output sizes of pooling over a grid of sizes, windows, strides and paddings, in
+    both rounding modes, equal what nn.MaxPool2d produces (including PyTorch's rule that a
+    last ceil-mode window starting in the padding is dropped)."""
+    checked = 0
+    for n, k, s in itertools.product((5, 6, 7, 8, 13), (1, 2, 3, 4), (1, 2, 3)):
+        for p in range(0, k // 2 + 1):
+            if k > n + 2 * p:
+                continue
+            for ceil in (False, True):
+                src = net_src(f"1x{n}x{n + 1}", f"  maxpool {k}/{s} p{p}{' ceil' if ceil else ''}")
+                inferred = archdsl.compile(src).output_shape.dims
+                actual = nn.MaxPool2d(k, s, p, ceil_mode=ceil)(torch.zeros(1, 1, n, n + 1)).shape[1:]
+                assert inferred == tuple(actual), (n, k, s, p, ceil)
+                checked += 1
+    assert checked > 200
+
+
+@case("gap", "gmp")
+def global_pool_cases(kind):
+    reduce = {"gap": lambda x, m: x.mean((2, 3), keepdim=True), "gmp": lambda x, m: x.amax((2, 3), keepdim=True)}
+    net, _ = same_output(net_src("3x5x7", f"  {kind}"), reduce[kind])
+    assert net.output_shape.dims == (3, 1, 1)
+
+
+@case("adaptive_avgpool", "adaptive_maxpool")
+def adaptive_cases(kind):
+    fn = F.adaptive_avg_pool2d if kind == "adaptive_avgpool" else F.adaptive_max_pool2d
+    same_output(net_src("3x13x11", f"  {kind} 3x2"), lambda x, m: fn(x, (3, 2)))
+    same_output(net_src("3x13x11", f"  {kind} 6x6"), lambda x, m: fn(x, 6))
+    assert archdsl.compile(net_src("3x13x11", f"  {kind} 7")).output_shape.dims == (3, 7, 7)
+
+
+@case("spp")
+def spp_cases(kind):
+    # He et al. 2014: a fixed-length C * sum(n^2) vector whatever the input size
+    src = "network t {\n  input 4x13x13\n  spp 4,2,1\n  fc 5 noact\n}\n"
+    for size in (13, 10, 7, 4, 19):
+        net = archdsl.compile(src, input=f"4x{size}x{size + 2}")
+        assert net.node("spp1").shape.dims == (4 * (16 + 4 + 1),)
+        assert net.params == 84 * 5 + 5  # the fc after it never changes size
+        net, model = built(src, input=f"4x{size}x{size + 2}")
+        x = torch.randn(2, 4, size, size + 2)
+        with torch.no_grad():
+            got = model.body.spp1(x)
+        # the paper's pyramid (§2.3): per level, n x n max-pooled bins flattened, levels concatenated
+        expected = torch.cat([F.adaptive_max_pool2d(x, n).flatten(1) for n in (4, 2, 1)], 1)
+        torch.testing.assert_close(got, expected)
+
+
+# ---------------------------------------------------------------- fully connected, normalisation
+
+
+@case("fc")
+def fc_cases(kind):
+    # flattens CxHxW as torch.flatten(x, 1) does, then a linear layer
+    src = net_src("3x4x5", "  fc 7 noact")
+    same_output(src, lambda x, m: F.linear(x.flatten(1), m.body.fc1.weight, m.body.fc1.bias))
+    assert archdsl.compile(src).params == 60 * 7 + 7
+    # on a flat input it is a plain nn.Linear; `fc -> N`, `fc(expr)` and the `linear` alias
+    net, model = built("network t(classes=3) {\n  input 3x2x2\n  flatten\n  fc -> 6\n  linear(classes*2)\n}\n")
+    assert type(model.body.fc1) is nn.Linear and net.output_shape.dims == (6,)
+    net, model = built(net_src("3x2x2", "  bias off\n  fc 4"))
+    assert model.body.fc1.bias is None and net.params == 12 * 4
+
+
+@case("bn")
+def bn_cases(kind):
+    src = net_src("3x4x4", "  bn eps=1e-3 momentum=0.01")
+    net, model = same_output(src, lambda x, m: F.batch_norm(x, m.body.bn1.running_mean, m.body.bn1.running_var,
+                                                            m.body.bn1.weight, m.body.bn1.bias, False, 0.0, 1e-3))
+    bn = model.body.bn1
+    assert isinstance(bn, nn.BatchNorm2d) and bn.eps == 1e-3 and bn.momentum == 0.01
+    assert net.params == 6  # gamma and beta; running statistics are buffers
+    net, model = built(net_src("3x4x4", "  fc 5\n  batchnorm"))
+    # bias auto: the fc before `bn` loses its bias (it would be cancelled by the mean)
+    assert isinstance(model.body.bn1, nn.BatchNorm1d) and net.params == 48 * 5 + 10
+
+
+@case("lrn")
+def lrn_cases(kind):
+    # Caffe / torch.nn.LocalResponseNorm: b_c = a_c / (k + alpha/n * sum_{c' in window} a_c'^2)^beta,
+    # the window running from c - n//2 to c + (n-1)//2, zero beyond the edges
+    size, alpha, beta, k = 5, 2e-2, 0.75, 2.0
+
+    def formula(x, m):
+        sq = F.pad(x.pow(2), (0, 0, 0, 0, size // 2, (size - 1) // 2))
+        window = torch.stack([sq[:, c:c + size].sum(1) for c in range(x.shape[1])], 1)
+        return x / (k + alpha / size * window).pow(beta)
+
+    same_output(net_src("7x3x3", f"  lrn {size} alpha={alpha} beta={beta} k={k}"), formula)
+    same_output(net_src("7x3x3", "  lrn 3"), lambda x, m: F.local_response_norm(x, 3, 1e-4, 0.75, 1.0))
+
+
+# ---------------------------------------------------------------- activations
+
+
+_ACTS = {
+    "relu": F.relu, "relu6": F.relu6, "tanh": torch.tanh, "sigmoid": torch.sigmoid, "elu": F.elu,
+    "gelu": F.gelu, "silu": F.silu, "hardswish": F.hardswish,
+}
+
+
+@case(*_ACTS)
+def plain_activation_cases(kind):
+    fn = _ACTS[kind]
+    # as a layer of its own, on maps and on flat tensors
+    same_output(net_src("3x4x4", f"  {kind}"), lambda x, m: fn(x))
+    same_output(net_src("3x4x4", f"  flatten\n  {kind}"), lambda x, m: fn(x.flatten(1)))
+    # as the scoped default after a conv and an fc
+    net, model = built(net_src("3x4x4", f"  act {kind}\n  conv 1x1 -> 2\n  fc 3"))
+    assert [n for n, _ in model.body.conv1.named_children()] == ["conv", kind]
+    assert [n for n, _ in model.body.fc1.named_children()] == ["fc", kind]
+    # and as a per-layer override of the default
+    net, model = built(net_src("3x4x4", f"  act relu\n  conv 1x1 -> 2 {kind}"))
+    assert [n for n, _ in model.body.conv1.named_children()] == ["conv", kind]
+    if kind == "silu":
+        same_output(net_src("3x4x4", "  swish"), lambda x, m: F.silu(x))
+
+
+@case("lrelu")
+def lrelu_cases(kind):
+    same_output(net_src("3x4x4", "  lrelu 0.2"), lambda x, m: F.leaky_relu(x, 0.2))
+    same_output(net_src("3x4x4", "  leaky_relu"), lambda x, m: F.leaky_relu(x, 0.01))
+    net, model = built(net_src("3x4x4", "  act lrelu 0.1\n  conv 1x1 -> 2"))
+    assert model.body.conv1.lrelu.negative_slope == pytest.approx(0.1)
+
+
+@case("prelu")
+def prelu_cases(kind):
+    # He et al. 2015: one learnt slope per channel
+    net, model = same_output(net_src("3x4x4", "  prelu"), lambda x, m: F.prelu(x, m.body.prelu1.weight))
+    assert net.params == 3 and model.body.prelu1.weight.numel() == 3
+    net, _ = built(net_src("3x4x4", "  act prelu\n  conv 1x1 -> 5"))
+    assert net.params == 3 * 5 + 5 + 5
+
+
+@case("softmax")
+def softmax_cases(kind):
+    same_output(net_src("3x4x4", "  softmax"), lambda x, m: torch.softmax(x, 1))
+    same_output(net_src("3x4x4", "  fc 6 noact\n  softmax"),
+                lambda x, m: torch.softmax(F.linear(x.flatten(1), m.body.fc1.weight, m.body.fc1.bias), 1))
+
+
+# ---------------------------------------------------------------- reshaping and regularisation
+
+
+@case("dropout")
+def dropout_cases(kind):
+    net, model = same_output(net_src("3x4x4", "  dropout 0.3"), lambda x, m: x)  # identity in eval mode
+    assert model.body.dropout1.p == pytest.approx(0.3)
+    _, model = built(net_src("3x4x4", "  dropout"))
+    assert model.body.dropout1.p == pytest.approx(0.5)
+
+
+@case("flatten")
+def flatten_cases(kind):
+    net, _ = same_output(net_src("3x4x5", "  flatten"), lambda x, m: x.flatten(1))
+    assert net.output_shape.dims == (60,)
+
+
+@case("identity")
+def identity_cases(kind):
+    same_output(net_src("3x4x5", "  identity"), lambda x, m: x)
+
+
+@case("select")
+def select_cases(kind):
+    same_output(net_src("6x3x3", "  select 4,0,2"), lambda x, m: x[:, [4, 0, 2]])
+    same_output(net_src("6x3x3", "  select 1,2,3"), lambda x, m: x[:, 1:4])
+    net, _ = same_output(net_src("6x3x3", "  select 5"), lambda x, m: x[:, 5:6])
+    assert net.output_shape.dims == (1, 3, 3)
+
+
+@case("decimate")
+def decimate_cases(kind):
+    # He et al. 2016 option A: the shortcut keeps every second row and column
+    net, _ = same_output(net_src("3x7x8", "  decimate 2"), lambda x, m: x[:, :, ::2, ::2])
+    assert net.output_shape.dims == (3, 4, 4)
+    same_output(net_src("3x7x8", "  decimate 1x3"), lambda x, m: x[:, :, :, ::3])
+
+
+@case("padc")
+def padc_cases(kind):
+    # zero channels split evenly before and after the input's, as F.pad(x, (0,0,0,0,p,p)) does
+    net, _ = same_output(net_src("4x3x3", "  padc -> 8"),
+                         lambda x, m: torch.cat([torch.zeros(2, 2, 3, 3), x, torch.zeros(2, 2, 3, 3)], 1))
+    assert net.params == 0
+    same_output(net_src("4x3x3", "  pad_channels -> 7"),
+                lambda x, m: torch.cat([torch.zeros(2, 1, 3, 3), x, torch.zeros(2, 2, 3, 3)], 1))
+
+
+# ---------------------------------------------------------------- LeNet-5 (1998) kinds
+
+
+@case("subsample")
+def subsample_cases(kind):
+    # LeCun et al. 1998 §II-B: a 2x2 window sum, times a trainable coefficient, plus a
+    # trainable bias, per map, then the squashing function
+    def formula(x, m):
+        scale = m.body.subsample1[0].scale
+        s = F.avg_pool2d(x, 2) * 4
+        return 1.7159 * torch.tanh(2 / 3 * (s * scale.weight.view(1, -1, 1, 1) + scale.bias.view(1, -1, 1, 1)))
+
+    net, model = same_output(net_src("6x28x28", "  act lecun_tanh\n  subsample 2"), formula)
+    assert net.params == 12 and net.output_shape.dims == (6, 14, 14)
+
+
+@case("lecun_tanh")
+def lecun_tanh_cases(kind):
+    net, _ = same_output(net_src("3x4x4", "  lecun_tanh"), lambda x, m: 1.7159 * torch.tanh(2 / 3 * x))
+    # f(1) = 1 (Appendix A), to the four digits A is given with
+    _, model = built(net_src("1x1x1", "  lecun_tanh"))
+    with torch.no_grad():
+        assert model.eval()(torch.ones(1, 1, 1, 1)).item() == pytest.approx(1.0, abs=1e-4)
+    same_output(net_src("3x4x4", "  lecun_tanh amplitude=2 slope=0.5"), lambda x, m: 2 * torch.tanh(0.5 * x))
+
+
+@case("rbf")
+def rbf_cases(kind):
+    # y_i = sum_j (x_j - w_ij)^2 with fixed codes (buffers, not parameters)
+    net, model = same_output(net_src("1x4x4", "  fc 12 noact\n  rbf 10"), lambda x, m: (
+        (F.linear(x.flatten(1), m.body.fc1.weight, m.body.fc1.bias).unsqueeze(1) - m.body.rbf1.codes) ** 2).sum(-1))
+    assert net.params == 16 * 12 + 12
+    codes = model.body.rbf1.codes
+    assert codes.shape == (10, 12) and set(codes.unique().tolist()) == {-1.0, 1.0}
+    assert "body.rbf1.codes" in model.state_dict()
+
+
+# ---------------------------------------------------------------- merges
+
+
+@case("concat")
+def concat_cases(kind):
+    src = net_src("3x8x8", "  concat {\n    conv 1x1 -> 4\n  | conv 3x3 p1 -> 2; relu\n  | maxpool 3/1 p1\n  }")
+
+    def ref(x, m):
+        b = m.body.concat1
+        return torch.cat([F.conv2d(x, b.branch1.conv1.weight, b.branch1.conv1.bias),
+                          F.relu(F.conv2d(x, b.branch2.conv1.weight, b.branch2.conv1.bias, padding=1)),
+                          F.max_pool2d(x, 3, 1, 1)], 1)
+
+    net, _ = same_output(src, ref)
+    assert net.output_shape.dims == (9, 8, 8)
+    # flat branches concatenate too
+    net, _ = built(net_src("3x2x2", "  concat { fc 4 | fc 5 }"))
+    assert net.output_shape.dims == (9,)
+
+
+@case("add")
+def add_cases(kind):
+    src = net_src("3x8x8", "  add { conv 3x3 p1 -> 3 | identity }")
+    same_output(src, lambda x, m: x + F.conv2d(x, m.body.add1.branch1.conv1.weight, m.body.add1.branch1.conv1.bias,
+                                               padding=1))
+    # Szegedy et al. 2016 (Inception-ResNet): x + S * f(x)
+    src = net_src("3x8x8", "  residual scale=0.2 { conv 3x3 p1 -> 3 }")
+    net, model = same_output(src, lambda x, m: x + 0.2 * F.conv2d(
+        x, m.body.residual1.branch1.conv1.weight, m.body.residual1.branch1.conv1.bias, padding=1))
+    assert [n for n, _ in model.body.residual1.named_children()] == ["branch1", "branch2"]
+    assert net.node("residual1").op.params.scales == (0.2, 1.0)
+
+
+# ---------------------------------------------------------------- the registry
+
+
+KIND_NAMES = sorted(k.name for k in kinds())
+
+
+def test_every_kind_has_a_case():
+    missing = [k for k in KIND_NAMES if k not in CASES]
+    assert not missing, f"layer kinds without a torch test case in {__file__}: {missing}"
+
+
+@pytest.mark.parametrize("kind", KIND_NAMES)
+def test_kind_against_torch(kind):
+    if kind not in CASES:
+        pytest.fail(f"no torch test case for layer kind '{kind}': add one to tests/test_layers_torch.py")
+    CASES[kind](kind)
