@@ -115,9 +115,10 @@ def rbf_codes(n_out: int, n_in: int, seed: int = 1998) -> tuple[tuple[float, ...
     """The fixed +-1 codes of an `rbf` layer: one row of `n_in` values per output unit.
 
     LeCun et al. (§II-B, Fig. 3) drew each code as a 7x12 bitmap of a stylised character;
-    those bitmaps are not reproduced here. These codes are a deterministic pseudo-random
-    +-1 pattern instead: Python guarantees that ``random.Random(seed).random()`` yields the
-    same sequence in every version, so the codes (and checkpoints holding them) are stable.
+    those bitmaps are not reproduced here. These codes are +-1 with equal probability, the
+    alternative the same section mentions, drawn deterministically: Python guarantees that
+    ``random.Random(seed).random()`` yields the same sequence in every version, so the
+    codes (and checkpoints holding them) are stable.
     """
     rng = random.Random(seed)
     return tuple(tuple(1.0 if rng.random() < 0.5 else -1.0 for _ in range(n_in)) for _ in range(n_out))
