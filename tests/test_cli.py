@@ -1,0 +1,248 @@
+"""The `archdsl` command, run as users run it: in a subprocess, checking exit codes,
+what goes to stdout and stderr, and that user mistakes never show a traceback.
+
+Exit codes (archdsl/cli.py): 0 success, 1 a mistake in a spec, 2 a usage mistake,
+3 an internal error.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+NIN = "specs/nin.arch"
+
+
+def run(*args: str, cwd: Path = ROOT, timeout: float = 120) -> subprocess.CompletedProcess:
+    """`archdsl ARGS` through `python -m archdsl.cli` with this interpreter."""
+    env = dict(os.environ, COLUMNS="120", NO_COLOR="1")
+    return subprocess.run([sys.executable, "-m", "archdsl.cli", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env=env)
+
+
+def assert_clean_failure(proc: subprocess.CompletedProcess, code: int) -> None:
+    assert proc.returncode == code, f"exit {proc.returncode}, expected {code}\nstdout:\n{proc.stdout}\n" \
+                                    f"stderr:\n{proc.stderr}"
+    assert "Traceback" not in proc.stdout + proc.stderr
+
+
+# ---------------------------------------------------------------- compile
+
+
+def test_compile_prints_the_report_and_exits_0():
+    proc = run("compile", NIN)
+    assert proc.returncode == 0, proc.stderr
+    # both networks of the file, with their published figures (figures.md)
+    assert "params: 966,986" in proc.stdout
+    assert "MACs: 222,486,528" in proc.stdout
+    assert "params: 7,595,176" in proc.stdout
+    assert "mlpconv1.conv1" in proc.stdout
+
+
+def test_the_console_script_is_installed_and_works():
+    exe = shutil.which("archdsl", path=str(Path(sys.executable).parent)) or shutil.which("archdsl")
+    if exe is None:
+        pytest.skip("the archdsl console script is not on PATH")
+    proc = subprocess.run([exe, "compile", NIN, "-n", "nin"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "params: 966,986" in proc.stdout
+
+
+def test_compile_json_parses_and_holds_the_figures():
+    proc = run("compile", NIN, "-n", "nin", "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["network"] == "nin"
+    assert report["params"] == 966_986
+    assert report["macs"] == 222_486_528
+    assert report["flops"] == 2 * 222_486_528
+    assert report["output"] == [10, 1, 1]
+    assert sum(layer["params"] for layer in report["layers"]) == report["params"]
+
+
+def test_compile_json_of_a_file_with_several_networks_is_a_list():
+    proc = run("compile", NIN, "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    reports = json.loads(proc.stdout)
+    assert [r["network"] for r in reports] == ["nin", "nin_imagenet"]
+
+
+def test_compile_markdown_is_a_table():
+    proc = run("compile", NIN, "-n", "nin", "--format", "markdown")
+    assert proc.returncode == 0, proc.stderr
+    rows = [line for line in proc.stdout.splitlines() if line.startswith("|")]
+    widths = {line.count("|") for line in rows}
+    assert len(widths) == 1, "every markdown row has the same number of cells"
+    assert any("conv 5x5 p2 -> 192" in r for r in rows)
+
+
+def test_compile_with_an_input_override():
+    proc = run("compile", NIN, "-n", "nin", "--input", "3x64x64", "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["input"] == [3, 64, 64]
+    assert report["params"] == 966_986  # no fc layer: the weights do not depend on the input size
+
+
+def test_compile_never_imports_torch():
+    """The analytic path must stay light: no torch import for compile (or check)."""
+    code = (
+        "import runpy, sys\n"
+        "sys.argv = ['archdsl', 'compile', %r, '--format', 'json']\n"
+        "try:\n"
+        "    runpy.run_module('archdsl.cli', run_name='__main__')\n"
+        "except SystemExit as e:\n"
+        "    assert not e.code, e.code\n"
+        "print('TORCH' if any(m == 'torch' or m.startswith('torch.') for m in sys.modules) else 'NO TORCH',"
+        " file=sys.stderr)\n" % NIN
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == "NO TORCH"
+    # and the import-time log agrees (a module imported at any depth shows up there)
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "archdsl.cli", "compile", NIN], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0
+    imported = [line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time")]
+    assert "archdsl.report" in imported  # the log is the one we think it is
+    assert not [m for m in imported if m == "torch" or m.startswith("torch.")]
+
+
+# ---------------------------------------------------------------- usage errors: exit 2
+
+
+@pytest.mark.parametrize("args", [
+    ("compile", NIN, "--no-such-option"),
+    ("compile", "specs/no_such_file.arch"),
+    ("compile", NIN, "--input", "3x0x224"),
+    ("compile", NIN, "--input", "3x224"),
+    ("compile", NIN, "--format", "yaml"),
+    ("frobnicate",),
+], ids=["unknown-option", "missing-file", "zero-size-input", "two-dims-input", "unknown-format", "unknown-command"])
+def test_usage_mistakes_exit_2(args):
+    proc = run(*args)
+    assert_clean_failure(proc, 2)
+    assert proc.stderr.strip(), "a usage mistake says what is wrong"
+
+
+def test_bad_input_names_the_expected_form():
+    proc = run("compile", NIN, "--input", "3x0x224")
+    assert_clean_failure(proc, 2)
+    assert "E601" in proc.stderr and "CxHxW" in proc.stderr
+
+
+def test_unknown_network_is_an_error_that_lists_the_networks():
+    proc = run("compile", NIN, "-n", "nim")
+    assert proc.returncode in (1, 2)
+    assert "Traceback" not in proc.stderr
+    assert "E203" in proc.stderr and "nin" in proc.stderr
+
+
+# ---------------------------------------------------------------- spec errors: exit 1
+
+
+BAD_SPECS = {
+    # (text, code, line, column, underlined text)
+    "unknown-layer": ("\nnetwork n {\n  input 3x32x32\n  convv 3x3 -> 8\n}\n", "E201", 4, 3, "convv"),
+    "syntax": ("\nnetwork n {\n  input 3x32x32\n  conv 3x3 -> \n}\n", "E10", 4, None, None),
+    "empty-output": ("\nnetwork n {\n  input 3x8x8\n  conv 3x3/2 -> 8\n  conv 5x5 -> 8\n}\n", "E402", 5, 3, None),
+    "add-mismatch": ("\nnetwork n {\n  input 3x8x8\n  add { conv 1x1 -> 4 | identity }\n}\n", "E404", 4, None,
+                     None),
+    "failed-expect": ("\nnetwork n {\n  input 3x8x8\n  conv 3x3 -> 4\n  expect params = 100\n}\n", "E501", 5, 3,
+                      None),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_SPECS))
+def test_spec_errors_exit_1_with_location_and_caret(tmp_path, name):
+    text, code, line, column, underlined = BAD_SPECS[name]
+    path = tmp_path / f"{name}.arch"
+    path.write_text(text)
+    proc = run("check" if name == "failed-expect" else "compile", str(path))
+    assert_clean_failure(proc, 1)
+    err = proc.stderr
+    m = re.search(rf"{re.escape(str(path))}:(\d+):(\d+): error\[({code}\d*)\]: ", err)
+    assert m, f"no `file:line:col: error[{code}...]` header in:\n{err}"
+    assert int(m.group(1)) == line
+    if column is not None:
+        assert int(m.group(2)) == column
+    # the source line is quoted and a caret run sits under the offending column
+    lines = err.splitlines()
+    quoted = next(i for i, t in enumerate(lines) if re.match(rf"\s*{line} \| ", t))
+    caret = lines[quoted + 1]
+    gutter = lines[quoted].index("|") + 2
+    col = int(m.group(2))
+    assert caret.index("^") == gutter + col - 1
+    if underlined is not None:
+        n = len(caret.strip())
+        assert lines[quoted][gutter + col - 1:gutter + col - 1 + n] == underlined
+
+
+def test_check_passes_on_the_nin_specs():
+    proc = run("check", NIN)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "nin" in proc.stdout and "nin_imagenet" in proc.stdout
+
+
+def test_check_json_reports_each_network(tmp_path):
+    bad = tmp_path / "bad.arch"
+    bad.write_text("network n {\n  input 3x8x8\n  conv 3x3 -> 4\n  expect params = 100\n}\n")
+    proc = run("check", NIN, str(bad), "--format", "json")
+    assert proc.returncode == 1
+    out = json.loads(proc.stdout)
+    assert out["ok"] is False and out["networks"] == 3 and out["failed"] == 1
+    failed = [r for r in out["results"] if not r["ok"]]
+    assert failed[0]["network"] == "n" and failed[0]["failed"][0]["found"] == 4 * 3 * 9 + 4
+
+
+# ---------------------------------------------------------------- build
+
+
+def test_build_prints_the_output_shape_and_equal_parameter_counts():
+    proc = run("build", NIN, "-n", "nin")
+    assert proc.returncode == 0, proc.stderr
+    assert "output (1, 10, 1, 1)" in proc.stdout
+    m = re.search(r"parameters: ([\d,]+) \(analytic ([\d,]+): equal\)", proc.stdout)
+    assert m and m.group(1) == m.group(2) == "966,986"
+
+
+def test_build_with_cuda_and_no_cuda_is_a_usage_error():
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present")
+    proc = run("build", NIN, "-n", "nin", "--device", "cuda")
+    assert_clean_failure(proc, 2)
+    assert "cuda" in proc.stderr.lower()
+
+
+def test_build_of_a_file_with_several_networks_needs_a_name():
+    proc = run("build", NIN)
+    assert_clean_failure(proc, 2)
+    assert "nin_imagenet" in proc.stderr
+
+
+# ---------------------------------------------------------------- kinds, version
+
+
+def test_kinds_lists_every_registered_kind():
+    from archdsl.layers import kinds
+
+    proc = run("kinds")
+    assert proc.returncode == 0
+    listed = {line.split()[0] for line in proc.stdout.splitlines() if line.strip()}
+    assert listed == {k.name for k in kinds()}
+
+
+def test_version():
+    import archdsl
+
+    proc = run("--version")
+    assert proc.returncode == 0 and archdsl.__version__ in proc.stdout
