@@ -171,7 +171,9 @@ class Report:
                       header_style="bold")
         for col, justify in (("layer", "left"), ("op", "left"), ("output", "right"), ("params", "right"),
                              ("MACs", "right"), ("RF", "right"), ("activations", "right")):
-            table.add_column(col, justify=justify, no_wrap=col in ("layer", "output"), overflow="fold")
+            # numbers and shapes never wrap (a folded "118,013,9 / 52" misreads); when the table
+            # is too wide, long qualified layer names and labels fold instead
+            table.add_column(col, justify=justify, no_wrap=col not in ("layer", "op"), overflow="fold")
         for r in self.rows:
             table.add_row(r.name, r.op, _fmt_shape(r.output), f"{r.params:,}" if r.params else "",
                           f"{r.macs:,}" if r.macs else "", f"{r.rf[0]}" if r.rf[0] == r.rf[1] else f"{r.rf[0]}x{r.rf[1]}",
@@ -223,7 +225,11 @@ def _fmt_value(v: Any) -> str:
 
 
 def _mb(n: int) -> str:
-    return f"{n / 2**20:,.2f} MiB"
+    """Bytes in binary units, so that a small network does not read "0.00 MiB"."""
+    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= size:
+            return f"{n / size:,.2f} {unit}"
+    return f"{n:,} B"
 
 
 def _jsonable(v: Any) -> Any:
