@@ -113,6 +113,11 @@ class NetworkDiff:
         return not self.changes and (a.input, a.output, a.params, a.macs, a.aux_outputs) == (
             b.input, b.output, b.params, b.macs, b.aux_outputs)
 
+    @property
+    def headers(self) -> tuple[str, str]:
+        """Column titles: the networks' names, or before / after for one network in two versions."""
+        return (self.a.name, self.b.name) if self.a.name != self.b.name else ("before", "after")
+
     def of_level(self, level: str) -> list[Change]:
         return [c for c in self.changes if c.level == level]
 
@@ -128,7 +133,7 @@ class NetworkDiff:
     def to_text(self) -> str:
         a, b = self.a, self.b
         lines = [f"--- {a.where}", f"+++ {b.where}", ""]
-        rows = [("", a.name, b.name, "change")]
+        rows = [("", *self.headers, "change")]
         rows.append(("params", f"{a.params:,}", f"{b.params:,}", _delta(a.params, b.params)))
         if a.aux_outputs or b.aux_outputs:
             rows.append(("params without aux", f"{a.params_without_aux:,}", f"{b.params_without_aux:,}",
@@ -158,7 +163,7 @@ class NetworkDiff:
 
     def to_markdown(self) -> str:
         a, b = self.a, self.b
-        an, bn = _md(a.name), _md(b.name)
+        an, bn = (_md(h) for h in self.headers)
         lines = [f"### `{_md(a.where)}` → `{_md(b.where)}`", "",
                  f"| | {an} | {bn} | change |", "|---|---:|---:|---:|",
                  f"| params | {a.params:,} | {b.params:,} | {_delta(a.params, b.params)} |"]
