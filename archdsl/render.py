@@ -141,7 +141,7 @@ class _Node:
 class _Layout:
     """Decides which visible node stands for each graph node, and the cluster nesting."""
 
-    def __init__(self, net: "CompiledNetwork", depth: int | None, collapse_repeats: bool):
+    def __init__(self, net: "CompiledNetwork", depth: int | None, collapse_repeats: bool, only: str | None = None):
         if depth is not None and depth < 0:
             raise ValueError(f"depth must be at least 0, not {depth}")
         self.net = net
@@ -152,8 +152,22 @@ class _Layout:
         self.cluster_of: dict[str, str | None] = {}
         self.merges: dict[str, Any] = {}  # merge graph node -> TMerge
         self.root = _Cluster("", "", "root")
-        self._node(net.input, self.root, "input", net.input)
-        self._items(net.tree.items, self.root, 0)
+        if only is None:
+            self._node(net.input, self.root, "input", net.input)
+            self._items(net.tree.items, self.root, 0)
+            return
+        # one group: the tensors it reads from outside are drawn as its inputs, and the depth
+        # counts from the group's own body
+        item = find_group(net, only)
+        members = set(subtree_nodes(item))
+        for n in net.graph.nodes:
+            if n in members:
+                for u in net.node(n).inputs:
+                    if u not in members and u not in self.rep:
+                        self._add(u, self.root, f"<b>{_esc(u)}</b><br/>{_shape(net.node(u).shape)}",
+                                  {"shape": "oval", "fillcolor": INPUT_COLOUR}, "input")
+                        self.rep[u] = u
+        self._items([item], self.root, -1)
 
     # -- walking the tree
     def _items(self, items: list, container: _Cluster, level: int) -> None:
@@ -172,7 +186,7 @@ class _Layout:
             elif isinstance(it, (TSeq, TAux)):
                 seq = it.body if isinstance(it, TAux) else it
                 aux = it.name if isinstance(it, TAux) else None
-                if self.depth is not None and level >= self.depth:
+                if self.depth is not None and level >= self.depth and level >= 0:
                     run = [seq]
                     if self.collapse_repeats and seq.block is not None:
                         while (i + len(run) < len(items) and isinstance(items[i + len(run)], TSeq)
@@ -253,8 +267,8 @@ class _Layout:
             info = self.net.node(v)
             merge = self.merges.get(v)
             for k, u in enumerate(info.inputs):
-                ru, rv = self.rep[u], self.rep[v]
-                if ru == rv or (ru, rv) in seen:
+                ru, rv = self.rep.get(u), self.rep.get(v)
+                if ru is None or rv is None or ru == rv or (ru, rv) in seen:
                     continue
                 seen.add((ru, rv))
                 attrs: dict[str, str] = {}
@@ -292,8 +306,51 @@ def _merge_text(merge, info) -> str:
 # ---------------------------------------------------------------- DOT
 
 
-def title(net: "CompiledNetwork") -> str:
-    """The diagram's title: name, input -> output, parameters and MACs."""
+def find_group(net: "CompiledNetwork", path: str):
+    """The block call, named group, aux head or merge branch at `path` (``inception3a``,
+    ``resnet_imagenet1.layer2``). Raises ValueError, naming the groups there are."""
+    from .diagnostics import did_you_mean
+    from .graph import TAux, TMerge, TSeq
+
+    groups: dict[str, Any] = {}
+
+    def visit(items: list) -> None:
+        for it in items:
+            if isinstance(it, TMerge):
+                for br in it.branches:
+                    groups[br.path] = br
+                    visit(br.items)
+            elif isinstance(it, (TSeq, TAux)):
+                seq = it.body if isinstance(it, TAux) else it
+                groups[seq.path] = it
+                visit(seq.items)
+
+    visit(net.tree.items)
+    if path not in groups:
+        named = [p for p, g in groups.items() if not (isinstance(g, TSeq) and g.block is None
+                                                      and g.name.startswith("branch"))]
+        tails = [p for p in groups if p.endswith("." + path)]
+        hint = ("did you mean " + " or ".join(f"'{p}'" for p in tails[:3]) + "?" if tails else None) or \
+            did_you_mean(path, groups) or ("groups: " + ", ".join(named[:12]) +
+                                              (f", ... ({len(named)} in all)" if len(named) > 12 else "")
+                                              if named else "it has no blocks or groups")
+        raise ValueError(f"{net.name} has no block or group '{path}'; {hint}")
+    return groups[path]
+
+
+def title(net: "CompiledNetwork", only: str | None = None) -> str:
+    """The diagram's title: name, input -> output, parameters and MACs (of one group with `only`)."""
+    if only is not None:
+        item = find_group(net, only)
+        nodes = list(subtree_nodes(item))
+        first = net.node(nodes[0]) if nodes else None
+        seq = item.body if hasattr(item, "body") else item
+        out = seq_output(seq)
+        shape_in = first.in_shapes[0] if first is not None and first.in_shapes else "?"
+        shape_out = net.node(out).shape if out is not None else shape_in
+        params = sum(net.node(n).params for n in nodes)
+        macs = sum(net.node(n).macs for n in nodes)
+        return f"{net.name}.{only}: {shape_in} -> {shape_out}, {params:,} params, {macs:,} MACs"
     params = f"{net.params:,} params"
     if net.aux_outputs:
         params += f" ({net.params_without_aux:,} without aux)"
@@ -301,8 +358,9 @@ def title(net: "CompiledNetwork") -> str:
 
 
 def to_dot(net: "CompiledNetwork", depth: int | None = None, rankdir: str = "TB",
-           collapse_repeats: bool = True) -> str:
-    """The diagram as DOT text (needs no Graphviz program).
+           collapse_repeats: bool = True, only: str | None = None) -> str:
+    """The diagram as DOT text (needs no Graphviz program). `only` draws one block call or
+    group (by its path, e.g. ``inception3a``) with `depth` counted from its body.
 
     >>> from archdsl import compile
     >>> net = compile("network n { input 3x8x8; act relu; conv 3x3 p1 -> 4; gap; fc 2 noact }")
@@ -315,14 +373,14 @@ def to_dot(net: "CompiledNetwork", depth: int | None = None, rankdir: str = "TB"
     rankdir = rankdir.upper()
     if rankdir not in ("TB", "LR", "BT", "RL"):
         raise ValueError(f"rankdir must be TB, LR, BT or RL, not {rankdir!r}")
-    layout = _Layout(net, depth, collapse_repeats)
+    layout = _Layout(net, depth, collapse_repeats, only)
     g = graphviz.Digraph(net.name)
-    g.attr(rankdir=rankdir, label=_esc_plain(title(net)), labelloc="t", fontname=FONT, fontsize="16",
+    g.attr(rankdir=rankdir, label=_esc_plain(title(net, only)), labelloc="t", fontname=FONT, fontsize="16",
            newrank="true", nodesep="0.25", ranksep="0.3")
     g.attr("node", shape="box", style="rounded,filled", fontname=FONT, fontsize="11", margin="0.08,0.04")
     g.attr("edge", fontname=FONT, fontsize="9", color="#555555", arrowsize="0.6")
 
-    outputs = {layout.rep[net.output]} | {layout.rep[n] for n in net.aux_outputs.values()}
+    outputs = {layout.rep.get(n) for n in (net.output, *net.aux_outputs.values())}
 
     def emit(container: _Cluster, target) -> None:
         for item in container.items:
@@ -400,13 +458,14 @@ def output_format(output: str | Path, format: str | None = None) -> str:
 
 
 def render(net: "CompiledNetwork", output: str | Path | None = None, *, depth: int | None = None,
-           rankdir: str = "TB", collapse_repeats: bool = True, format: str | None = None) -> str:
+           rankdir: str = "TB", collapse_repeats: bool = True, only: str | None = None,
+           format: str | None = None) -> str:
     """Draw `net`; write `output` (.svg, .png, .pdf or .dot) when given; return the DOT text.
 
     Writing .dot needs no Graphviz program; the other formats raise
     :class:`GraphvizNotFound` when `dot` is not on PATH.
     """
-    text = to_dot(net, depth=depth, rankdir=rankdir, collapse_repeats=collapse_repeats)
+    text = to_dot(net, depth=depth, rankdir=rankdir, collapse_repeats=collapse_repeats, only=only)
     if output is not None:
         fmt = output_format(output, format)
         path = Path(output)

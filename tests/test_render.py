@@ -15,7 +15,7 @@ from click.testing import CliRunner
 import archdsl
 from archdsl.cli import main
 from archdsl.graph import TAux, TLayer, TMerge, TSeq
-from archdsl.render import GraphvizNotFound, dot_available, render, to_dot, to_svg
+from archdsl.render import GraphvizNotFound, dot_available, render, title, to_dot, to_svg
 
 from conftest import ROOT, spec_ids, spec_networks
 
@@ -180,6 +180,42 @@ def test_depth_reduces_svg_nodes_for_googlenet():
     assert "inception(c1=64, c3r=96, c3=128, c5r=16, c5=32, pp=32, k5=5)" in texts
 
 
+def test_only_one_group():
+    g = archdsl.compile(ROOT / "specs" / "googlenet.arch", "googlenet")
+    dot = to_dot(g, only="inception3a")
+    # 7 layers and the concat, the pool it reads from, the legend; the block's own totals
+    assert _visible(dot) == 8 + 1
+    assert "googlenet.inception3a: 192x28x28 -> 256x28x28, 163,696 params" in dot
+    assert dot.count("subgraph cluster_") == 1
+    assert 'pool2 [label=<<b>pool2</b>' in dot  # the tensor it reads, drawn as its input
+    r50 = archdsl.compile(ROOT / "specs" / "resnet.arch", "resnet50")
+    stage = "resnet_imagenet1.layer2"
+    # 4 bottlenecks of 3 convs, the add and the relu; the first adds the projection
+    assert _visible(to_dot(r50, only=stage)) == 1 + 4 * 5 + 1
+    assert to_dot(r50, only=stage).count("subgraph") == 1 + 4
+    # the depth counts from the group's body: the first bottleneck, then the 3 identical ones
+    dot = to_dot(r50, only=stage, depth=0)
+    assert _visible(dot) == 1 + 2 and "bottleneck2 .. bottleneck4 x3" in dot
+    with pytest.raises(ValueError, match="did you mean 'resnet_imagenet1.layer2'"):
+        to_dot(r50, only="layer2")
+
+
+def test_readme_diagrams_are_current():
+    """docs/img/*.svg are what docs/img/make.sh writes today (rerun it after changing a spec)."""
+    script = (ROOT / "docs" / "img" / "make.sh").read_text()
+    for line in script.splitlines():
+        if not line.startswith("archdsl render "):
+            continue
+        args = line.split()[2:]
+        spec, opts = args[0], dict(zip(args[1::2], args[2::2]))
+        net = archdsl.compile(ROOT / spec, opts["-n"])
+        dot = to_dot(net, depth=int(opts["--depth"]) if "--depth" in opts else None, only=opts.get("--only"))
+        svg = (ROOT / opts["-o"]).read_text()
+        nodes, clusters, texts = parse_svg(svg)
+        assert texts[0] == title(net, opts.get("--only")), f"{opts['-o']} is stale: run docs/img/make.sh"
+        assert len(nodes) == dot.count("[label=<"), f"{opts['-o']} is stale: run docs/img/make.sh"
+
+
 def test_negative_depth_and_bad_rankdir_are_refused():
     net = archdsl.compile(ROOT / "specs" / "nin.arch", "nin")
     with pytest.raises(ValueError):
@@ -276,6 +312,8 @@ def test_cli_without_graphviz(tmp_path, monkeypatch):
     (["render", "specs/nin.arch", "-n", "nin", "-o", "x.jpg"], "unknown diagram format 'jpg'"),
     (["render", "specs/nin.arch", "-n", "nin", "-o", "x.svg", "--depth", "-1"], "--depth"),
     (["render", "specs/nope.arch", "-o", "x.svg"], "no such file"),
+    (["render", "specs/resnet.arch", "-n", "resnet50", "--only", "layer2", "-o", "x.svg"],
+     "did you mean 'resnet_imagenet1.layer2'"),
 ])
 def test_cli_render_usage_errors(args, message, monkeypatch):
     monkeypatch.chdir(ROOT)
