@@ -79,7 +79,7 @@ class Report:
         for info in net.nodes():
             block = ".".join(f"{name}:{blk}" for name, blk in info.scope) or None
             hyper = dict(info.kind.hyper(info.op.params))
-            if info.in_shapes:
+            if len(info.in_shapes) == 1:  # a merge has one input per branch: its `input` lists them
                 hyper.setdefault("in_channels", info.in_shapes[0].c)
             if info.shape is not None:
                 hyper.setdefault("out_channels", info.shape.c)
