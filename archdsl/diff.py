@@ -86,8 +86,8 @@ class Summary:
     def of(cls, net: "CompiledNetwork") -> "Summary":
         return cls(net.name, net.file, str(net.input_shape), str(net.output_shape), net.params,
                    net.params_without_aux, net.macs,
-                   # as `expect layers` counts: every node but the input and the merges
-                   sum(1 for i in net.nodes() if i.inputs and i.kind.category != "merge"),
+                   # every node but the input (whose shape is compared on its own), merges included
+                   net.graph.number_of_nodes() - 1,
                    tuple((k, str(net.node(v).shape)) for k, v in net.aux_outputs.items()))
 
 
@@ -216,11 +216,9 @@ class NetworkDiff:
 
 
 def _layers(net: "CompiledNetwork") -> dict[str, Side]:
-    out = {}
-    for info in net.nodes():
-        op = info.label() if info.inputs else "input"
-        out[info.id] = Side(op, str(info.shape), info.params, info.macs)
-    return out
+    """Every node but the input, by name: layers and merges."""
+    return {info.id: Side(info.label(), str(info.shape), info.params, info.macs)
+            for info in net.nodes() if info.id != net.input}
 
 
 def _groups(net: "CompiledNetwork") -> dict[str, Side]:

@@ -156,7 +156,8 @@ def test_diff_vgg16_vgg19_text():
     added = [line.split()[1] for line in text.splitlines() if line.startswith("+ ")]
     assert added == ["features.stage3.conv4", "features.stage4.conv4", "features.stage5.conv4"]
     assert not [line for line in text.splitlines() if line.startswith("- ")]
-    assert "layers: 3 added, 25 unchanged" in text
+    assert "layers              24              27  +3" in text
+    assert "layers: 3 added, 24 unchanged" in text
     assert "~ features.stage3\n    call    - vgg_stage(n=3, c=256, last=3, lrn=false)\n" in text
     # conv 3x3 256 -> 256 with bias at 56x56: 590,080 params, 56*56*256*256*9 MACs
     assert "conv 3x3 p1 -> 256 +relu  256x56x56  params 590,080  MACs 1,849,688,064" in text
@@ -180,6 +181,9 @@ def test_diff_googlenet_markdown_and_json():
     assert _torchvision_params("googlenet") == d["b"]["params"]
     removed = {c["name"] for c in d["changes"] if c["status"] == "removed" and c["level"] == "layer"}
     assert {"norm1", "norm2", "conv2_reduce"} <= removed  # the LRNs torchvision dropped
+    counts = d["counts"]["layers"]
+    assert counts["unchanged"] + counts["changed"] + counts["removed"] == d["a"]["layers"]
+    assert counts["unchanged"] + counts["changed"] + counts["added"] == d["b"]["layers"]
     # every MAC and parameter difference is accounted for by the layers listed
     layers = [c for c in d["changes"] if c["level"] == "layer"]
     assert sum(c["params_delta"] for c in layers) == d["params_delta"]
