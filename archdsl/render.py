@@ -442,9 +442,28 @@ def pipe(dot_text: str, fmt: str) -> bytes:
         raise GraphvizNotFound() from None
 
 
-def to_svg(net: "CompiledNetwork", **kw: Any) -> str:
-    """The diagram as SVG text (Jupyter shows a CompiledNetwork with it)."""
-    return pipe(to_dot(net, **kw), "svg").decode("utf-8")
+#: the most nodes `depth="auto"` draws: Graphviz lays out a thousand in seconds, but the 3,339
+#: layers of ResNet-1001 take it a minute
+AUTO_MAX_NODES = 1000
+
+
+def auto_depth(net: "CompiledNetwork", max_nodes: int = AUTO_MAX_NODES) -> int | None:
+    """None (every layer) when that draws at most `max_nodes` nodes, else the largest depth
+    that does (0 at worst)."""
+    if len(_Layout(net, None, True).nodes) <= max_nodes:
+        return None
+    depth = 0
+    while len(_Layout(net, depth + 1, True).nodes) <= max_nodes:
+        depth += 1
+    return depth
+
+
+def to_svg(net: "CompiledNetwork", depth: "int | None | str" = "auto", **kw: Any) -> str:
+    """The diagram as SVG text (Jupyter shows a CompiledNetwork with it). The default depth,
+    "auto", draws every layer unless that makes more than AUTO_MAX_NODES nodes."""
+    if depth == "auto":
+        depth = auto_depth(net)
+    return pipe(to_dot(net, depth=depth, **kw), "svg").decode("utf-8")
 
 
 def output_format(output: str | Path, format: str | None = None) -> str:

@@ -15,7 +15,8 @@ from click.testing import CliRunner
 import archdsl
 from archdsl.cli import main
 from archdsl.graph import TAux, TLayer, TMerge, TSeq
-from archdsl.render import GraphvizNotFound, dot_available, render, title, to_dot, to_svg
+from archdsl.render import (AUTO_MAX_NODES, GraphvizNotFound, auto_depth, dot_available, render, title,
+                            to_dot, to_svg)
 
 from conftest import ROOT, spec_ids, spec_networks
 
@@ -262,6 +263,15 @@ def test_api_writes_dot_and_takes_input_and_depth(tmp_path):
     text = archdsl.render(ROOT / "specs" / "resnet.arch", "resnet18", output=str(out), input="3x64x64", depth=1)
     assert out.read_text() == text
     assert "3x64x64 -> 1000" in text and "512x2x2" in text
+
+
+def test_auto_depth_bounds_the_drawing():
+    nin = archdsl.compile(ROOT / "specs" / "nin.arch", "nin")
+    assert auto_depth(nin) is None  # small: every layer
+    deep = archdsl.compile(ROOT / "specs" / "preact_resnet.arch", "preact_resnet1001")
+    d = auto_depth(deep)
+    assert d is not None
+    assert _visible(to_dot(deep, depth=d)) + 1 <= AUTO_MAX_NODES < _visible(to_dot(deep, depth=d + 1)) + 1
 
 
 @needs_dot
