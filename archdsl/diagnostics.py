@@ -15,6 +15,8 @@ from .program import Span
 
 #: at most this many diagnostics are printed; the rest are summarised as "... and N more"
 MAX_SHOWN = 10
+#: source lines longer than this are shown as a window around the span
+EXCERPT_WIDTH = 160
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,14 @@ def _excerpt(span: Span, source: str | None) -> list[str]:
         stop = max(span.end_column - 1, start + 1)
     else:
         stop = max(width, start + 1)
+    if width > EXCERPT_WIDTH:  # a very long line: show a window around the span
+        left = max(0, min(start - EXCERPT_WIDTH // 4, width - EXCERPT_WIDTH))
+        shown = text[left:left + EXCERPT_WIDTH]
+        prefix = "..." if left else ""
+        suffix = "..." if left + EXCERPT_WIDTH < width else ""
+        text = prefix + shown + suffix
+        start, stop = start - left + len(prefix), min(stop - left, EXCERPT_WIDTH) + len(prefix)
+        stop = max(stop, start + 1)
     gutter = f"{span.line:>4} | "
     return [gutter + text, " " * len(gutter) + " " * start + "^" * (stop - start)]
 
@@ -81,6 +91,9 @@ class ArchError(Exception):
             diagnostics = [diagnostics]
         self.diagnostics: list[Diagnostic] = list(diagnostics)
         self.sources: dict[str, str] = dict(sources or {})
+        #: what was built before the error: compiled networks, a failing one cut short at its
+        #: first error (so that `archdsl compile` can show the layers that did work)
+        self.partial: list = []
         super().__init__(self.diagnostics[0].message if self.diagnostics else "error")
 
     @property

@@ -107,8 +107,8 @@ def _spatial(kind: str, x: Shape, kernel, stride, padding, dilation, ceil) -> tu
     for axis, n, k, s, pd, d in zip("HW", (x.h, x.w), kernel, stride, padding, dilation):
         eff = d * (k - 1) + 1
         if eff > n + 2 * pd:
-            raise ShapeError("E402", f"{kind}: its {pair(tuple(kernel))} window is larger than its padded input "
-                             f"along {axis} ({n} + 2x{pd} = {n + 2 * pd})",
+            raise ShapeError("E402", f"{kind}: the output would be empty: the {pair(tuple(kernel))} window spans "
+                             f"{eff} along {axis}, the padded input only {n + 2 * pd} ({n} + 2x{pd})",
                              expected=f"a window of at most {n + 2 * pd} along {axis}", found=f"{eff}",
                              hint="check the input size and the strides before this layer")
         o = pool_out(n, k, s, pd, d, ceil)
