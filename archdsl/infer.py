@@ -21,11 +21,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-import networkx as nx
-
 from .layers.base import Kind, MergeKind, Params, Shape, ShapeError
 
 if TYPE_CHECKING:
+    import networkx as nx
+
     from .program import Span
 
 #: no tensor may hold more values than this (per sample); checked before anything is allocated
@@ -135,6 +135,8 @@ def _advance(f: Field, step) -> Field:
 
 def infer(g: nx.DiGraph) -> nx.DiGraph:
     """Re-run inference over a whole graph in topological order (nodes already hold ops)."""
+    import networkx as nx  # only here: the compile path never needs networkx (see graph.LayerGraph)
+
     for node in nx.topological_sort(g):
         infer_node(g, node)
     return g

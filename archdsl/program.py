@@ -16,7 +16,10 @@ from pydantic import BaseModel, ConfigDict
 class Span(BaseModel):
     """A region of a source file; lines and columns are 1-based, `end_column` exclusive."""
 
-    model_config = ConfigDict(frozen=True)
+    # defer_build: pydantic builds a model's validator when it first validates, not when the
+    # class is created; a program loaded from archdsl.cache is never validated again, so the
+    # compile path skips building them altogether (most of this module's import time)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     file: str
     line: int
@@ -29,7 +32,7 @@ class Span(BaseModel):
 
 
 class Node(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     span: Span
 
@@ -235,7 +238,7 @@ Item = Union[Include, Let, Block, Network]
 class Program(BaseModel):
     """One parsed file. `source` is kept so diagnostics can show the offending line."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     file: str
     source: str
@@ -250,6 +253,5 @@ class Program(BaseModel):
         return [i for i in self.items if isinstance(i, Block)]
 
 
-for _model in (BinOp, Neg, Not, Cond, Func, Window, ListArg, KwArg, CallKw, Invocation, Let, Input,
-               Body, Repeat, If, Concat, Add, Residual, Aux, Expect, Param, Block, Network, Program, Scoped):
-    _model.model_rebuild()
+# The forward references ("Expr", "AnyStmt") are resolved from this module's namespace when
+# each model first validates (defer_build above); no explicit model_rebuild() is needed.
