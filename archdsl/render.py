@@ -13,7 +13,9 @@ The diagram follows the spec's structure, not just its graph:
 * concat / add / residual are merge nodes; the edges into a merge carry the tensor shape
   of each branch (a residual's scaled branch shows its factor, its identity is dashed), as
   do edges that enter or leave a cluster;
-* the title gives the network's totals: input -> output, parameters, MACs.
+* the title gives the network's totals: input -> output, parameters, MACs;
+* ``only=PATH`` draws one block call or group (``inception3a``), the tensors it reads
+  drawn as its inputs.
 
 Node identifiers are the graph's node names (module paths), clusters are named after the
 group's path, and everything is emitted in build order: the same spec always gives the
@@ -275,7 +277,7 @@ class _Layout:
                 shape = str(self.net.node(u).shape)
                 if merge is not None and rv == v:
                     label = shape
-                    if k < len(merge.branches) and not merge.branches[k].items:
+                    if k < len(merge.branches) and next(subtree_nodes(merge.branches[k]), None) is None:
                         attrs["style"] = "dashed"  # an empty branch: the identity
                         label += " (identity)"
                     if k < len(merge.scales) and merge.scales[k] != 1.0:
