@@ -38,6 +38,17 @@ CASES = [
 ]
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread_per_worker():
+    """CI runs two pytest-xdist workers on two cores: with torch's default of one intra-op
+    thread per core each, the workers' threads contend and spin, which made these passes
+    several times slower than on a single thread. Restored afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def _torchvision(name: str):
     torch.manual_seed(0)
     model = getattr(models, name)(weights=None)
