@@ -18,6 +18,19 @@ SPECS = ROOT / "specs"
 GOLDEN = Path(__file__).resolve().parent / "golden"
 
 
+def pytest_configure(config):
+    # Under pytest-xdist (`-n 2` in CI) each worker is a process of its own: one intra-op
+    # thread per worker. With torch's default of one thread per core, the workers'
+    # OpenMP threads oversubscribe the cores and spin-wait on each other, which made the
+    # CPU forward passes of the larger specs 5-10x slower.
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        try:
+            import torch
+        except ImportError:
+            return
+        torch.set_num_threads(1)
+
+
 def spec_networks() -> list[tuple[Path, str]]:
     """Every (file, network) in specs/, in a stable order: each is a test case."""
     import archdsl
