@@ -7,7 +7,7 @@ expects: LeCun et al. (1998, §II-B) also feed 32x32 images, padding 28x28 MNIST
 that strokes reach the centre of C3's receptive fields.
 
     python examples/train_lenet_digits.py                 # the full run (20 epochs)
-    python examples/train_lenet_digits.py --quick         # 4 epochs, for a smoke test
+    python examples/train_lenet_digits.py --quick         # 3 epochs, for a smoke test
     python examples/train_lenet_digits.py --epochs 30 --min-accuracy 0.97
 
 Everything is seeded: the split, the initial weights and the batch order.
@@ -57,7 +57,7 @@ def accuracy(model, x, y, batch: int = 512) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--epochs", type=int, default=20, help="training epochs (default 20)")
-    parser.add_argument("--quick", action="store_true", help="a short run: 4 epochs")
+    parser.add_argument("--quick", action="store_true", help="a short run: 3 epochs")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate")
     parser.add_argument("--seed", type=int, default=0)
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     # extra threads only spin against each other
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     args = parser.parse_args(argv)
-    epochs = 4 if args.quick else args.epochs
+    epochs = 3 if args.quick else args.epochs
 
     import torch
     import torch.nn.functional as F
