@@ -24,9 +24,10 @@ class _Pool(Kind):
         kernel, stride, span = a.window("window")
         # stride defaults to the window, as in PyTorch's MaxPool2d/AvgPool2d (Caffe defaults to 1)
         stride = stride or a.kw("stride", count=2, minimum=1) or kernel
+        pad_span = a.kw_span("pad")  # read before kw() consumes the argument
         padding = a.kw("pad", "padding", count=2) or (0, 0)
         if any(2 * p > k for p, k in zip(padding, kernel)):
-            raise a.fail("E207", f"{self.name}: padding must be at most half the window", a.kw_span("pad") or span,
+            raise a.fail("E207", f"{self.name}: padding must be at most half the window", pad_span or span,
                          expected=f"padding <= {kernel[0] // 2}", found=short(padding),
                          hint="PyTorch's pooling layers refuse a padding above half the kernel")
         return PoolParams(kernel=kernel, stride=stride, padding=padding, ceil=ceil, count_pad=not exclude)
@@ -167,7 +168,9 @@ class Spp(Kind):
     Networks for Visual Recognition", ECCV 2014, §2.3): max pooling of the last feature map
     into n x n bins for every pyramid level n, concatenated into a fixed-length vector of
     C * sum(n^2) values whatever the input size. The bins are PyTorch's adaptive max
-    pooling bins; the paper's window ceil(a/n) / stride floor(a/n) gives the same count."""
+    pooling bins, which give exactly n x n bins for every input size a. The paper's window
+    ceil(a/n) with stride floor(a/n) gives n bins for the sizes it uses (a = 13: window 3,
+    stride 2, 6 bins) but not for every a (a = 7, n = 4 gives 6), so its bins are not used."""
 
     name = "spp"
     category = "pool"
