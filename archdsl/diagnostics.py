@@ -8,6 +8,7 @@ pipeline stage. Internal bugs are *not* ArchErrors, so the CLI can tell the two 
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass, field
 from typing import Iterable
 
@@ -57,14 +58,18 @@ class Diagnostic:
         return "\n".join(lines)
 
 
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
 def _excerpt(span: Span, source: str | None) -> list[str]:
     """The source line of `span` with a caret run under the spanned columns."""
     if source is None:
         return []
-    all_lines = source.splitlines()
-    if not 1 <= span.line <= len(all_lines):
+    all_lines = source.split("\n")  # lines as the parser counts them: form feeds, lone \r and
+    if not 1 <= span.line <= len(all_lines):  # U+2028 do not end a line
         return []
-    text = all_lines[span.line - 1].replace("\t", " ")
+    # one visible character for each tab and control character keeps the carets aligned
+    text = _UNPRINTABLE.sub("\ufffd", all_lines[span.line - 1].removesuffix("\r").replace("\t", " "))
     width = len(text)
     start = max(span.column - 1, 0)
     if span.end_line == span.line:
@@ -126,7 +131,10 @@ def error(code: str, message: str, span: Span | None = None, **kw) -> ArchError:
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
     """A "did you mean ..." hint for a misspelt name, or None when nothing is close."""
-    close = difflib.get_close_matches(word, sorted(set(choices)), n=3, cutoff=0.6)
+    choices = sorted(set(choices))
+    if not choices or len(word) > 2 * max(map(len, choices)) + 8:  # nothing that long is close, and
+        return None  # difflib's cost grows with the word: a 100,000-character typo must stay cheap
+    close = difflib.get_close_matches(word, choices, n=3, cutoff=0.6)
     if not close:
         return None
     return "did you mean " + " or ".join(f"'{c}'" for c in close) + "?"
