@@ -385,7 +385,7 @@ class SpecGen:
             o = rng.randint(2, 12)
             s = rng.choice([1, 2]) if min(h, w) >= 3 else 1
             self.blocks.append(f"block {name}(c, s=1) {{\n  conv 3x3/s p1 -> c\n  bn\n  relu\n}}")
-            call = rng.choice([f"{name}({o}, {s})", f"{name}({o}, s={s})", f"blk: {name}(c={o}, s={s})"])
+            call = rng.choice([f"{name}({o}, {s})", f"{name}({o}, s={s})", f"blk{self.nblocks}: {name}(c={o}, s={s})"])
             return [call], (o, self._out(h, 3, s, 1), self._out(w, 3, s, 1))
         if choice == "if":
             return [f"if in.c > 4 {{ conv 1x1 -> 4 }} else {{ conv 1x1 -> 8 }}"], (4 if c > 4 else 8, h, w)

@@ -386,3 +386,88 @@ def test_internal_errors_in_a_subprocess_exit_3_without_traceback():
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 3
     assert "internal error" in proc.stderr and "Traceback" not in proc.stderr
+
+
+# ---------------------------------------------------------------- the catalogue (docs/errors.md)
+
+
+CATALOGUE = ROOT / "docs" / "errors.md"
+FENCE = re.compile(r"^```(\w+)\n(.*?)^```\n", re.S | re.M)
+
+
+def _catalogue_runs(text: str):
+    """(code, kind, block match, command or code, documented output, example spec) for every
+    console and pycon block of the catalogue, in order."""
+    code, example = None, None
+    heads = [(m.start(), m.group(1)) for m in re.finditer(r"^## (E\d{3})", text, re.M)]
+    for m in FENCE.finditer(text):
+        code = next((c for pos, c in reversed(heads) if pos < m.start()), None)
+        lang, body = m.group(1), m.group(2)
+        if lang == "arch":
+            example = body
+        elif lang == "console":
+            first, _, output = body.partition("\n")
+            assert first.startswith("$ archdsl "), first
+            yield code, "console", m, first[len("$ archdsl "):], output.rstrip("\n"), example
+        elif lang == "pycon":
+            lines = body.split("\n")
+            prompts = "\n".join(ln for ln in lines if ln.startswith((">>> ", "... ")))
+            output = "\n".join(ln for ln in lines if not ln.startswith((">>> ", "... "))).strip("\n")
+            yield code, "pycon", m, prompts, output, None
+
+
+def _run_catalogue_entry(kind: str, command: str, example: str | None, tmp_path: Path) -> str:
+    import contextlib
+    import io
+    import shlex
+
+    where = ROOT if "example.arch" not in command else tmp_path
+    if example is not None:  # as written in the block, without a final newline (E102 needs none)
+        (tmp_path / "example.arch").write_text(example.rstrip("\n"))
+    old = Path.cwd()
+    os.chdir(where)
+    try:
+        if kind == "console":
+            result = CliRunner().invoke(main, shlex.split(command))
+            assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+            return result.stderr.rstrip("\n")
+        out = io.StringIO()
+        src = "\n".join(ln[4:] for ln in command.split("\n"))  # without the >>> and ... prompts
+        with contextlib.redirect_stdout(out):
+            exec(compile(src, "<docs/errors.md>", "exec"), {"archdsl": archdsl})  # noqa: S102
+        return out.getvalue().rstrip("\n")
+    finally:
+        os.chdir(old)
+
+
+def test_catalogue_examples_produce_their_documented_errors(tmp_path):
+    text = CATALOGUE.read_text()
+    runs = list(_catalogue_runs(text))
+    assert len(runs) > 30
+    accept = os.environ.get("ARCHDSL_ACCEPT") == "1"
+    new, last, stale = [], 0, []
+    for i, (code, kind, m, command, documented, example) in enumerate(runs):
+        sub = tmp_path / str(i)
+        sub.mkdir()
+        actual = _run_catalogue_entry(kind, command, example if kind == "console" else None, sub)
+        assert f"error[{code}]" in actual, f"{code}: `{command}` does not report {code}:\n{actual}"
+        if actual != documented:
+            stale.append(f"{code}: `{command.splitlines()[0]}`\n--- documented\n{documented}\n--- actual\n{actual}")
+        head = m.group(0).split("\n", 1)[0] + "\n"
+        block = head + (f"$ archdsl {command}" if kind == "console" else command) + f"\n{actual}\n```\n"
+        new.append(text[last:m.start()] + block)
+        last = m.end()
+    if accept:
+        CATALOGUE.write_text("".join(new) + text[last:])
+        return
+    assert not stale, "docs/errors.md is out of date; to accept the new output run:\n" \
+                      "  ARCHDSL_ACCEPT=1 python -m pytest tests/test_errors.py -k catalogue\n\n" + "\n\n".join(stale)
+
+
+def test_every_code_in_the_code_is_in_the_catalogue():
+    text = CATALOGUE.read_text()
+    documented = set(re.findall(r"^## (E\d{3})", text, re.M))
+    used = set()
+    for path in (ROOT / "archdsl").rglob("*.py"):
+        used |= set(re.findall(r'"(E\d{3})"', path.read_text()))
+    assert used <= documented, f"codes without an entry in docs/errors.md: {sorted(used - documented)}"
