@@ -243,7 +243,8 @@ def _lower_item(net: CompiledNetwork, item) -> nn.Module:
     if isinstance(item, TMerge):
         if any(_has_aux(b) for b in item.branches):
             raise ArchError(Diagnostic("E412", "aux heads inside concat/add branches cannot be lowered",
-                                       net.node(item.node).span))
+                                       net.node(item.node).span,
+                                       hint="start the aux head on the main path, before or after the merge"))
         branches = [(b.name, _lower_seq(net, b) if b.items else nn.Identity()) for b in item.branches]
         return Concat(branches) if item.mode == "concat" else Add(branches, item.scales)
     if isinstance(item, TAux):
@@ -278,7 +279,10 @@ def lower(net: CompiledNetwork, device: str | torch.device = "cpu", max_params: 
             net.sources)
     target = torch.device("meta") if not init else torch.device(device)
     with torch.device(target):
-        body = _lower_seq(net, net.tree)
+        try:
+            body = _lower_seq(net, net.tree)
+        except ArchError as e:  # E412: show the spec's line
+            raise e.with_sources(net.sources) from None
         model = Network(body, net.name, net.input_shape.dims, net.output_shape.dims, tuple(net.aux_outputs))
     if dtype is not None:
         model = model.to(dtype)
