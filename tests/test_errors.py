@@ -337,6 +337,16 @@ def test_cli_shows_the_layers_before_the_error_then_the_error():
     assert proc.stderr.startswith("tests/errors/empty_output.arch:6:3: error[E402]: conv: the output would be empty")
 
 
+def test_cli_summarises_a_long_partial_network(monkeypatch):
+    from archdsl import cli
+
+    monkeypatch.setattr(cli, "PARTIAL_TABLE_ROWS", 3)
+    result = CliRunner().invoke(main, ["compile", str(ERRORS / "empty_output.arch")])
+    assert result.exit_code == 1
+    assert result.stdout == "net: 4 layers built before its first error, reported below\n\n"
+    assert "error[E402]" in result.stderr
+
+
 def test_cli_reports_every_network_and_every_error():
     proc = _cli("compile", "tests/errors/several_networks.arch")
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
