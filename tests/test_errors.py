@@ -238,6 +238,22 @@ def test_the_source_size_limit():
     assert info.value.code == "E106"
 
 
+def test_a_huge_file_is_refused_before_it_is_read(tmp_path):
+    path = tmp_path / "huge.arch"
+    path.write_bytes(b"network n { input 3x8x8 }\n" + b"#" * (4 * parser.MAX_SOURCE_BYTES + 10))
+    with pytest.raises(ArchError) as info:
+        archdsl.compile_all(path)
+    assert info.value.code == "E106" and info.value.first.span.line == 1
+    assert "network n { input 3x8x8 }" in info.value.render()
+
+
+def test_typographic_characters_get_a_hint():
+    with pytest.raises(ArchError) as info:
+        archdsl.compile("network n {\n  input 3x8x8\n  conv 3×3 → 8\n}")
+    d = info.value.first
+    assert (d.code, d.span.line, d.span.column, d.hint) == ("E103", 3, 9, "write 'x' instead")
+
+
 def test_huge_numbers_are_refused_where_they_stand():
     for literal, col in (("9" * 5000, 15), ("1e999", 15), ("1_000_000_000_000_000_000", 15)):
         with pytest.raises(ArchError) as info:
