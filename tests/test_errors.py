@@ -303,9 +303,9 @@ def test_the_node_and_step_limits_fire_when_counts_are_not_literals(monkeypatch)
 
 
 def test_deep_call_chains_are_refused():
-    blocks = "\n".join(f"block b{i}() {{ b{i + 1}() }}" for i in range(100)) + "\nblock b100() { relu }"
+    blocks = "\n".join(f"block b{i}() {{ b{i + 1}() }}" for i in range(1000)) + "\nblock b1000() { relu }"
     err = _refused_quickly(blocks + "\nnetwork n {\n  input 3x8x8\n  b0()\n}")
-    assert "nest deeper than" in err.first.message
+    assert "nest deeper than 64" in err.first.message and err.first.span.line == 64
 
 
 def test_deep_expressions_are_refused_not_crashed():
