@@ -19,9 +19,12 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
-from .diagnostics import ArchError, Diagnostic
+from .diagnostics import ArchError, Collector, Diagnostic
 from .graph import CompiledNetwork, Loader, Unit, build_graph, check_duplicates, select_networks
 from .parser import parse
+# Loaded here, before `def render` below, so that the function keeps the name `archdsl.render`:
+# the first import of a submodule binds its name in the package.
+from . import render as _render_module  # noqa: F401
 
 if TYPE_CHECKING:
     import torch
@@ -41,6 +44,12 @@ def _looks_like_path(source: Any) -> bool:
 
 def load(source: "str | os.PathLike[str]") -> Unit:
     """Parse a spec (text, or the path of a `.arch` file) and its includes."""
+    unit = _load(source)
+    check_duplicates(unit)
+    return unit
+
+
+def _load(source: "str | os.PathLike[str]") -> Unit:
     loader = Loader()
     if _looks_like_path(source):
         path = Path(source)
@@ -49,7 +58,6 @@ def load(source: "str | os.PathLike[str]") -> Unit:
         unit = loader.load_file(path)
     else:
         unit = loader.load_text(str(source), "<string>", Path.cwd())
-    check_duplicates(unit)
     return unit
 
 
@@ -92,10 +100,33 @@ def compile(source: "str | os.PathLike[str]", network: str | None = None,
 
 def compile_all(source: "str | os.PathLike[str]", input: "str | Sequence[int] | None" = None
                 ) -> list[CompiledNetwork]:
-    """Compile every network of a file, in the order written."""
-    unit = load(source)
+    """Compile every network of a file, in the order written.
+
+    Every network is built even when another fails: the ArchError then holds the errors of
+    all of them, and its ``partial`` the networks built (a failing one up to its first error).
+    """
+    unit = _load(source)
     dims = _parse_input(input)
-    return [build_graph(unit, n, dims) for n in select_networks(unit, None)]
+    errors = Collector()
+    try:
+        check_duplicates(unit)
+    except ArchError as e:
+        errors.add(e)
+    built: list[CompiledNetwork] = []
+    for n in select_networks(unit, None):
+        try:
+            built.append(build_graph(unit, n, dims))
+        except ArchError as e:
+            errors.add(e)
+            built.extend(e.partial)
+    if errors.diagnostics:
+        main = unit.program.file  # report in source order, the file's own errors first
+        ordered = sorted(errors.diagnostics, key=lambda d: (d.span is None, d.span is not None and d.span.file != main,
+                                                            *((d.span.line, d.span.column) if d.span else (0, 0))))
+        err = ArchError(ordered, unit.sources)
+        err.partial = built
+        raise err
+    return built
 
 
 def build(source: "str | os.PathLike[str] | CompiledNetwork", network: str | None = None,

@@ -91,7 +91,12 @@ def _ensure_file(file: Path) -> None:
 def compile_cmd(file: Path, network: str | None, input_: str | None, fmt: str, width: int) -> None:
     """Validate FILE and print the analytic report of its networks."""
     _ensure_file(file)
-    nets = compile_networks(file, network, input_)
+    try:
+        nets = compile_networks(file, network, input_)
+    except ArchError as err:
+        if fmt != "json":  # the layers that did build, then (from main) the errors
+            _print_partial(err.partial, fmt, width)
+        raise
     if fmt == "json":
         reports = [n.report().to_dict() for n in nets]
         click.echo(json.dumps(reports[0] if len(reports) == 1 else reports, indent=2))
@@ -103,6 +108,28 @@ def compile_cmd(file: Path, network: str | None, input_: str | None, fmt: str, w
         click.echo(rep.to_markdown() if fmt == "markdown" else rep.to_table(width), nl=False)
 
 
+#: a partial network with more layers than this is summarised, not tabled (the table of
+#: thousands of layers, up to a limit error, would take long to print and say little)
+PARTIAL_TABLE_ROWS = 400
+
+
+def _print_partial(nets, fmt: str, width: int) -> None:
+    for i, net in enumerate(nets):
+        if i:
+            click.echo("")
+        rows = sum(1 for _ in net.nodes())
+        if not net.complete and rows > PARTIAL_TABLE_ROWS:
+            click.echo(f"{net.name}: {rows:,} layers built before its first error, reported below")
+            continue
+        rep = net.report()
+        click.echo(rep.to_markdown() if fmt == "markdown" else rep.to_table(width), nl=False)
+        if not net.complete:
+            click.echo(f"({net.name} is incomplete: it stops at its first error, reported below)")
+    if nets:
+        click.echo("")
+        sys.stdout.flush()
+
+
 @main.command("check")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
@@ -110,6 +137,8 @@ def compile_cmd(file: Path, network: str | None, input_: str | None, fmt: str, w
 def check_cmd(paths: tuple[Path, ...], fmt: str, fail_fast: bool) -> None:
     """Validate every network in FILES and folders (recursively) and evaluate every `expect`."""
     files = list(_arch_files(paths))
+    if not files:
+        raise click.UsageError("no .arch files in " + ", ".join(str(p) for p in paths))
     ok = check_paths(files, fmt, fail_fast, click.echo, _echo_err)
     sys.exit(0 if ok else EXIT_SPEC)
 
@@ -148,6 +177,89 @@ def kinds_cmd() -> None:
         click.echo(f"{k.name:<18} {k.summary}{alias}")
 
 
+@main.command("render")
+@_spec_arg
+@_net_opt
+@_input_opt
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="The diagram to write: .svg, .png, .pdf or .dot (DOT needs no Graphviz).")
+@click.option("--depth", type=click.IntRange(0), default=None,
+              help="Draw block calls nested this deep or deeper as one node each (default: all layers).")
+@click.option("--rankdir", type=click.Choice(["TB", "LR"], case_sensitive=False), default="TB", show_default=True,
+              help="Top to bottom or left to right.")
+@click.option("--only", metavar="PATH", help="Draw one block call or group by its path, e.g. inception3a or resnet_imagenet1.layer2.")
+def render_cmd(file: Path, network: str | None, input_: str | None, output: Path, depth: int | None,
+               rankdir: str, only: str | None) -> None:
+    """Draw a network of FILE with Graphviz."""
+    from .render import GraphvizNotFound, output_format, render
+
+    _ensure_file(file)
+    try:
+        output_format(output)
+    except ValueError as e:
+        raise click.UsageError(str(e)) from None
+    net = _one_network(file, network, input_, "-n NAME")
+    if only is not None:
+        from .render import find_group
+
+        try:
+            find_group(net, only)
+        except ValueError as e:
+            raise click.UsageError(str(e)) from None
+    elif depth is None and net.graph.number_of_nodes() > 1500 and output.suffix.lower() not in (".dot", ".gv"):
+        _echo_err(f"note: {net.graph.number_of_nodes():,} layers take Graphviz a while to lay out; "
+                  "--depth 2 draws a summary")
+    try:
+        render(net, output, depth=depth, rankdir=rankdir.upper(), only=only)
+    except GraphvizNotFound as e:
+        _echo_err(f"archdsl render: {e}")
+        sys.exit(EXIT_USAGE)
+    click.echo(f"wrote {output} ({net.name}" + (f".{only}" if only else f": {net.graph.number_of_nodes():,} nodes")
+               + (f", depth {depth}" if depth is not None else "") + ")")
+
+
+@main.command("diff")
+@click.argument("a", metavar="A.arch[:NET]")
+@click.argument("b", metavar="B.arch[:NET]")
+@_input_opt
+@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text",
+              show_default=True)
+@click.option("--exit-code", is_flag=True, help="Exit with 1 when the networks differ (as `git diff --exit-code`).")
+def diff_cmd(a: str, b: str, input_: str | None, fmt: str, exit_code: bool) -> None:
+    """Show what differs between two networks: totals, then blocks and layers matched by name."""
+    from .diff import diff
+
+    d = diff(_network_ref(a, input_), _network_ref(b, input_))
+    if fmt == "json":
+        click.echo(json.dumps(d.to_dict(), indent=2))
+    else:
+        click.echo(d.to_markdown() if fmt == "markdown" else d.to_text(), nl=False)
+    if exit_code and not d.identical:
+        sys.exit(EXIT_SPEC)
+
+
+def _network_ref(ref: str, input_: str | None):
+    """`file.arch` or `file.arch:NET` -> the compiled network (the file must hold one, or NET)."""
+    path, network = Path(ref), None
+    if not path.is_file() and ":" in ref:
+        head, network = ref.rsplit(":", 1)
+        path = Path(head)
+    if not path.is_file():
+        raise click.UsageError(f"no such file: {path}")
+    return _one_network(path, network or None, input_, f"{path}:NAME")
+
+
+def _one_network(file: Path, network: str | None, input_: str | None, how: str):
+    from . import compile, load
+    from .graph import select_networks
+
+    if network is None:
+        nets = select_networks(load(file), None)
+        if len(nets) > 1:
+            raise click.UsageError(f"{file} holds {len(nets)} networks; pick one with {how}: "
+                                   + ", ".join(n.name for n in nets))
+    return compile(file, network, input_)
+
 # ---------------------------------------------------------------- the work behind the commands
 
 
@@ -160,36 +272,50 @@ def compile_networks(file: Path, network: str | None, input_: str | None):
 
 
 def check_paths(files: list[Path], fmt: str, fail_fast: bool, out, err) -> bool:
-    """Check every network of every file: one line each, then a summary. True when all pass."""
-    from . import load
-    from .graph import build_graph, select_networks
+    """Check every network of every file: one line each, then a summary. True when all pass.
 
-    results, failures = [], 0
+    A failing line names the location (file:line:col) of the first failing `expect` or of the
+    error; the full diagnostics go to `err`. A file without networks (blocks and constants
+    shared through `include`) is parsed and reported on a line of its own.
+    """
+    from . import load
+    from .graph import build_graph
+
+    results, failures, libraries = [], 0, []
+
+    def line(status: str, where: str, rest: str) -> None:
+        if fmt == "text":
+            out(f"{status:<4}  {where:<44} {rest}".rstrip())
+
+    def error_row(file: Path, network: str | None, e: ArchError) -> None:
+        d = e.first
+        location = d.span.where() if d.span else str(file)
+        results.append({"file": str(file), "network": network, "ok": False, "error": d.code,
+                        "location": location, "message": d.message})
+        line("FAIL", f"{file}:{network}" if network else str(file), f"error[{d.code}] at {location}: {d.message}")
+        if fmt == "text":
+            err(e.render())
+
     for file in files:
         try:
             unit = load(file)
-            programs = select_networks(unit, None)
         except ArchError as e:
             failures += 1
-            results.append({"file": str(file), "network": None, "ok": False, "error": e.first.code,
-                            "location": e.first.span.where() if e.first.span else str(file)})
-            if fmt == "text":
-                out(f"FAIL  {file}")
-                err(e.render())
+            error_row(file, None, e)
             if fail_fast:
                 break
             continue
-        for prog in programs:
+        if not unit.program.networks:
+            libraries.append(str(file))
+            line("ok", str(file), "(no networks: blocks and constants only)")
+            continue
+        for prog in unit.program.networks:
             try:
                 net = build_graph(unit, prog)
                 outcomes = net.check()
             except ArchError as e:
                 failures += 1
-                results.append({"file": str(file), "network": prog.name, "ok": False, "error": e.first.code,
-                                "location": e.first.span.where() if e.first.span else str(file)})
-                if fmt == "text":
-                    out(f"FAIL  {file}:{prog.name}")
-                    err(e.render())
+                error_row(file, prog.name, e)
                 if fail_fast:
                     break
                 continue
@@ -199,12 +325,14 @@ def check_paths(files: list[Path], fmt: str, fail_fast: bool, out, err) -> bool:
                    "failed": [{"what": o.what, "location": o.expectation.stmt.span.where(),
                                "expected": _plain(o.expectation.expected), "found": _plain(o.found)} for o in bad]}
             results.append(row)
-            if fmt == "text":
-                status = "ok  " if not bad else "FAIL"
-                out(f"{status}  {file}:{net.name:<24} params {net.params:>13,}  MACs {net.macs:>16,}  "
-                    f"output {net.output_shape}  ({len(outcomes)} expect{'s' * (len(outcomes) != 1)})")
-                if bad:
-                    err(ArchError([o.diagnostic() for o in bad], net.sources).render())
+            stats = (f"params {net.params:>13,}  MACs {net.macs:>16,}  output {net.output_shape}  "
+                     f"({len(outcomes)} expect{'s' * (len(outcomes) != 1)})")
+            if bad:
+                more = f" (+{len(bad) - 1} more)" if len(bad) > 1 else ""
+                stats += f"  expect {bad[0].what} failed at {bad[0].expectation.stmt.span.where()}{more}"
+            line("FAIL" if bad else "ok", f"{file}:{net.name}", stats)
+            if bad and fmt == "text":
+                err(ArchError([o.diagnostic() for o in bad], net.sources).render())
             if bad:
                 failures += 1
                 if fail_fast:
@@ -213,9 +341,11 @@ def check_paths(files: list[Path], fmt: str, fail_fast: bool, out, err) -> bool:
             break
     total = len(results)
     if fmt == "json":
-        out(json.dumps({"ok": failures == 0, "networks": total, "failed": failures, "results": results}, indent=2))
+        out(json.dumps({"ok": failures == 0, "networks": total, "failed": failures, "files": len(files),
+                        "libraries": libraries, "results": results}, indent=2))
     else:
-        out(f"\n{total - failures} of {total} networks ok" + (f", {failures} failed" if failures else ""))
+        out(f"\n{total - failures} of {total} networks ok" + (f", {failures} failed" if failures else "")
+            + f" ({len(files)} file{'s' * (len(files) != 1)})")
     return failures == 0
 
 
@@ -243,7 +373,7 @@ def build_and_run(file: Path, network: str | None, input_: str | None, device: s
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise click.UsageError("--device cuda: no CUDA device is available (torch.cuda.is_available() is False)")
     t0 = time.perf_counter()
-    model = lower(net, device=device, max_params=max_params or DEFAULT_MAX_PARAMS).eval()
+    model = lower(net, device=device, max_params=DEFAULT_MAX_PARAMS if max_params is None else max_params).eval()
     t1 = time.perf_counter()
     x = torch.randn(batch, *net.input_shape.dims, device=device)
     with torch.inference_mode():

@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import math
 import operator
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
-
-import networkx as nx
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from . import program as P
 from .diagnostics import ArchError, Collector, Diagnostic, Note, did_you_mean
@@ -28,14 +27,23 @@ from .layers import REGISTRY, Args, Kind, MergeKind, Shape, ShapeError, lookup
 from .layers.base import flat
 from .parser import parse, read_source
 
+if TYPE_CHECKING:
+    import networkx as nx
+
 # ---------------------------------------------------------------- limits
 
 #: the most iterations one `repeat` may run
 MAX_REPEAT = 10_000
 #: the deepest chain of block calls
 MAX_CALL_DEPTH = 64
-#: the most nodes one network may expand to
-MAX_NODES = 200_000
+#: the most nodes one network may expand to: six times the largest classic network (the
+#: CIFAR ResNet-1001, 3,339 nodes); at ~0.1 ms a node this also bounds the time a runaway
+#: spec can take to a few seconds
+MAX_NODES = 20_000
+#: the most statements and bodies one network may execute while expanding (ResNet-1001:
+#: 7,021); bodies without layers, `repeat 10000 { repeat 10000 { let x = 1 } }`, add no
+#: nodes but still take time
+MAX_STEPS = 50_000
 #: the largest value an expression may produce (beyond it, a typo such as 10**100 is assumed)
 MAX_VALUE = 10**15
 #: the deepest chain of includes
@@ -90,6 +98,9 @@ class Unit:
     blocks: dict[str, P.Block]
     lets: list[P.Let]  # in order, includes first
     sources: dict[str, str]
+    #: mistakes that need not stop the networks' build (blocks defined twice: the last one is
+    #: used meanwhile); :func:`check_duplicates` reports them
+    deferred: list[Diagnostic] = field(default_factory=list)
 
 
 class Loader:
@@ -112,21 +123,22 @@ class Loader:
         source = read_source(path)
         return self.load_text(source, str(path), path.parent)
 
-    def _unit(self, program: P.Program, base_dir: Path, stack: list[str]) -> Unit:
+    def _unit(self, program: P.Program, base_dir: Path, stack: list[str], vias: tuple[P.Span, ...] = ()) -> Unit:
         blocks: dict[str, P.Block] = {}
         lets: list[P.Let] = []
         errors = Collector()
+        deferred: list[Diagnostic] = []
 
         def add_block(b: P.Block) -> None:
             if b.name in blocks and blocks[b.name] is not b:
                 prev = blocks[b.name]
-                errors.add(ArchError(Diagnostic(
-                    "E204", f"block '{b.name}' is defined twice", b.span,
-                    notes=(Note("first defined here", prev.span),))))
+                deferred.append(Diagnostic(
+                    "E204", f"block '{b.name}' is defined twice", _head(b, "block"),
+                    notes=(Note("first defined here", _head(prev, "block")),)))
             elif b.name in REGISTRY:
-                errors.add(ArchError(Diagnostic(
-                    "E204", f"block '{b.name}' has the name of a layer kind", b.span,
-                    hint="choose another name: layer kinds cannot be redefined")))
+                deferred.append(Diagnostic(
+                    "E204", f"block '{b.name}' has the name of a layer kind", _head(b, "block"),
+                    hint="choose another name: layer kinds cannot be redefined"))
             blocks[b.name] = b
 
         for item in program.items:
@@ -135,7 +147,9 @@ class Loader:
                 key = str(target)
                 if key in stack or any(Path(s).resolve() == target for s in stack):
                     cycle = " -> ".join([Path(s).name for s in stack] + [target.name])
-                    errors.add(ArchError(Diagnostic("E211", f"include cycle: {cycle}", item.span)))
+                    notes = tuple(Note(f"{Path(via.file).name} includes {Path(s).name} here", via)
+                                  for s, via in zip(stack[1:], vias))
+                    errors.add(ArchError(Diagnostic("E211", f"include cycle: {cycle}", item.span, notes=notes)))
                     continue
                 if len(stack) > MAX_INCLUDE_DEPTH:
                     errors.add(ArchError(Diagnostic("E211", "includes nest too deeply", item.span)))
@@ -143,18 +157,20 @@ class Loader:
                 if not target.is_file():
                     errors.add(ArchError(Diagnostic(
                         "E210", f"include not found: \"{item.path}\"", item.span,
-                        hint=f"paths are relative to the including file, here {base_dir}")))
+                        hint=f"paths are relative to the folder of the including file ({base_dir})")))
                     continue
                 if key not in self._units:
-                    src = read_source(target)
-                    self.sources[key] = src
+                    shown = _display_path(target)  # diagnostics name included files as the user would
+                    src = read_source(shown)
+                    self.sources[shown] = src
                     try:
-                        sub_prog = parse(src, key)
+                        sub_prog = parse(src, shown)
                     except ArchError as e:
                         errors.add(e)
                         continue
-                    self._units[key] = self._unit(sub_prog, target.parent, stack + [key])
+                    self._units[key] = self._unit(sub_prog, target.parent, stack + [key], vias + (item.span,))
                 sub = self._units[key]
+                deferred.extend(d for d in sub.deferred if d not in deferred)
                 for b in sub.blocks.values():
                     add_block(b)
                 lets.extend(sub.lets)
@@ -163,7 +179,31 @@ class Loader:
             elif isinstance(item, P.Let):
                 lets.append(item)
         errors.raise_if_any(self.sources)
-        return Unit(program, blocks, lets, self.sources)
+        return Unit(program, blocks, lets, self.sources, deferred)
+
+
+def _head(item: P.Block | P.Network, keyword: str) -> P.Span:
+    """The span of `network NAME` / `block NAME`: the whole item would underline its body too."""
+    sp = item.span
+    return sp.model_copy(update={"end_line": sp.line, "end_column": sp.column + len(keyword) + 1 + len(item.name)})
+
+
+def _stmts_span(body: P.Body) -> P.Span:
+    """From a body's first statement to its last: a branch's own span runs on over the
+    separator after it, trailing comment included."""
+    if not body.stmts:
+        return body.span
+    first, last = body.stmts[0].span, body.stmts[-1].span
+    return first.model_copy(update={"end_line": last.end_line, "end_column": last.end_column})
+
+
+def _display_path(path: Path) -> str:
+    """`path` relative to the working directory when it lies below it, else absolute."""
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:  # another drive
+        return str(path)
+    return str(path) if rel.startswith("..") else rel
 
 
 # ---------------------------------------------------------------- expressions
@@ -196,6 +236,10 @@ class Env:
         return Env(values, self)
 
 
+#: the value of a name whose `let` failed (that error is reported; uses of the name are not)
+POISON = object()
+
+
 _BIN: dict[str, Callable[[Any, Any], Any]] = {
     "+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv,
     "//": operator.floordiv, "%": operator.mod, "**": operator.pow,
@@ -215,10 +259,13 @@ def evaluate(expr: P.Expr, env: Env, shape: Shape | None) -> Any:
         return expr.value
     if t is P.Name:
         try:
-            return env.lookup(expr.id)
+            v = env.lookup(expr.id)
         except KeyError:
             hint = did_you_mean(expr.id, env.names())
             raise ArchError(Diagnostic("E205", f"undefined name '{expr.id}'", expr.span, hint=hint)) from None
+        if v is POISON:  # its `let` failed and was reported: fail silently, no second error
+            raise ArchError(())
+        return v
     if t is P.Attr:
         if expr.obj != "in" or expr.attr not in ("c", "h", "w", "numel"):
             raise ArchError(Diagnostic("E205", f"unknown attribute '{expr.obj}.{expr.attr}'", expr.span,
@@ -239,7 +286,8 @@ def evaluate(expr: P.Expr, env: Env, shape: Shape | None) -> Any:
         a, b = evaluate(expr.left, env, shape), evaluate(expr.right, env, shape)
         for v, side in ((a, expr.left), (b, expr.right)):
             if not isinstance(v, (int, float)):
-                raise ArchError(Diagnostic("E207", f"'{expr.op}' needs numbers", side.span, found=repr(v)))
+                raise ArchError(Diagnostic("E207", f"'{expr.op}' needs numbers", side.span,
+                                           found=f"{str(v).lower()} (a truth value, not a number)"))
         if expr.op in ("/", "//", "%") and b == 0:
             raise ArchError(Diagnostic("E301", "division by zero", expr.span,
                                        found=f"the right-hand side is 0"))
@@ -255,7 +303,8 @@ def evaluate(expr: P.Expr, env: Env, shape: Shape | None) -> Any:
     if t is P.Neg:
         v = evaluate(expr.operand, env, shape)
         if not isinstance(v, (int, float)):
-            raise ArchError(Diagnostic("E207", "'-' needs a number", expr.span, found=repr(v)))
+            raise ArchError(Diagnostic("E207", "'-' needs a number", expr.span,
+                                       found=f"{str(v).lower()} (a truth value, not a number)"))
         return -v
     if t is P.Not:
         return not evaluate(expr.operand, env, shape)
@@ -269,16 +318,19 @@ def evaluate(expr: P.Expr, env: Env, shape: Shape | None) -> Any:
                                        "functions: " + ", ".join(sorted(_FUNCS))))
         args = [evaluate(a, env, shape) for a in expr.args]
         try:
-            return fn(*args)
+            v = fn(*args)
         except (TypeError, ValueError, OverflowError) as err:
             raise ArchError(Diagnostic("E206", f"{expr.name}(): {err}", expr.span)) from None
+        _check_size(v, expr)
+        return v
     raise TypeError(f"not an expression: {expr!r}")
 
 
 def _check_size(v: Any, expr: P.Node) -> None:
     if isinstance(v, (int, float)) and not isinstance(v, bool) and (abs(v) > MAX_VALUE or v != v):
-        raise ArchError(Diagnostic("E304", f"the value {v:g} is absurdly large", expr.span,
-                                   expected=f"at most {MAX_VALUE:.0e}", found=f"{v:g}"))
+        shown = _big(abs(v)) if isinstance(v, int) else f"{v:g}"  # an int may be too large for a float
+        raise ArchError(Diagnostic("E304", f"the value {'-' if v < 0 else ''}{shown} is absurdly large", expr.span,
+                                   expected=f"at most {MAX_VALUE:,}", found=shown))
 
 
 # ---------------------------------------------------------------- the compiled network
@@ -290,6 +342,55 @@ class Expectation:
     expected: Any
     #: for `expect shape` (checked where it stands) the shape found there
     found_here: Any = None
+
+
+class LayerGraph:
+    """The layer graph while it is built: nodes (with their attributes) and edges in insertion
+    order, in plain dicts and lists.
+
+    It offers the few networkx.DiGraph methods the builder and :func:`infer_node` use.
+    Importing networkx takes longer than compiling most networks, and checking or counting
+    a network never needs it, so :attr:`CompiledNetwork.graph` turns this into a real
+    ``networkx.DiGraph`` only when first asked for.
+    """
+
+    def __init__(self) -> None:
+        self.nodes: dict[str, dict[str, Any]] = {}
+        self.edges: list[tuple[str, str]] = []
+
+    def add_node(self, n: str, **attrs: Any) -> None:
+        self.nodes.setdefault(n, {}).update(attrs)
+
+    def add_edge(self, u: str, v: str) -> None:
+        self.edges.append((u, v))
+
+    def add_edges_from(self, edges) -> None:
+        self.edges.extend(edges)
+
+    def remove_node(self, n: str) -> None:
+        del self.nodes[n]
+        self.edges = [e for e in self.edges if n not in e]
+
+    def number_of_nodes(self) -> int:
+        return len(self.nodes)
+
+    def __contains__(self, n: object) -> bool:
+        return n in self.nodes
+
+    def __iter__(self):
+        return iter(self.nodes)
+
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+    def to_networkx(self) -> "nx.DiGraph":
+        import networkx as nx
+
+        g = nx.DiGraph()
+        for n, attrs in self.nodes.items():
+            g.add_node(n, **attrs)
+        g.add_edges_from(self.edges)
+        return g
 
 
 @dataclass
@@ -306,15 +407,33 @@ class CompiledNetwork:
     expectations: list[Expectation]
     sources: dict[str, str]
     span: P.Span | None = None
+    #: False for the part of a failing network built before its first error (ArchError.partial)
+    complete: bool = True
+
+    def __post_init__(self) -> None:
+        # the builder hands over its LayerGraph: keep it, and build the networkx graph on
+        # first access to `graph` (see __getattr__)
+        if isinstance(self.__dict__.get("graph"), LayerGraph):
+            self._layers = self.__dict__.pop("graph")
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "graph" and "_layers" in self.__dict__:
+            g = self.__dict__["graph"] = self._layers.to_networkx()
+            return g
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def _table(self) -> dict[str, dict[str, Any]]:
+        layers = self.__dict__.get("_layers")
+        return layers.nodes if layers is not None else self.graph.nodes
 
     # -- convenience views
     def nodes(self) -> Iterator[NodeInfo]:
         """Every node in topological (build) order."""
-        for n in self.graph.nodes:
-            yield self.graph.nodes[n]["info"]
+        for attrs in self._table().values():
+            yield attrs["info"]
 
     def node(self, name: str) -> NodeInfo:
-        return self.graph.nodes[name]["info"]
+        return self._table()[name]["info"]
 
     @property
     def input_shape(self) -> Shape:
@@ -428,13 +547,157 @@ class Builder:
         self.network = network
         self.input_override = input_override
         self.overrides = overrides or {}
-        self.g = nx.DiGraph()
+        self.g = LayerGraph()
         self.expectations: list[Expectation] = []
         self.aux_outputs: dict[str, str] = {}
         self.input_node: str | None = None
+        #: every error found, in source order (see :meth:`_recover`)
+        self.errors: list[Diagnostic] = []
+        self._seen: set[tuple] = set()
+        #: the graph's size at the first error: the partial network shown with the errors
+        self._partial_at: int | None = None
+        self._steps = 0
+        self._costs: dict[int, tuple[int, int]] = {}
+        self._cost_depth = 0
 
     # -- entry point
     def build(self) -> CompiledNetwork:
+        """Expand the network; raise one ArchError holding every error found, with
+        ``err.partial`` the network as built up to the first of them."""
+        try:
+            net = self._build()
+        except ArchError as err:  # a limit, or a mistake outside any body
+            self._record(err)
+            if not self.errors:
+                raise
+        if self.errors:
+            err = ArchError(self.errors)
+            err.partial = self._partial()
+            raise err
+        return net
+
+    def _recover(self, err: ArchError) -> bool:
+        """Record a statement's error so that the build can go on as if the statement were
+        absent: one run then reports every independent mistake. Limits stop the network at
+        once (False: the caller re-raises)."""
+        if err.diagnostics and err.code in _FATAL:
+            return False
+        self._record(err)
+        return True
+
+    def _record(self, err: ArchError) -> None:
+        if self._partial_at is None:
+            self._partial_at = self.g.number_of_nodes()
+        for d in err.diagnostics:
+            # after the first error, shapes and values downstream of it are unreliable: keep only
+            # the mistakes that cannot be its consequence (names, arguments, duplicates) and limits
+            if self.errors and d.code not in _INDEPENDENT and d.code not in _FATAL:
+                continue
+            key = (d.code, d.message, d.span)  # a block called many times repeats its error
+            if key not in self._seen:
+                self._seen.add(key)
+                self.errors.append(d)
+
+    def _partial(self) -> list[CompiledNetwork]:
+        nodes = list(self.g.nodes)[: self._partial_at]
+        if self.input_node is None or not nodes:
+            return []
+        g = LayerGraph()
+        for n in nodes:
+            g.add_node(n, **self.g.nodes[n])
+            g.add_edges_from((i, n) for i in self.g.nodes[n]["info"].inputs if i in g)
+        return [CompiledNetwork(
+            name=self.network.name, file=self.unit.program.file, graph=g, tree=TSeq(name=self.network.name),
+            input=self.input_node, output=nodes[-1],
+            aux_outputs={k: v for k, v in self.aux_outputs.items() if v in g},
+            expectations=[], sources=self.unit.sources, span=self.network.span, complete=False)]
+
+    def _step(self, n: int, span: P.Span) -> None:
+        self._steps += n
+        if self._steps > MAX_STEPS:
+            raise ArchError(Diagnostic("E304", f"the network takes more than {MAX_STEPS:,} steps to expand", span,
+                                       hint="check the repetition counts and nested block calls"))
+
+    def _check_budget(self, times: int, body: P.Body, span: P.Span, what: str) -> None:
+        """Refuse at once an expansion that cannot fit the limits, instead of building
+        MAX_NODES nodes first: `repeat 10000 { repeat 10000 { relu } }` and blocks that call
+        the next one twice, forty deep, fail here without expanding anything."""
+        nodes, steps = self._cost(body)
+        for used, cost, limit, unit, verb in ((self.g.number_of_nodes(), nodes, MAX_NODES, "nodes", "have"),
+                                              (self._steps, steps, MAX_STEPS, "steps", "take")):
+            need = used + times * cost
+            if need > limit:
+                raise ArchError(Diagnostic("E304", f"{what}: the network would {verb} at least {_big(need)} {unit}"
+                                           + (" to expand" if unit == "steps" else ""),
+                                           span, expected=f"at most {limit:,} {unit}", found=_big(need),
+                                           hint="check the repetition counts and nested block calls"))
+
+    def _check_network_budget(self) -> None:
+        """Refuse at once a network whose statements add up beyond the limits (25,000 layers
+        written out): blame the statement where the total crosses the limit. A statement over
+        the limit on its own is left to its own check, which names it better (`repeat 10000`)."""
+        body = self.network.body
+        totals = [self._cost_stmt(st) for st in body.stmts]
+        all_nodes, all_steps = sum(t[0] for t in totals), 1 + len(body.stmts) + sum(t[1] for t in totals)
+        nodes, steps = 0, 1 + len(body.stmts)
+        for st, (n, k) in zip(body.stmts, totals):
+            nodes, steps = nodes + n, steps + k
+            if n > MAX_NODES or k > MAX_STEPS:
+                return
+            for total, count, limit, text in ((all_nodes, nodes, MAX_NODES, "have at least {} nodes"),
+                                              (all_steps, steps, MAX_STEPS, "take at least {} steps to expand")):
+                if count > limit:
+                    raise ArchError(Diagnostic("E304", "the network would " + text.format(_big(total)), st.span,
+                                               expected=f"at most {limit:,}", found=_big(total),
+                                               hint="the limit is passed at this statement; "
+                                                    "check the repetition counts and the network's length"))
+
+    def _cost(self, body: P.Body) -> tuple[int, int]:
+        """Lower bounds on the nodes and steps one expansion of `body` takes, from the text
+        alone (repeat counts that are not literals count as 0)."""
+        key = id(body)
+        if key in self._costs:
+            return self._costs[key]
+        if self._cost_depth > 2 * MAX_CALL_DEPTH + 8:  # deeper call chains fail on their own (E304)
+            return 0, 0
+        self._costs[key] = (0, 0)  # a recursive call (an error of its own) counts as nothing
+        nodes, steps = 0, 1 + len(body.stmts)
+        self._cost_depth += 1
+        try:
+            for s in body.stmts:
+                n, k = self._cost_stmt(s)
+                nodes, steps = nodes + n, steps + k
+        finally:
+            self._cost_depth -= 1
+        self._costs[key] = (nodes, steps)
+        return nodes, steps
+
+    def _cost_stmt(self, s: P.AnyStmt) -> tuple[int, int]:
+        t = type(s)
+        if t is P.Invocation:
+            block = self.unit.blocks.get(s.name)
+            if block is not None:
+                return self._cost(block.body)
+            return (1 if lookup(s.name) is not None else 0), 0
+        if t is P.Repeat:
+            c = s.count
+            times = c.value if type(c) is P.Num and type(c.value) is int and 0 < c.value <= MAX_REPEAT else 0
+            n, k = self._cost(s.body)
+            return times * n, times * k
+        if t is P.If:
+            a, b = self._cost(s.then), self._cost(s.orelse) if s.orelse is not None else (0, 0)
+            return min(a[0], b[0]), min(a[1], b[1])
+        if t is P.Concat or t is P.Add:
+            costs = [self._cost(b) for b in s.branches]
+            return 1 + sum(c[0] for c in costs), sum(c[1] for c in costs)
+        if t is P.Residual:
+            n, k = self._cost(s.body)
+            return 1 + n, k
+        if t is P.Aux:
+            return self._cost(s.body)
+        return 0, 0
+
+    def _build(self) -> CompiledNetwork:
         genv = Env()
         for let in self.unit.lets:
             genv.values[let.name] = evaluate(let.value, genv, None)
@@ -449,6 +712,7 @@ class Builder:
                 nenv.values[prm.name] = evaluate(prm.default, nenv, None)
         root = TSeq(name=self.network.name, path="")
         ctx = _Ctx(nenv, Defaults(), root, _Namer(), (), None, ())
+        self._check_network_budget()
         cur = self.body(self.network.body, None, ctx)
         if cur is None:
             raise ArchError(Diagnostic("E407", f"network '{self.network.name}' has no input", self.network.span,
@@ -466,7 +730,8 @@ class Builder:
     def _shape(self, node: str | None) -> Shape | None:
         return self.g.nodes[node]["info"].shape if node is not None else None
 
-    def _add(self, info: NodeInfo, span: P.Span | None, blame: P.Span | None = None) -> str:
+    def _add(self, info: NodeInfo, span: P.Span | None, blame: P.Span | None = None,
+             inv: P.Invocation | None = None) -> str:
         if self.g.number_of_nodes() >= MAX_NODES:
             raise ArchError(Diagnostic("E304", f"the network expands to more than {MAX_NODES:,} nodes", span,
                                        hint="check the repetition counts"))
@@ -476,8 +741,11 @@ class Builder:
         try:
             infer_node(self.g, info.id)
         except ShapeError as e:
+            self.g.remove_node(info.id)  # the graph keeps only what inferred: the partial network
             notes = tuple(Note(f"its input {s} comes from '{i}'", self.g.nodes[i]["info"].span)
                           for i, s in zip(info.inputs, info.in_shapes) if self.g.nodes[i]["info"].span is not None)
+            if e.arg and inv is not None:  # underline the argument to blame (`g2`), not the statement
+                blame = blame or _arg_span(inv, e.arg)
             raise ArchError(Diagnostic(e.code, e.message, blame or span, expected=e.expected, found=e.found,
                                        hint=e.hint, notes=notes[:1] if len(notes) == 1 else ())) from None
         return info.id
@@ -485,9 +753,16 @@ class Builder:
     # -- bodies
     def body(self, body: P.Body, cur: str | None, ctx: _Ctx) -> str | None:
         stmts = body.stmts
+        self._step(1 + len(stmts), body.span)
         for i, stmt in enumerate(stmts):
             nxt = stmts[i + 1] if i + 1 < len(stmts) else None
-            cur = self.stmt(stmt, cur, ctx, nxt)
+            try:
+                cur = self.stmt(stmt, cur, ctx, nxt)
+            except ArchError as err:  # go on after the statement, as if it were absent
+                if not self._recover(err):
+                    raise
+                if type(stmt) is P.Let:
+                    ctx.env.values[stmt.name] = POISON
         return cur
 
     def stmt(self, s: P.AnyStmt, cur: str | None, ctx: _Ctx, nxt: P.AnyStmt | None) -> str | None:
@@ -545,7 +820,8 @@ class Builder:
         else:
             dims = tuple(_as_int(evaluate(d, ctx.env, None), d, "input size") for d in s.dims)
         if len(dims) not in (1, 3) or any(d < 1 for d in dims):
-            raise ArchError(Diagnostic("E303", f"bad input shape {'x'.join(map(str, dims))}", s.span,
+            bad = [d.span for d, v in zip(s.dims, dims) if v < 1] if self.input_override is None else []
+            raise ArchError(Diagnostic("E303", f"bad input shape {'x'.join(map(str, dims))}", (bad or [s.span])[0],
                                        expected="CxHxW with every size at least 1",
                                        found="x".join(map(str, dims))))
         info = NodeInfo(id="input", op=Op(REGISTRY["identity"], REGISTRY["identity"].Params()), span=s.span,
@@ -688,14 +964,14 @@ class Builder:
             else:
                 # bias is redundant before batch norm (Ioffe & Szegedy 2015, §3.2): drop it when
                 # this layer gets a norm or the next statement is one
-                followed_by_bn = (isinstance(nxt, P.Invocation) and nxt.label is None and
+                followed_by_bn = (isinstance(nxt, P.Invocation) and
                                   lookup(nxt.name) is not None and lookup(nxt.name).name == "bn")
                 bias = norm is None and not followed_by_bn
             params = kind.with_bias(params, bias)
         local = local or ctx.namer.auto(kind.name)
         info = NodeInfo(id=self._path(ctx, local), op=Op(kind, params), post=post, span=inv.span, scope=ctx.scope,
                         aux=ctx.aux, inputs=[cur])
-        node = self._add(info, inv.span)
+        node = self._add(info, inv.span, inv=inv)
         ctx.seq.items.append(TLayer(local, node))
         return node
 
@@ -711,6 +987,7 @@ class Builder:
                                            notes=tuple(Note(f"'{n}' is called here", sp) for n, sp in ctx.calls)))
         if len(ctx.calls) >= MAX_CALL_DEPTH:
             raise ArchError(Diagnostic("E304", f"block calls nest deeper than {MAX_CALL_DEPTH}", inv.span))
+        self._check_budget(1, block.body, inv.span, f"calling '{block.name}'")
         values = self._bind_call(inv, block, ctx, cur)
         local = self._local(inv, block.name, ctx)
         path = self._path(ctx, local)
@@ -758,7 +1035,8 @@ class Builder:
                     raise ArchError(Diagnostic(
                         "E208", f"block '{block.name}' needs argument '{prm.name}'", inv.span,
                         expected=f"{block.name}({', '.join(names)})",
-                        found=f"{len(positional) + len(keywords)} arguments",
+                        found=f"{len(positional) + len(keywords)} argument"
+                              + "s" * (len(positional) + len(keywords) != 1),
                         notes=(Note("defined here", block.span),)))
                 values[prm.name] = evaluate(prm.default, Env(values, genv), shape)
         return values
@@ -768,6 +1046,7 @@ class Builder:
         if n < 0 or n > MAX_REPEAT:
             raise ArchError(Diagnostic("E304", f"repeat count {n} is out of range", s.count.span,
                                        expected=f"0 to {MAX_REPEAT:,}", found=str(n)))
+        self._check_budget(n, s.body, s.count.span, f"repeat {n}")
         if s.label:
             local = ctx.namer.label(s.label + ctx.label_suffix, s.label_span)
             seq = TSeq(name=local, path=self._path(ctx, local))
@@ -805,8 +1084,8 @@ class Builder:
             shapes = [self._shape(o) for o in outs]
             odd = next((k for k in range(1, len(shapes)) if
                         (shapes[k].dims[1:] != shapes[0].dims[1:] if mode == "concat" else shapes[k] != shapes[0])), 1)
-            notes = tuple(Note(f"branch {k + 1} gives {sh}", branches[k].span) for k, sh in enumerate(shapes))
-            raise ArchError(Diagnostic(e.code, e.message, branches[odd].span if odd < len(branches) else s.span,
+            notes = tuple(Note(f"branch {k + 1} gives {sh}", _stmts_span(branches[k])) for k, sh in enumerate(shapes))
+            raise ArchError(Diagnostic(e.code, e.message, _stmts_span(branches[odd]) if odd < len(branches) else s.span,
                                        expected=e.expected, found=e.found, hint=e.hint, notes=notes)) from None
         node = self._add(info, s.span, blame)
         ctx.seq.items.append(TMerge(local, mode, seqs, node, scales))
@@ -836,9 +1115,32 @@ class Builder:
         return cur
 
 
+#: errors that stop a network at once: limits (going on could only take longer)
+_FATAL = frozenset({"E304", "E410"})
+#: errors that cannot be the consequence of an earlier one in the same network (whereas a
+#: shape or value error may just follow from a statement that failed before it)
+_INDEPENDENT = frozenset({"E201", "E202", "E204", "E205", "E206", "E207", "E208", "E209"})
+
+
+def _arg_span(inv: P.Invocation, key: str) -> P.Span | None:
+    for a in (*inv.args, *inv.post):
+        if isinstance(a, P.KwArg) and a.key == key:
+            return a.span
+    for c in inv.call or ():
+        if isinstance(c, P.CallKw) and c.key == key:
+            return c.span
+    return None
+
+
+def _big(n: int) -> str:
+    # bit_length, not str(): Python refuses to print ints of more than 4,300 digits
+    return f"{n:,}" if n < 10**30 else f"about 10^{int(n.bit_length() * 0.30103)}"
+
+
 def _as_int(v: Any, expr: P.Node, what: str) -> int:
     if isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise ArchError(Diagnostic("E207", f"{what} must be a number", expr.span, found=repr(v)))
+        raise ArchError(Diagnostic("E207", f"{what} must be a number", expr.span,
+                                   found=f"{str(v).lower()} (a truth value, not a number)"))
     if isinstance(v, float):
         if not v.is_integer():
             raise ArchError(Diagnostic("E302", f"{what} must be an integer", expr.span, expected="an integer",
@@ -880,11 +1182,11 @@ def build_graph(unit: Unit, network: P.Network, input: tuple[int, ...] | None = 
 
 def check_duplicates(unit: Unit) -> None:
     seen: dict[str, P.Network] = {}
-    errors = Collector()
+    errors = Collector(list(unit.deferred))
     for n in unit.program.networks:
         if n.name in seen:
-            errors.add(ArchError(Diagnostic("E204", f"network '{n.name}' is defined twice", n.span,
-                                            notes=(Note("first defined here", seen[n.name].span),))))
+            errors.add(ArchError(Diagnostic("E204", f"network '{n.name}' is defined twice", _head(n, "network"),
+                                            notes=(Note("first defined here", _head(seen[n.name], "network")),))))
         seen[n.name] = n
     errors.raise_if_any(unit.sources)
 

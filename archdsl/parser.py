@@ -15,17 +15,28 @@ import re
 from importlib import resources
 from pathlib import Path
 
-from lark import Lark, Token, Transformer, v_args
+from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
+from . import cache as _cache
 from . import program as P
 from .diagnostics import ArchError, Diagnostic
 
-#: a spec larger than this is refused before parsing (bounded memory and time)
-MAX_SOURCE_BYTES = 4_000_000
+#: a spec larger than this is refused before parsing: parsing costs ~20 us a character, so
+#: this bounds it to a few seconds (the largest spec in specs/ is under 10,000 characters)
+MAX_SOURCE_BYTES = 256_000
 #: nesting of braces and parentheses beyond this is refused (Lark's LALR parser and our
 #: recursive stages would otherwise be driven into deep recursion)
 MAX_NESTING = 64
+#: parse trees deeper than this are refused before the (recursive) transformer sees them;
+#: 64 nested bodies make a tree about 260 deep
+MAX_TREE_DEPTH = 300
+#: a number literal beyond this is refused where it stands (graph.MAX_VALUE bounds computed values)
+MAX_LITERAL = 10**15
+#: after a syntax error the parse resumes at the next statement, up to this many errors...
+MAX_SYNTAX_ERRORS = 30
+#: ... and as long as the retries have read fewer than this many characters in all
+RECOVERY_BUDGET = 300_000
 
 
 @functools.lru_cache(maxsize=1)
@@ -58,11 +69,19 @@ def _tok_span(file: str, tok: Token) -> P.Span:
     )
 
 
-def _number(text: str) -> int | float:
-    text = text.replace("_", "")
-    if re.fullmatch(r"\d+", text):
-        return int(text)
-    return float(text)
+def _number(text: str, span: P.Span | None = None) -> int | float:
+    digits = text.replace("_", "")
+    if re.fullmatch(r"\d+", digits):
+        # beyond 20 digits the value is absurd anyway; int() of a huge string is slow (and
+        # Python refuses more than 4,300 digits)
+        value: int | float | None = int(digits) if len(digits) <= 20 else None
+    else:
+        value = float(digits)
+    if value is None or not abs(value) <= MAX_LITERAL:  # also catches inf and nan
+        shown = text if len(text) <= 24 else f"{text[:12]}... ({len(text)} characters)"
+        raise ArchError(Diagnostic("E304", f"the number {shown} is absurdly large", span,
+                                   expected=f"at most {MAX_LITERAL:,}", found=shown))
+    return value
 
 
 _SHORT = {"p": "pad", "g": "groups", "d": "dilation"}
@@ -147,9 +166,8 @@ class _ToProgram(Transformer):
 
     def expect(self, meta, c):
         what, value, tol, _pct = c
-        return P.Expect(
-            span=self._s(meta), what=str(what), value=value, tolerance=_number(tol) if tol is not None else None
-        )
+        tolerance = _number(tol, self._t(tol)) if tol is not None else None
+        return P.Expect(span=self._s(meta), what=str(what), value=value, tolerance=tolerance)
 
     def dims_value(self, meta, c):
         return self._dims_token(c[0])
@@ -181,7 +199,7 @@ class _ToProgram(Transformer):
     def _arg(self, a):
         if isinstance(a, Token):  # SHORTOPT: p2, p0,3, g2, d2
             values = tuple(
-                P.Num(span=self._t(a), value=int(v)) for v in a[1:].split(",")
+                P.Num(span=self._t(a), value=_number(v, self._t(a))) for v in a[1:].split(",")
             )
             return P.KwArg(span=self._t(a), key=_SHORT[a[0]], values=values)
         return a
@@ -205,18 +223,14 @@ class _ToProgram(Transformer):
         # `3x224x224` is one token; give each number its own column so errors point at it
         out, col = [], tok.column
         for part in str(tok).split("x"):
-            out.append(
-                P.Num(
-                    span=P.Span(file=self.file, line=tok.line, column=col, end_line=tok.line, end_column=col + len(part)),
-                    value=int(part),
-                )
-            )
+            span = P.Span(file=self.file, line=tok.line, column=col, end_line=tok.line, end_column=col + len(part))
+            out.append(P.Num(span=span, value=_number(part, span)))
             col += len(part) + 1
         return tuple(out)
 
     # -- expressions
     def number(self, meta, c):
-        return P.Num(span=self._t(c[0]), value=_number(c[0]))
+        return P.Num(span=self._t(c[0]), value=_number(c[0], self._t(c[0])))
 
     def name(self, meta, c):
         return P.Name(span=self._t(c[0]), id=str(c[0]))
@@ -274,6 +288,19 @@ _WORDS = {
     "$END": "the end of the file",
 }
 
+#: sets of terminals that read better as one phrase: (terminals that must all be expected,
+#: terminals the phrase stands for, the phrase)
+_PHRASES = (
+    ({"DIMS", "SHORTOPT", "NAME"}, {"DIMS", "SHORTOPT", "NAME", "INT", "FLOAT", "MINUS"},
+     "a layer argument (such as 3x3, 3/2, p1, g2, ceil or key=value)"),
+    ({"INT", "NAME", "LPAR"}, {"INT", "FLOAT", "NAME", "LPAR", "MINUS", "PLUS", "NOT", "TRUE", "FALSE"},
+     "an expression (a number, a name or '(')"),
+    ({"DIMS", "INT"}, {"DIMS", "INT", "FLOAT", "NAME", "MINUS"}, "a size such as 2, 3x3 or 3x224x224"),
+    ({"NAME", "SCOPED"}, {"NAME", "SCOPED"}, "a statement"),
+    ({"NETWORK", "BLOCK"}, {"NETWORK", "BLOCK", "LET", "INCLUDE"}, "'network', 'block', 'let' or 'include'"),
+    ({"_SEP"}, {"_SEP"}, _WORDS["_SEP"]),
+)
+
 
 def _describe_terminal(name: str) -> str:
     if name in _WORDS:
@@ -286,89 +313,264 @@ def _describe_terminal(name: str) -> str:
     return name.lower()
 
 
+def _expected_words(expected, text: str, pos: int | None) -> str | None:
+    """What the parser would have accepted, in words: `an expression`, not six token names."""
+    left = set(expected or ())
+    if "VBAR" in left and (pos is None or _enclosing_keyword(text, pos) not in ("concat", "add")):
+        left.discard("VBAR")  # '|' only separates branches: do not offer it elsewhere
+    words = []
+    for needed, covered, phrase in _PHRASES:
+        if needed <= left:
+            words.append(phrase)
+            left -= covered
+    words += sorted(_describe_terminal(t) for t in left)
+    if not words:
+        return None
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
+
+
 def _describe_token(tok: Token) -> str:
     if tok.type == "$END":
         return "the end of the file"
     if tok.type == "_SEP":
         return "the end of the line" if "\n" in tok or tok.startswith("#") else "';'"
-    return f"'{tok}'"
+    text = str(tok)
+    return f"'{text}'" if len(text) <= 40 else f"'{text[:37]}...'"
 
 
-def _syntax_error(err: UnexpectedInput, file: str, source: str) -> ArchError:
+def _mask(source: str) -> str:
+    """`source` with comments and quoted strings blanked: braces and separators in them
+    must not count when statements and bodies are delimited."""
+    return re.sub(r'#[^\n]*|"[^"\n]*"', lambda m: " " * len(m.group()), source)
+
+
+def _depth_at(masked: str, pos: int) -> int:
+    depth = 0
+    for ch in masked[:pos]:
+        if ch == "{":
+            depth += 1
+        elif ch == "}":
+            depth = max(depth - 1, 0)
+    return depth
+
+
+def _enclosing_keyword(text: str, pos: int) -> str | None:
+    """The word before the innermost '{' still open at `pos` (`concat`, `repeat 3`, ...)."""
+    masked = _mask(text)
+    depth = 0
+    for i in range(min(pos, len(masked)) - 1, -1, -1):
+        ch = masked[i]
+        if ch == "}":
+            depth += 1
+        elif ch == "{":
+            if depth == 0:
+                words = re.findall(r"[A-Za-z_]\w*", masked[max(0, i - 200):i].split("\n")[-1])
+                return words[0] if words else None
+            depth -= 1
+    return None
+
+
+def _statement_region(masked: str, pos: int) -> tuple[int, int]:
+    """The extent of the statement holding offset `pos`: back to the previous separator
+    (newline, ';', '{' or '|'), forward to the next one, bodies included."""
+    if masked[pos:pos + 1] == "}" and _depth_at(masked, pos) == 0:
+        return pos, pos + 1  # a '}' that closes nothing
+    start = pos
+    while start > 0:
+        ch = masked[start - 1]
+        if ch in "\n;{|":
+            break
+        if ch == "}":  # a body within the statement (`concat { ... } )`): step over it
+            depth, j = 0, start - 1
+            while j >= 0:
+                if masked[j] == "}":
+                    depth += 1
+                elif masked[j] == "{":
+                    depth -= 1
+                    if depth == 0:
+                        break
+                j -= 1
+            if j < 0:
+                break
+            start = j
+            continue
+        start -= 1
+    end, depth = pos, 0
+    while end < len(masked):
+        ch = masked[end]
+        if ch == "{":
+            depth += 1
+        elif ch == "}":
+            if depth == 0:
+                break
+            depth -= 1
+        elif depth == 0 and ch in "\n;|":
+            break
+        end += 1
+    if end == pos and masked[pos:pos + 1] in ("|", ";"):
+        end = pos + 1  # the offending token is itself a separator (`a || b`): drop it
+    elif not masked[start:end].strip() and start > 0 and masked[start - 1] in "|;":
+        start -= 1  # nothing between two separators (`concat { a | }`): drop the first
+    return start, end
+
+
+def _item_start(masked: str, pos: int) -> int:
+    """Where the top-level item (network, block, let, include) holding `pos` begins."""
+    depth, start = 0, 0
+    for i, ch in enumerate(masked[:pos]):
+        if ch == "{":
+            depth += 1
+        elif ch == "}":
+            depth = max(depth - 1, 0)
+        elif depth == 0 and ch in "\n;":
+            start = i + 1
+    return start
+
+
+def _blank(text: str, start: int, end: int) -> str:
+    """Replace text[start:end] by spaces, keeping line breaks: positions stay valid."""
+    return text[:start] + re.sub(r"[^\r\n]", " ", text[start:end]) + text[end:]
+
+
+def _error_offset(err: UnexpectedInput) -> int | None:
+    """Offset of the offending text, or None when the error is at the end of the file."""
+    if isinstance(err, UnexpectedToken):
+        return None if err.token.type == "$END" else err.token.start_pos
+    if isinstance(err, UnexpectedCharacters):
+        return err.pos_in_stream
+    return None
+
+
+def _syntax_errors(first: UnexpectedInput, file: str, source: str) -> ArchError:
+    """Every syntax error of a file: after each, the statement holding it is blanked and the
+    parse resumes, so that independent mistakes are reported together. A new error inside
+    or before the blanked text may be a consequence of the blanking, so recovery stops there."""
+    diags = [_syntax_error(first, file, source)]
+    text, masked, err = source, _mask(source), first
+    budget = RECOVERY_BUDGET
+    while len(diags) < MAX_SYNTAX_ERRORS:
+        pos = _error_offset(err)
+        if pos is None:
+            break
+        start, end = _statement_region(masked, pos)
+        if not text[start:end].strip():
+            break
+        # items before the failing one parsed: blank them too, so that each retry costs only
+        # the rest of the file
+        item = _item_start(masked, start)
+        text, masked = _blank(_blank(text, 0, item), start, end), _blank(_blank(masked, 0, item), start, end)
+        budget -= len(text) - item
+        if budget < 0:
+            break
+        try:
+            _lark().parse(text)
+            break
+        except UnexpectedInput as e:
+            err = e
+        new_pos = _error_offset(err)
+        if new_pos is not None and new_pos < end:
+            break
+        diags.append(_syntax_error(err, file, text))
+    return ArchError(diags, {file: source})
+
+
+_LOOKALIKES = {"→": "->", "×": "x", "−": "-", "–": "-", "—": "-", "；": ";", "：": ":", "（": "(", "）": ")",
+               "“": '"', "”": '"', "｛": "{", "｝": "}", "｜": "|", "＝": "="}
+
+
+def _syntax_error(err: UnexpectedInput, file: str, source: str) -> Diagnostic:
     line = getattr(err, "line", 1) or 1
     column = getattr(err, "column", 1) or 1
     if isinstance(err, UnexpectedToken) and err.token.type == "_SEP":
         # point at the end of the previous line, where the statement was cut short
         line, column = err.token.line, err.token.column
     if isinstance(err, (UnexpectedEOF,)) or (isinstance(err, UnexpectedToken) and err.token.type == "$END"):
-        lines = source.splitlines() or [""]
-        line, column = len(lines), len(lines[-1]) + 1
+        lines = source.split("\n")  # the end: just after the last line that holds anything
+        line = max((i for i, text in enumerate(lines, 1) if text.strip()), default=1)
+        column = len(lines[line - 1]) + 1
         opened = _unclosed(source)
         if opened is not None:
             o_line, o_col = opened
-            return ArchError(
-                Diagnostic(
-                    "E104",
-                    "unclosed '{': the file ends inside a block",
-                    P.Span(file=file, line=o_line, column=o_col, end_line=o_line, end_column=o_col + 1),
-                    expected="'}'",
-                    found="the end of the file",
-                    hint="add the missing '}' to close this block",
-                ),
-                {file: source},
-            )
-        expected = sorted({_describe_terminal(t) for t in getattr(err, "expected", ()) or ()})
-        return ArchError(
-            Diagnostic(
-                "E102",
-                "unexpected end of file",
-                P.Span(file=file, line=line, column=column, end_line=line, end_column=column + 1),
-                expected=", ".join(expected) or None,
+            return Diagnostic(
+                "E104",
+                "unclosed '{': the file ends inside this body",
+                P.Span(file=file, line=o_line, column=o_col, end_line=o_line, end_column=o_col + 1),
+                expected="'}'",
                 found="the end of the file",
-            ),
-            {file: source},
+                hint="add the missing '}' to close this body",
+            )
+        return Diagnostic(
+            "E102",
+            "unexpected end of file: the last statement is incomplete",
+            P.Span(file=file, line=line, column=column, end_line=line, end_column=column + 1),
+            expected=_expected_words(getattr(err, "expected", ()), source, len(source)),
+            found="the end of the file",
+            hint=_hint_after_arrow(source, len(source)),
         )
     if isinstance(err, UnexpectedCharacters):
         ch = source[err.pos_in_stream] if err.pos_in_stream < len(source) else ""
         hint = None
         if ch in "[]":
             hint = "lists are written without brackets: `mlpconv 160,96`"
-        return ArchError(
-            Diagnostic(
-                "E103",
-                f"unexpected character {ch!r}",
-                P.Span(file=file, line=line, column=column, end_line=line, end_column=column + 1),
-                expected=", ".join(sorted({_describe_terminal(t) for t in err.allowed or ()})) or None,
-                found=repr(ch),
-                hint=hint,
-            ),
-            {file: source},
+        elif ch == "'":
+            hint = 'paths are quoted with double quotes: include "blocks.arch"'
+        elif ch in _LOOKALIKES:  # typographic characters, as copied from a paper's PDF
+            hint = f"write {_LOOKALIKES[ch]!r} instead"
+        return Diagnostic(
+            "E103",
+            f"unexpected character {ch!r}",
+            P.Span(file=file, line=line, column=column, end_line=line, end_column=column + 1),
+            expected=_expected_words(err.allowed, source, err.pos_in_stream),
+            found=repr(ch),
+            hint=hint,
         )
     assert isinstance(err, UnexpectedToken)
     tok = err.token
-    expected = sorted({_describe_terminal(t) for t in err.expected})
-    end_col = (tok.end_column or column + len(tok)) if tok.end_line == tok.line else column + 1
+    expected = set(err.expected)
+    one_line = tok.end_line == tok.line and tok.type != "_SEP"  # a separator: underline its first character
+    end_col = (tok.end_column or column + len(tok)) if one_line else column + 1
+    found = _describe_token(tok)
+    message = f"unexpected {found.removeprefix('the end of the ').replace('line', 'end of line')}"
     hint = None
-    if tok.type == "NAME" and any("end of the statement" in e for e in expected):
+    pos = tok.start_pos
+    before = _mask(source[:pos]).rstrip()
+    if tok.type == "RBRACE" and _depth_at(_mask(source), pos) == 0:
+        message = "unexpected '}': it closes nothing"
+        hint = "remove it, or look above for a missing '{'"
+    elif {"NETWORK", "BLOCK"} <= expected and tok.type == "NAME":
+        hint = "a file holds `network`, `block`, `let` and `include`; layers go inside `network NAME { ... }`"
+    elif tok.type == "LBRACE" and expected == {"NAME"}:
+        hint = "give it a name: `network NAME { ... }`, `block NAME() { ... }`, `aux NAME { ... }`"
+    elif tok.type == "LBRACE" and expected == {"LPAR"}:
+        hint = "a block lists its parameters in parentheses, even when it has none: `block NAME() { ... }`"
+    elif tok.type == "LBRACE" and before.split()[-1:] == ["repeat"]:
+        hint = "repeat needs a count: `repeat 3 { ... }`"
+    elif before.endswith("->"):
+        hint = _hint_after_arrow(source, pos)
+    elif tok.type == "EQUAL" and "COLON" in expected:
+        hint = "constants are declared with `let NAME = value`"
+    elif tok.type == "NAME" and "_SEP" in expected:
         hint = "separate statements with a newline or ';'"
-    return ArchError(
-        Diagnostic(
-            "E101",
-            f"unexpected {_describe_token(tok)}",
-            P.Span(file=file, line=line, column=column, end_line=line, end_column=max(end_col, column + 1)),
-            expected=", ".join(expected) or None,
-            found=_describe_token(tok),
-            hint=hint,
-        ),
-        {file: source},
+    return Diagnostic(
+        "E101",
+        message,
+        P.Span(file=file, line=line, column=column, end_line=line, end_column=max(end_col, column + 1)),
+        expected=_expected_words(expected, source, pos),
+        found=found,
+        hint=hint,
     )
+
+
+def _hint_after_arrow(source: str, pos: int) -> str | None:
+    if _mask(source[:pos]).rstrip().endswith("->"):
+        return "`->` is followed by the number of output channels, e.g. `-> 64`"
+    return None
 
 
 def _unclosed(source: str) -> tuple[int, int] | None:
     """Line and column of the innermost '{' left open at the end of `source`, if any."""
     stack: list[tuple[int, int]] = []
-    for ln, text in enumerate(source.splitlines(), 1):
-        text = text.split("#", 1)[0]
+    for ln, text in enumerate(_mask(source).split("\n"), 1):
         for col, ch in enumerate(text, 1):
             if ch == "{":
                 stack.append((ln, col))
@@ -401,6 +603,29 @@ def _check_nesting(source: str, file: str) -> None:
             depth = max(depth - 1, 0)
 
 
+def _check_depth(tree: Tree, file: str, source: str) -> None:
+    """Refuse a parse tree deeper than MAX_TREE_DEPTH (walked without recursion) before the
+    recursive stages see it: `- - - ... 1` or `1+1+...+1` would exhaust Python's stack."""
+    stack = [(tree, 1, tree)]
+    while stack:
+        node, depth, stmt = stack.pop()
+        if depth > MAX_TREE_DEPTH:  # blame the innermost statement holding it
+            meta = stmt.meta
+            line, col = (meta.line, meta.column) if not meta.empty else (1, 1)
+            end = meta.end_column if not meta.empty and meta.end_line == line else col + 1
+            raise ArchError(Diagnostic(
+                "E105", f"this statement nests more than {MAX_TREE_DEPTH} levels deep",
+                P.Span(file=file, line=line, column=col, end_line=line, end_column=end),
+                hint="split long expressions with `let`, deep structures into blocks"), {file: source})
+        if node.data in _STATEMENTS:
+            stmt = node
+        stack.extend((c, depth + 1, stmt) for c in node.children if isinstance(c, Tree))
+
+
+_STATEMENTS = frozenset({"invocation", "let", "input", "scoped", "repeat", "if_stmt", "concat", "add", "residual",
+                         "aux", "expect", "labeled", "block", "network", "include"})
+
+
 def parse(source: str, file: str = "<string>") -> P.Program:
     """Parse spec text into a :class:`~archdsl.program.Program`.
 
@@ -408,31 +633,49 @@ def parse(source: str, file: str = "<string>") -> P.Program:
     >>> [n.name for n in prog.networks]
     ['tiny']
     """
+    cached = _cache.lookup(source, file)  # a parse depends only on the text, the name and this code
+    if cached is not None:
+        return cached
     if len(source) > MAX_SOURCE_BYTES:
         raise ArchError(
             Diagnostic(
                 "E106",
                 f"the spec is {len(source):,} characters long; the limit is {MAX_SOURCE_BYTES:,}",
                 P.Span(file=file, line=1, column=1, end_line=1, end_column=2),
+                hint="split it into files joined with `include`",
             )
         )
     _check_nesting(source, file)
     try:
         tree = _lark().parse(source)
     except UnexpectedInput as err:
-        raise _syntax_error(err, file, source) from None
+        raise _syntax_errors(err, file, source) from None
+    _check_depth(tree, file, source)
     try:
         items = _ToProgram(file).transform(tree)
     except VisitError as err:  # unwrap, as Lark's docs advise
         if isinstance(err.orig_exc, ArchError):
             raise err.orig_exc.with_sources({file: source}) from None
         raise err.orig_exc from err
-    return P.Program(file=file, source=source, items=tuple(items))
+    program = P.Program(file=file, source=source, items=tuple(items))
+    _cache.store(source, file, program)
+    return program
 
 
 def read_source(path: str | os.PathLike) -> str:
     """Read a spec file as UTF-8; undecodable bytes become an E107 error at their position."""
-    data = Path(path).read_bytes()
+    try:
+        with open(path, "rb") as f:
+            data = f.read(4 * MAX_SOURCE_BYTES + 1)  # UTF-8 takes at most 4 bytes a character
+    except OSError as err:
+        raise ArchError(Diagnostic("E602", f"cannot read {path}: {err.strerror or err}")) from None
+    if len(data) > 4 * MAX_SOURCE_BYTES:  # refused before the whole file is read
+        head = data[:200].decode("utf-8", "replace").split("\n")[0]
+        raise ArchError(Diagnostic(
+            "E106", f"{path} is larger than {4 * MAX_SOURCE_BYTES:,} bytes; "
+                    f"the limit is {MAX_SOURCE_BYTES:,} characters",
+            P.Span(file=str(path), line=1, column=1, end_line=1, end_column=2),
+            hint="split it into files joined with `include`"), {str(path): head})
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as err:

@@ -130,7 +130,8 @@ class Args:
     def eval_int(self, expr: Expr, what: str, minimum: int | None = 0) -> int:
         v = self._eval(expr)
         if isinstance(v, bool) or not isinstance(v, (int, float)):
-            raise self.fail("E207", f"{self.kind}: {what} must be a number", expr.span, found=repr(v))
+            raise self.fail("E207", f"{self.kind}: {what} must be a number", expr.span,
+                            found=f"{str(v).lower()} (a truth value, not a number)")
         if isinstance(v, float):
             if not v.is_integer():
                 raise self.fail("E302", f"{self.kind}: {what} must be an integer", expr.span,
@@ -144,12 +145,18 @@ class Args:
     def eval_float(self, expr: Expr, what: str) -> float:
         v = self._eval(expr)
         if isinstance(v, bool) or not isinstance(v, (int, float)):
-            raise self.fail("E207", f"{self.kind}: {what} must be a number", expr.span, found=repr(v))
+            raise self.fail("E207", f"{self.kind}: {what} must be a number", expr.span,
+                            found=f"{str(v).lower()} (a truth value, not a number)")
         return float(v)
 
     # -- positional arguments
     def has_positional(self) -> bool:
         return bool(self._pos)
+
+    def next_span(self) -> Span:
+        """The span of the next positional argument (the statement's when there is none), so
+        that a kind's own range check underlines the value at fault."""
+        return self._pos[0].span if self._pos else self.span
 
     def window(self, what: str = "kernel", required: bool = True, ndims: int = 2
                ) -> tuple[tuple[int, ...], tuple[int, ...] | None, Span] | None:
@@ -287,7 +294,8 @@ def _is_expr(a) -> bool:
 
 
 class Params(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    # built on first use (see archdsl.program): most kinds are absent from any one network
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
 
 class Kind:

@@ -19,10 +19,11 @@ class Dropout(Kind):
     Params = DropoutParams
 
     def bind(self, a: Args) -> DropoutParams:
+        span = a.next_span()
         p = a.number("drop probability", required=False, integer=False)
         p = 0.5 if p is None else p
         if not 0.0 <= p <= 1.0:
-            raise a.fail("E303", "dropout: the probability must lie in [0, 1]", a.span,
+            raise a.fail("E303", "dropout: the probability must lie in [0, 1]", span,
                          expected="0 <= p <= 1", found=f"{p:g}")
         return DropoutParams(p=p)
 
