@@ -7,8 +7,8 @@ Three kinds of input, drawn in turn until the time is up:
 
 * mutants of every spec in specs/ (tokens deleted, inserted, duplicated and swapped; lines
   dropped, doubled and swapped; random bytes, huge numbers, deep nesting, very long lines,
-  invalid UTF-8, truncation, the empty file), compiled from a file with
-  :func:`archdsl.compile_all`. Only :class:`~archdsl.ArchError` may escape, every
+  invalid UTF-8, truncation, the empty file), loaded and compiled from a file with
+  :func:`archdsl.load` and :func:`archdsl.compile_all`. Only :class:`~archdsl.ArchError` may escape, every
   diagnostic must carry a location inside its file (line within the file, column within
   the line + 1) and render, and no input may take more than a few seconds;
 * generated valid networks (random sequences of conv, pooling, batch norm, activations,
@@ -193,7 +193,7 @@ def _alarm(signum, frame):
 
 
 def check_file(path: Path, kind: str = "mutant", timeout: float = 60.0) -> Outcome:
-    """Compile every network of `path` in-process; classify what happens."""
+    """Load and compile every network of `path` in-process; classify what happens."""
     import archdsl
     from archdsl.diagnostics import ArchError
 
@@ -202,7 +202,12 @@ def check_file(path: Path, kind: str = "mutant", timeout: float = 60.0) -> Outco
         old = signal.signal(signal.SIGALRM, _alarm)
         signal.setitimer(signal.ITIMER_REAL, timeout)
     start, cpu = time.perf_counter(), time.process_time()
+    load_problem = None
     try:
+        try:
+            archdsl.load(path)  # the parse and its includes alone: the same contract
+        except ArchError as err:
+            load_problem = diagnostic_problems(err, path)
         nets = archdsl.compile_all(path)
         for net in nets:  # the report of whatever compiles must work too (rich's table is
             rep = net.report()  # slow for thousands of rows: JSON for the largest networks)
@@ -218,6 +223,8 @@ def check_file(path: Path, kind: str = "mutant", timeout: float = 60.0) -> Outco
         if use_alarm:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, old)
+    if out.problem is None and load_problem is not None:
+        out.problem = f"archdsl.load: {load_problem}"
     out.seconds = time.perf_counter() - start
     cpu = time.process_time() - cpu  # CPU time: a busy machine must not make an input look slow
     if out.problem is None and cpu > SLOW_SECONDS:

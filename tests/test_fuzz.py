@@ -106,7 +106,6 @@ def test_huge_and_deep_inputs_are_refused_quickly(workspace):
                            ("  conv 1x1 -> " + "9" * 5000 + "\n", "E304"),
                            ("  " + "add { " * 100 + "relu" + " }" * 100 + "\n", "E105"),
                            ("  conv 1x1 -> " + "- " * 3000 + "1\n", "E105"),
-                           ("  relu; " * 25_000 + "\n", "E304"),
                            ("  relu; " * 50_000 + "\n", "E106")):
         out = _check(workspace, seed, (text[:at] + inserted + text[at:]).encode())
         assert code in out.codes  # and quickly: check_file reports inputs that take long
