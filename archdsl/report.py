@@ -163,26 +163,35 @@ class Report:
     # ---------------------------------------------------------------- table
 
     def to_table(self, width: int = 120) -> str:
-        """The default, readable report (rendered by rich; plain text, no colour codes)."""
-        from rich.console import Console
-        from rich.table import Table
+        """The default, readable report (laid out as rich lays it out; plain text, no colour codes)."""
+        title = f"{self.network}  ({self.file})"
+        columns = (("layer", "left"), ("op", "left"), ("output", "right"), ("params", "right"),
+                   ("MACs", "right"), ("RF", "right"), ("activations", "right"))
+        # numbers and shapes never wrap (a folded "118,013,9 / 52" misreads); when the table
+        # is too wide, long qualified layer names and labels fold instead
+        no_wrap = [col not in ("layer", "op") for col, _ in columns]
+        rows = [(r.name, r.op, _fmt_shape(r.output), f"{r.params:,}" if r.params else "",
+                 f"{r.macs:,}" if r.macs else "", f"{r.rf[0]}" if r.rf[0] == r.rf[1] else f"{r.rf[0]}x{r.rf[1]}",
+                 f"{r.activations:,}") for r in self.rows]
+        # the same layout without rich's per-cell machinery (archdsl.textable); rich for the rest
+        from .textable import render
 
-        table = Table(title=f"{self.network}  ({self.file})", title_justify="left", box=None, pad_edge=False,
-                      header_style="bold")
-        for col, justify in (("layer", "left"), ("op", "left"), ("output", "right"), ("params", "right"),
-                             ("MACs", "right"), ("RF", "right"), ("activations", "right")):
-            # numbers and shapes never wrap (a folded "118,013,9 / 52" misreads); when the table
-            # is too wide, long qualified layer names and labels fold instead
-            table.add_column(col, justify=justify, no_wrap=col not in ("layer", "op"), overflow="fold")
-        for r in self.rows:
-            table.add_row(r.name, r.op, _fmt_shape(r.output), f"{r.params:,}" if r.params else "",
-                          f"{r.macs:,}" if r.macs else "", f"{r.rf[0]}" if r.rf[0] == r.rf[1] else f"{r.rf[0]}x{r.rf[1]}",
-                          f"{r.activations:,}")
-        buf = io.StringIO()
-        console = Console(file=buf, width=width, color_system=None, force_terminal=False, highlight=False,
-                          legacy_windows=False, soft_wrap=False)
-        console.print(table)
-        text = buf.getvalue().rstrip() + "\n\n" + "\n".join(self._total_lines()) + "\n"
+        drawn = render(title, [c for c, _ in columns], [j for _, j in columns], no_wrap, rows, width)
+        if drawn is None:
+            from rich.console import Console
+            from rich.table import Table
+
+            table = Table(title=title, title_justify="left", box=None, pad_edge=False, header_style="bold")
+            for (col, justify), nw in zip(columns, no_wrap):
+                table.add_column(col, justify=justify, no_wrap=nw, overflow="fold")
+            for row in rows:
+                table.add_row(*row)
+            buf = io.StringIO()
+            console = Console(file=buf, width=width, color_system=None, force_terminal=False, highlight=False,
+                              legacy_windows=False, soft_wrap=False)
+            console.print(table)
+            drawn = buf.getvalue()
+        text = drawn.rstrip() + "\n\n" + "\n".join(self._total_lines()) + "\n"
         return "\n".join(line.rstrip() for line in text.splitlines()) + "\n"
 
     def _total_lines(self) -> list[str]:
