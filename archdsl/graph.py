@@ -333,6 +333,81 @@ def _check_size(v: Any, expr: P.Node) -> None:
                                    expected=f"at most {MAX_VALUE:,}", found=shown))
 
 
+# ---------------------------------------------------------------- memoised binding
+
+# Binding a layer statement's arguments (evaluating them, reading them into the kind's
+# Params) depends only on the statement, the values of the names it mentions and, when it
+# says `in.c`/`in.h`/`in.w`, the input's shape. A block called many times (every ResNet
+# bottleneck, every DenseNet layer) binds the same statements with the same values over and
+# over, so each binding is kept, keyed by exactly those inputs. Errors are never kept.
+
+_UNBOUND = object()
+_MEMO_LIMIT = 100_000
+#: id(statement) -> (statement, names it mentions, whether it reads the input's shape)
+_FREE: dict[int, tuple[P.Invocation, tuple[str, ...], bool]] = {}
+#: (kind, id(statement), values of those names, input dims or None) -> (statement, params)
+_BIND_MEMO: dict[tuple, tuple[P.Invocation, Any]] = {}
+
+
+def _free_names(inv: P.Invocation) -> tuple[tuple[str, ...], bool]:
+    hit = _FREE.get(id(inv))
+    if hit is not None and hit[0] is inv:
+        return hit[1], hit[2]
+    names: list[str] = []
+    reads_input = False
+    todo: list[Any] = [inv.call, inv.args, inv.out, inv.post]
+    while todo:
+        x = todo.pop()
+        if isinstance(x, tuple):
+            todo.extend(x)
+        elif isinstance(x, P.Name):
+            if x.id not in names:
+                names.append(x.id)
+        elif isinstance(x, P.Attr):
+            reads_input = True
+        elif isinstance(x, P.Node):
+            todo.extend(v for k, v in x.__dict__.items() if k != "span")
+    if len(_FREE) >= _MEMO_LIMIT:
+        _FREE.clear()
+    _FREE[id(inv)] = (inv, tuple(names), reads_input)
+    return tuple(names), reads_input
+
+
+#: id(params) -> (params, {bias: params with that bias})
+_BIAS_MEMO: dict[int, tuple[Any, dict[bool, Any]]] = {}
+
+
+def _with_bias(kind: Kind, params: Any, bias: bool) -> Any:
+    """kind.with_bias, once per (bound params, bias): the params of a memoised binding are
+    shared, and so is their biased or unbiased copy."""
+    hit = _BIAS_MEMO.get(id(params))
+    if hit is None or hit[0] is not params:
+        if len(_BIAS_MEMO) >= _MEMO_LIMIT:
+            _BIAS_MEMO.clear()
+        hit = _BIAS_MEMO[id(params)] = (params, {})
+    out = hit[1].get(bias)
+    if out is None:
+        out = hit[1][bias] = kind.with_bias(params, bias)
+    return out
+
+
+def _bind_key(kind: Kind, inv: P.Invocation, env: Env, shape: Shape | None) -> tuple | None:
+    names, reads_input = _free_names(inv)
+    values = []
+    for name in names:
+        try:
+            v = env.lookup(name)
+            values.append((type(v), v))  # True == 1, but a bool is no channel count
+        except KeyError:  # a flag such as `ceil`, or an undefined name (an error, raised afresh)
+            values.append(_UNBOUND)
+    key = (kind, id(inv), tuple(values), shape.dims if (reads_input and shape is not None) else None)
+    try:
+        hash(key)
+    except TypeError:
+        return None
+    return key
+
+
 # ---------------------------------------------------------------- the compiled network
 
 
@@ -883,6 +958,18 @@ class Builder:
 
     def _bind(self, kind: Kind, inv: P.Invocation, ctx: _Ctx, cur: str | None, args: list | None = None):
         shape = self._shape(cur)
+        key = _bind_key(kind, inv, ctx.env, shape)
+        hit = _BIND_MEMO.get(key) if key is not None else None
+        if hit is not None and hit[0] is inv:
+            return hit[1]
+        params = self._bind_afresh(kind, inv, ctx, shape, args)
+        if key is not None:
+            if len(_BIND_MEMO) >= _MEMO_LIMIT:
+                _BIND_MEMO.clear()
+            _BIND_MEMO[key] = (inv, params)
+        return params
+
+    def _bind_afresh(self, kind: Kind, inv: P.Invocation, ctx: _Ctx, shape: Shape | None, args: list | None):
         positional: list = []
         keywords: dict[str, P.KwArg] = {}
         for c in inv.call or ():
@@ -967,7 +1054,7 @@ class Builder:
                 followed_by_bn = (isinstance(nxt, P.Invocation) and
                                   lookup(nxt.name) is not None and lookup(nxt.name).name == "bn")
                 bias = norm is None and not followed_by_bn
-            params = kind.with_bias(params, bias)
+            params = _with_bias(kind, params, bias)
         local = local or ctx.namer.auto(kind.name)
         info = NodeInfo(id=self._path(ctx, local), op=Op(kind, params), post=post, span=inv.span, scope=ctx.scope,
                         aux=ctx.aux, inputs=[cur])

@@ -31,6 +31,13 @@ if TYPE_CHECKING:
 #: no tensor may hold more values than this (per sample); checked before anything is allocated
 MAX_TENSOR_ELEMENTS = 2**32
 
+#: (kind, params, attached ops, input dims) -> (output shape, params, MACs, rf step). A kind's
+#: infer/count_params/macs/rf are pure functions of these, and networks repeat the same layer
+#: on the same shape many times (ResNet's bottlenecks, DenseNet's layers), so each is
+#: computed once per process. Bounded: cleared when full.
+_MEMO: dict = {}
+_MEMO_LIMIT = 100_000
+
 
 @dataclass(frozen=True)
 class Field:
@@ -100,17 +107,28 @@ def infer_node(g: nx.DiGraph, node: str) -> NodeInfo:
         info.rf = Field()
     else:
         (x,) = xs
-        _check_input_rank(kind, x)
-        y = kind.infer(p, x)
-        params, macs = kind.count_params(p, x, y), kind.macs(p, x, y)
-        step = kind.rf(p, x, y)
-        for op in info.post:
-            _check_input_rank(op.kind, y)
-            y2 = op.kind.infer(op.params, y)
-            params += op.kind.count_params(op.params, y, y2)
-            macs += op.kind.macs(op.params, y, y2)
-            y = y2
-        info.params, info.macs = params, macs
+        try:
+            key = (kind, p, tuple((op.kind, op.params) for op in info.post), x.dims)
+            hit = _MEMO.get(key)
+        except TypeError:  # a kind whose params do not hash: no memo
+            key = hit = None
+        if hit is None:
+            _check_input_rank(kind, x)
+            y = kind.infer(p, x)
+            params, macs = kind.count_params(p, x, y), kind.macs(p, x, y)
+            step = kind.rf(p, x, y)
+            for op in info.post:
+                _check_input_rank(op.kind, y)
+                y2 = op.kind.infer(op.params, y)
+                params += op.kind.count_params(op.params, y, y2)
+                macs += op.kind.macs(op.params, y, y2)
+                y = y2
+            hit = (y, params, macs, step)
+            if key is not None:
+                if len(_MEMO) >= _MEMO_LIMIT:
+                    _MEMO.clear()
+                _MEMO[key] = hit
+        y, info.params, info.macs, step = hit
         info.rf = _advance(g.nodes[info.inputs[0]]["info"].rf, step)
     if y.numel > MAX_TENSOR_ELEMENTS:
         raise ShapeError("E410", f"the output {y} holds {y.numel:,} values per sample",
@@ -127,10 +145,12 @@ def _check_input_rank(kind: Kind, x: Shape) -> None:
 
 
 def _advance(f: Field, step) -> Field:
-    size = tuple(r + (k - 1) * j for r, k, j in zip(f.size, step.k, f.jump))
-    jump = tuple(j * s for j, s in zip(f.jump, step.s))
-    start = tuple(st + ((k - 1) / 2 - p) * j for st, k, p, j in zip(f.start, step.k, step.p, f.jump))
-    return Field(size, jump, start)
+    # r_out = r_in + (k - 1) j_in, j_out = j_in s, start_out = start_in + ((k - 1) / 2 - p) j_in
+    # (Araujo et al., Distill 2019), per axis, written out for the two axes: this runs per node
+    (r0, r1), (j0, j1), (s0, s1) = f.size, f.jump, f.start
+    (k0, k1), (t0, t1), (p0, p1) = step.k, step.s, step.p
+    return Field((r0 + (k0 - 1) * j0, r1 + (k1 - 1) * j1), (j0 * t0, j1 * t1),
+                 (s0 + ((k0 - 1) / 2 - p0) * j0, s1 + ((k1 - 1) / 2 - p1) * j1))
 
 
 def infer(g: nx.DiGraph) -> nx.DiGraph:
