@@ -7,6 +7,7 @@ Exit codes: 0 success; 1 a mistake in a spec (or a failed `expect`); 2 a usage m
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 import traceback
@@ -62,6 +63,9 @@ class _Group(click.Group):
 def main(ctx: click.Context, debug: bool) -> None:
     """archdsl: write, check and share convolutional network architectures."""
     ctx.obj = {"debug": debug}
+    # this process uses no pydantic plugin: skip their discovery, a scan of every installed
+    # distribution's entry points that pydantic runs when it builds its first validator
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 
 
 def _input_opt(f):
