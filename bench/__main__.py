@@ -1,0 +1,412 @@
+"""`python -m bench`: run every benchmark on this machine and write BENCHMARKS.md.
+
+    python -m bench                      # everything, every model (several minutes)
+    python -m bench --quick              # a smoke run: one small model, few repetitions
+    python -m bench --models resnet50 googlenet --repeat 7 --out /tmp/B.md
+    python -m bench --sections analysis agreement
+    python -m bench --baseline f590abd   # also time an earlier revision's `archdsl compile`
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import sys
+import time
+from pathlib import Path
+
+from . import agreement, analysis, command, forward, machine, scale
+from .models import BY_NAME, MODELS, QUICK, ROOT, missing, select
+from .peers import PEERS, usable
+from .report import kib_to_mib, ms, n, seconds, table, times
+
+SECTIONS = ("analysis", "command", "agreement", "forward", "scale", "memory")
+COMMAND_SPEC = "specs/googlenet.arch"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help=f"smoke run: {', '.join(QUICK)}, 2 repetitions, "
+                    "small scale sizes, no torch.compile")
+    ap.add_argument("--models", nargs="+", metavar="NAME", choices=list(BY_NAME),
+                    help=f"models to compare (default: all; choose from {', '.join(BY_NAME)})")
+    ap.add_argument("--repeat", type=int, default=None, help="timed runs per measurement (default 5, quick 2)")
+    ap.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md", help="where to write the report")
+    ap.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS), help="what to run")
+    ap.add_argument("--baseline", metavar="REV", help="an earlier git revision whose `archdsl compile` and "
+                    "import time to measure beside this one's")
+    ap.add_argument("--no-compile", action="store_true", help="skip torch.compile (slow: minutes per model)")
+    return ap.parse_args(argv)
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    repeat = args.repeat or (2 if args.quick else 5)
+    models = select(args.models, args.quick)
+    absent = missing(args.models, args.quick)
+    started = time.time()
+    load_before = machine.load_average()
+    peers, peer_notes = usable()
+    log(f"bench: {len(models)} model(s), repeat {repeat}, peers: "
+        + ", ".join(f"{p.name} ({peer_notes[p.name]})" for p in peers))
+    out: list[str] = []
+    summary: list[str] = []
+
+    if "analysis" in args.sections:
+        log("analysis speed")
+        rows = analysis.run(models, peers, repeat, log)
+        out.append(_analysis_md(rows, peers))
+        warm = [r.slowest_ratio() for r in rows if r.slowest_ratio() is not None]
+        cold = [r.slowest_ratio(cold=True) for r in rows if r.slowest_ratio(cold=True) is not None]
+        if warm:
+            summary.append(f"- **Analysis**: archdsl computes shapes, params and MACs from the text "
+                           f"{times(min(warm))} to {times(max(warm))} faster than the fastest of the peer tools "
+                           f"on the built model (parsed spec cached in memory); {times(min(cold))} to "
+                           f"{times(max(cold))} with the parse included. Target >= 100x: "
+                           f"{'met' if min(warm) >= 100 else 'not met'} with the parse cached, "
+                           f"{'met' if min(cold) >= 100 else 'not met'} cold.")
+
+    if "command" in args.sections:
+        log("whole commands")
+        md, line = _command_md(repeat if not args.quick else 2, args.baseline, bool(peers))
+        out.append(md)
+        summary.append(line)
+
+    if "agreement" in args.sections:
+        log("agreement")
+        results = []
+        for m in models:
+            a = agreement.agree(m, peers)
+            results.append(a)
+            log(f"  {m.name}: archdsl {'=' if a.exact else '!='} published; "
+                + ", ".join(f"{p.peer} {'ok' if p.explained else 'UNEXPLAINED'}" for p in a.peers))
+        out.append(_agreement_md(results, peers))
+        exact = sum(a.exact for a in results)
+        explained = sum(bool(p.explained) for a in results for p in a.peers)
+        total = sum(len(a.peers) for a in results)
+        summary.append(f"- **Agreement**: archdsl equals the published params and MACs on {exact} of "
+                       f"{len(results)} models; every peer's difference is reproduced to the unit by its "
+                       f"documented convention in {explained} of {total} (model, tool) pairs.")
+
+    if "forward" in args.sections:
+        log("built modules")
+        compile_models = () if (args.quick or args.no_compile) else ("resnet50", "googlenet")
+        rows = forward.run(models, repeat if not args.quick else 2, compile_models=compile_models, log=log)
+        out.append(_forward_md(rows))
+        ratios = [r.latency[b][2].median for r in rows for b in r.latency]
+        if ratios:
+            inside = sum(0.95 <= x <= 1.05 for x in ratios)
+            summary.append(f"- **Built modules**: forward latency ratio archdsl / reference from "
+                           f"{min(ratios):.3f} to {max(ratios):.3f} (median of paired runs); {inside} of "
+                           f"{len(ratios)} (model, batch) pairs within 1.00 +- 0.05.")
+
+    if "scale" in args.sections:
+        log("scale")
+        sizes = [100, 1000] if args.quick else [100, 1000, 10_000]
+        rows = scale.run(sizes, repeat, log)
+        out.append(_scale_md(rows))
+        big = [r for r in rows if r.label.startswith("written") and r.layers >= 9000]
+        if big:
+            summary.append(f"- **Scale**: a 10,000-layer spec (every layer written out) compiles in "
+                           f"{big[0].stats.median:.2f} s ({big[0].per_layer_us:.0f} us per layer); target < 2 s: "
+                           f"{'met' if big[0].stats.median < 2 else 'not met'}.")
+
+    if "memory" in args.sections:
+        log("memory")
+        md, line = _memory_md(args.quick)
+        out.append(md)
+        summary.append(line)
+
+    header = _header(args, repeat, models, absent, peers, peer_notes, load_before, started)
+    text = header + "\n## Summary\n\n" + "\n".join(summary) + "\n\n" + "\n".join(out)
+    args.out.write_text(text)
+    log(f"wrote {args.out} in {time.time() - started:.0f} s")
+    return 0
+
+
+# ---------------------------------------------------------------- sections as markdown
+
+
+def _header(args, repeat, models, absent, peers, peer_notes, load_before, started) -> str:
+    info = machine.describe()
+    versions = machine.versions()
+    cmd = "python -m bench" + (" --quick" if args.quick else "") + (
+        f" --models {' '.join(args.models)}" if args.models else "") + (
+        f" --repeat {args.repeat}" if args.repeat else "") + (
+        f" --baseline {args.baseline}" if args.baseline else "") + (
+        f" --sections {' '.join(args.sections)}" if list(args.sections) != list(SECTIONS) else "")
+    lines = [
+        "# Benchmarks",
+        "",
+        "archdsl computes a network's shapes, parameters and multiply-accumulates from its text; today one "
+        "builds the network in PyTorch and runs fvcore, ptflops, thop, torchinfo or calflops on it. This file "
+        f"compares the two, side by side, in one run on one machine. Regenerate it with `{cmd}` "
+        "(`--quick` for a smoke run; the bench tools come with `pip install -e .[bench]`).",
+        "",
+        "Every time is the median of repeated runs, with the minimum and maximum in parentheses; "
+        f"{repeat} timed runs per figure unless a table says otherwise, after an untimed warm-up.",
+        "",
+        "| | |",
+        "| --- | --- |",
+        f"| date | {datetime.datetime.fromtimestamp(started).strftime('%Y-%m-%d %H:%M')} |",
+    ]
+    lines += [f"| {k} | {v} |" for k, v in info.items()]
+    lines.append(f"| load average (1/5/15 min) | {load_before} at the start, {machine.load_average()} at the end |")
+    lines.append("| versions | " + ", ".join(f"{k} {v}" for k, v in versions.items()) + " |")
+    lines.append("")
+    unusable = [p for p in PEERS if p not in peers]
+    if unusable:
+        lines.append("Peer tools not measured: " + "; ".join(f"{p.name}: {peer_notes[p.name]}" for p in unusable)
+                     + ".")
+        lines.append("")
+    if absent:
+        lines.append("Models without a spec yet (not measured): " + ", ".join(m.name for m in absent) + ".")
+        lines.append("")
+    loads = machine.load_average().split(" / ")[0]
+    try:
+        busy = float(loads) > (len(__import__("os").sched_getaffinity(0)) * 0.75)
+    except (ValueError, AttributeError):
+        busy = False
+    if busy:
+        lines.append("The machine was shared with other work during this run (see the load average): "
+                     "absolute times are inflated and noisy; the ratios come from runs taken in turn, which "
+                     "keeps them comparable.")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _analysis_md(rows, peers) -> str:
+    names = [p.name for p in peers]
+    out = ["## 1. Analysis speed: the figures of one network, in-process", "",
+           "archdsl: `archdsl.compile(spec, network)` then params, MACs and the output shape, from the spec's path. "
+           "*cached*: the parsed spec is in memory (a second compile in the same process, or a notebook), the "
+           "counterpart of the peers' already-built model; *cold*: every cache off, parsing included. "
+           "Peers: one call of the tool on the torchvision/timm model, built beforehand (its construction is not "
+           "counted), input batch 1, eval mode. Times in ms.", ""]
+    headers = ["model", "layers", "archdsl cached", "archdsl cold"] + names + ["x fastest peer (cached / cold)"]
+    body = []
+    for r in rows:
+        layers = sum(1 for i in r.model.compile().nodes()) - 1
+        cells = [r.model.name, f"{layers:,}", ms(r.warm, 3), ms(r.cold, 2)]
+        for p in names:
+            s = r.peers.get(p)
+            cells.append(ms(s, 1) if not isinstance(s, str) else s)
+        cells.append(f"{times(r.slowest_ratio())} / {times(r.slowest_ratio(cold=True))}")
+        body.append(cells)
+    out.append(table(headers, body))
+    if rows and names:
+        out.append("Speed-up over each peer (peer median / archdsl cached median):\n")
+        body = [[r.model.name] + [times(r.ratio(p)) for p in names] for r in rows]
+        out.append(table(["model"] + names, body))
+    return "\n".join(out)
+
+
+def _command_md(repeat: int, baseline: str | None, with_torchinfo: bool) -> tuple[str, str]:
+    import tempfile
+
+    spec = COMMAND_SPEC
+    fresh = Path(tempfile.mkdtemp(prefix="archdsl-cache-"))
+    cmds = {
+        f"`archdsl compile {spec}`": (command.compile_argv(spec), command._env(ARCHDSL_CACHE_DIR=str(fresh))),
+        f"`archdsl compile {spec}`, no parse cache": (command.compile_argv(spec),
+                                                       command._env(ARCHDSL_NO_CACHE="1")),
+    }
+    if with_torchinfo:
+        cmds["one-liner: torchvision googlenet + torchinfo summary"] = (
+            [command.PYTHON, "-c", command.TORCHINFO_ONE_LINER], None)
+    cmds["one-liner: torchvision googlenet + torch FlopCounterMode"] = (
+        [command.PYTHON, "-c", command.FLOPCOUNTER_ONE_LINER], None)
+    tree = None
+    if baseline:
+        tree = command.checkout_revision(baseline)
+        cmds[f"`archdsl compile {spec}` at {baseline}"] = (
+            [command.PYTHON, "-c", "from archdsl.cli import main; main()", "compile", spec],
+            command.baseline_env(tree, fresh))
+    # the warm-up run fills the disk cache of the first command: its timed runs are warm ones
+    res = command.time_commands(cmds, repeat=repeat, warmup=1)
+    first = next(iter(cmds))
+    ours = res[first]["wall"].median
+    rows = []
+    for name, r in res.items():
+        rows.append([name, seconds(r["wall"]), seconds(r["cpu"]), kib_to_mib(r["rss"].median),
+                     "1.0x" if name == first else times(r["wall"].median / ours)])
+    out = ["## 2. Whole commands: interpreter start included", "",
+           f"Each command run {repeat} times, the commands in turn, after one untimed round (which also fills "
+           "archdsl's parse cache, as any earlier run of the same spec would). Seconds of wall time and of CPU "
+           "(user + system), peak resident memory, and each command's wall time relative to "
+           "`archdsl compile`'s.", "",
+           table(["command", "wall s", "CPU s", "peak RSS", "vs archdsl"], rows)]
+    # where the start-up goes
+    now, mods = command.import_profile(repeat=max(3, repeat))
+    compile_mods = command.modules_of_compile(spec)
+    torch_free = not any(m == "torch" or m.startswith("torch.") for m in compile_mods)
+    heavy = {m.split(".")[0] for m in compile_mods} & {"torch", "networkx", "rich", "lark", "pydantic", "click",
+                                                       "numpy"}
+    base = None
+    if tree is not None:
+        base, _ = command.import_profile(env=command.baseline_env(tree, fresh), repeat=max(3, repeat))
+    keys = sorted(set(now) | set(base or {}), key=lambda k: -max(now.get(k, 0), (base or {}).get(k, 0)))[:12]
+    hdr = ["package (self time, ms)"] + ([f"at {baseline}"] if base else []) + ["now"]
+    body = [[k] + ([f"{base.get(k, 0):.0f}"] if base else []) + [f"{now.get(k, 0):.0f}"] for k in keys]
+    body.append(["**total**"] + ([f"{sum(base.values()):.0f}"] if base else []) + [f"{sum(now.values()):.0f}"])
+    out += ["", "Import time of `import archdsl.cli` (`python -X importtime`, median of "
+            f"{max(3, repeat)} runs, self time summed per top-level package, the largest first):", "",
+            table(hdr, body),
+            f"`archdsl compile {spec}` imports torch: **{'no' if torch_free else 'YES'}**. Of the heavy packages "
+            f"it imports: {', '.join(sorted(heavy)) or 'none'}.", ""]
+    if tree is not None:
+        command.cleanup(tree)
+    command.cleanup(fresh)
+    one = next((k for k in res if k.startswith("one-liner: torchvision googlenet + torchinfo")), None) or \
+        next(k for k in res if k.startswith("one-liner"))
+    line = (f"- **Whole command**: `archdsl compile {spec}` takes {ours:.3f} s wall, interpreter start included "
+            f"(target < 0.5 s: {'met' if ours < 0.5 else 'not met'}); the {one.split(': ', 1)[1]} one-liner "
+            f"{res[one]['wall'].median:.2f} s, {res[one]['wall'].median / ours:.1f}x longer (target >= 10x: "
+            f"{'met' if res[one]['wall'].median / ours >= 10 else 'not met'}).")
+    return "\n".join(out), line
+
+
+def _agreement_md(results, peers) -> str:
+    names = [p.name for p in peers]
+    out = ["## 3. Agreement: MACs and params from every tool", "",
+           "Published: /work/shared/reference/figures.md (torchvision's documented `num_params` and GFLOPS, "
+           "timm's model), conv and fc multiply-accumulates only. GoogLeNet and Inception-v3 without their aux "
+           "heads (as torchvision ships them). A peer's figure in **bold** differs from the published one.", ""]
+    body = []
+    for a in results:
+        cells = [a.model.name, n(a.published.macs), n(a.archdsl.macs) + (" ✓" if a.archdsl.macs == a.published.macs
+                                                                         else " ✗")]
+        for p in names:
+            r = next((x for x in a.peers if x.peer == p), None)
+            if r is None or r.count is None:
+                cells.append("failed" if r else "-")
+            else:
+                v = n(r.count.macs)
+                cells.append(v if r.count.macs == a.published.macs else f"**{v}**")
+        body.append(cells)
+    out.append(table(["MACs", "published", "archdsl"] + names, body))
+    body = []
+    for a in results:
+        cells = [a.model.name, n(a.published.params), n(a.archdsl.params) +
+                 (" ✓" if a.archdsl.params == a.published.params else " ✗")]
+        for p in names:
+            r = next((x for x in a.peers if x.peer == p), None)
+            if r is None or r.count is None:
+                cells.append("failed" if r else "-")
+            else:
+                v = n(r.count.params)
+                cells.append(v if r.count.params == a.published.params else f"**{v}**")
+        body.append(cells)
+    out.append(table(["params", "published", "archdsl"] + names, body))
+    if not names:
+        return "\n".join(out)
+    out += ["### Why each tool differs, checked", "",
+            "Each tool's convention is written as a formula (bench/agreement.py, from its documentation and "
+            "source): its MACs = the conv/fc MACs + a sum of terms. Analytic terms come from archdsl's graph "
+            "(bias additions, batch-norm values, activation values, pooling inputs); module terms from one "
+            "forward pass of the reference model with a hook on every module (what runs as an `nn.Module`, "
+            "and so is visible to hooks, and what runs as a `torch.nn.functional` call). A cell says the "
+            "difference from the published figure and whether the formula reproduces the tool's figure to "
+            "the unit.", ""]
+    for p in names:
+        h = agreement.HYPOTHESES[p]
+        out.append(f"- **{p}**: {h.summary}.")
+        for c, k, text in (*h.macs, *h.params):
+            out.append(f"  - `{k}` x{c}: {text}")
+    out.append("")
+    body = [[a.model.name] + [agreement.why(p, a) for p in names] for a in results]
+    out.append(table(["model"] + names, body, align="l" * (len(names) + 1)))
+    holds = sum(bool(p.explained) for a in results for p in a.peers)
+    total = sum(len(a.peers) for a in results)
+    out.append(f"Formulas that reproduce the tool's figures exactly: {holds} of {total}.\n")
+    return "\n".join(out)
+
+
+def _forward_md(rows) -> str:
+    out = ["## 4. Built modules: construction and CPU forward latency, same weights", "",
+           "archdsl: `archdsl.build(net)` from the compiled network (weights initialised as torch initialises "
+           "them), and `archdsl.build(net, init=False)` (meta device: structure and shapes, no memory). "
+           "Reference: the torchvision/timm constructor with its own initialisation. Weights are then copied "
+           "with `archdsl.load_weights(ours, reference)`; *max |diff|* is the largest difference between the two "
+           "outputs for a random batch of 2. Latency: eval mode, `torch.inference_mode()`, the two modules "
+           "run in turn; *ratio* is the median of the per-pair ratios archdsl / reference (1.00 = as fast).", ""]
+    body = []
+    for r in rows:
+        if r.error:
+            body.append([r.model.name, f"failed: {r.error}"] + [""] * 9)
+            continue
+        cells = [r.model.name, f"{r.max_diff:.1e}", ms(r.build, 1), ms(r.build_meta, 1) +
+                 ("" if r.meta_ok else " (not meta!)"), ms(r.construct, 1)]
+        for b in (1, 8):
+            if b in r.latency:
+                o, t, ratio = r.latency[b]
+                cells += [ms(o, 1), ms(t, 1), f"{ratio.median:.3f} ({ratio.min:.2f}-{ratio.max:.2f})"]
+            else:
+                cells += ["-", "-", "-"]
+        body.append(cells)
+    out.append(table(["model", "max abs diff", "archdsl build ms", "build init=False ms", "reference ctor ms",
+                      "batch 1 archdsl ms", "batch 1 ref ms", "ratio", "batch 8 archdsl ms", "batch 8 ref ms",
+                      "ratio"], body))
+    comp = [(r.model.name, who, v) for r in rows for who, v in r.compiled.items()]
+    if comp:
+        body = [[name, who, ms(e, 1), ms(c, 1), f"{e.median / c.median:.2f}x", f"{first:.0f} s"]
+                for name, who, (e, c, first) in comp]
+        out += ["`torch.compile` (default mode, inductor on CPU), batch 1:", "",
+                table(["model", "module", "eager ms", "compiled ms", "speed-up", "first call (compiling)"], body)]
+    cuda = forward.cuda_device()
+    if cuda is None:
+        out.append("CUDA: no CUDA device on this machine; GPU latency not measured.\n")
+    else:
+        body = [[r.model.name, str(b), ms(o, 2), ms(t, 2), f"{ratio.median:.3f}"]
+                for r in rows for b, (o, t, ratio) in r.cuda.items()]
+        out += [f"CUDA ({cuda}):", "", table(["model", "batch", "archdsl ms", "reference ms", "ratio"], body)]
+    return "\n".join(out)
+
+
+def _scale_md(rows) -> str:
+    out = ["## 5. Scale: compile time against depth", "",
+           "In-process `archdsl.compile`, cold (no parse cache). *written*: every layer a statement of its own "
+           "(conv / bn / relu in turn: the parser's worst case); *repeated*: a residual unit of 7 layers written "
+           "once and expanded by `repeat` (the graph stage's case). Layers are graph nodes, the input excluded.",
+           ""]
+    body = [[r.label, f"{r.layers:,}", f"{r.chars:,}", ms(r.stats, 1), f"{r.per_layer_us:.1f}"] for r in rows]
+    out.append(table(["spec", "layers", "characters", "compile ms", "us per layer"], body))
+    return "\n".join(out)
+
+
+def _memory_md(quick: bool) -> tuple[str, str]:
+    import tempfile
+
+    path, network, nodes = scale.largest_spec()
+    rel = path.relative_to(ROOT)
+    runs = command.time_commands({"a": (command.compile_argv(str(rel), "-n", network), None)}, repeat=3,
+                                 warmup=1)["a"]
+    base = command.time_commands({"a": ([command.PYTHON, "-c", "pass"], None)}, repeat=3, warmup=0)["a"]
+    rows = [[f"`archdsl compile {rel} -n {network}` ({nodes:,} nodes)", kib_to_mib(runs["rss"].median),
+             seconds(runs["wall"])]]
+    gen_line = ""
+    if not quick:
+        with tempfile.TemporaryDirectory() as tmp:
+            p = Path(tmp) / "written_10000.arch"
+            p.write_text(scale.written_spec(10_000))
+            big = command.time_commands({"a": (command.compile_argv(str(p), "--format", "json"), None)},
+                                        repeat=3, warmup=1)["a"]
+            rows.append(["`archdsl compile` of the generated 10,000-layer spec (`--format json`)",
+                         kib_to_mib(big["rss"].median), seconds(big["wall"])])
+            gen_line = f"; {kib_to_mib(big['rss'].median)} for the generated 10,000-layer spec"
+    rows.append(["`python -c pass` (the interpreter alone)", kib_to_mib(base["rss"].median), seconds(base["wall"])])
+    out = ["## 6. Memory", "", "Peak resident set size of the whole process (the operating system's account, "
+           "`os.wait4`), median of 3 runs after a warm-up.", "",
+           table(["command", "peak RSS", "wall s"], rows)]
+    line = (f"- **Memory**: `archdsl compile` peaks at {kib_to_mib(runs['rss'].median)} on the largest spec "
+            f"({network}, {nodes:,} nodes){gen_line}.")
+    return "\n".join(out), line
+
+
+if __name__ == "__main__":
+    sys.exit(main())

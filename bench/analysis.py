@@ -1,0 +1,83 @@
+"""Analysis speed: archdsl's analytic figures from the text against the peers on the built model.
+
+Each peer is timed in-process on a model that is already built (its construction is not
+counted: that is the peers' equivalent of archdsl reading its spec). archdsl is timed
+from the path of the spec to the figures (``archdsl.compile`` then params, MACs and the
+output shape) twice: as a long-running process sees it, with the parsed spec cached in
+memory (the equivalent of the peers' already-built model), and cold, parsing included
+with every cache off.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+
+from .models import Model
+from .peers import Peer
+from .timing import Stats, measure
+
+
+def _program_cache():
+    """archdsl's parse cache, if this version of archdsl has one."""
+    try:
+        from archdsl import cache
+    except ImportError:
+        return None
+    return cache
+
+
+def archdsl_figures(model: Model) -> tuple[int, int, tuple[int, ...]]:
+    net = model.compile()
+    params, macs = model.archdsl_figures(net)
+    return params, macs, net.output_shape.dims
+
+
+def time_archdsl(model: Model, repeat: int, cold: bool) -> Stats:
+    cache = _program_cache()
+    ctx = cache.disabled() if (cold and cache is not None) else contextlib.nullcontext()
+    with ctx:
+        once = measure(lambda: archdsl_figures(model), repeat=1, warmup=1)
+        # several calls per reading when one call is too quick for the clock to resolve well
+        inner = max(1, min(200, int(0.02 / max(once.median, 1e-6))))
+        return measure(lambda: archdsl_figures(model), repeat=max(repeat, 5), warmup=1, inner=inner)
+
+
+@dataclass
+class AnalysisRow:
+    model: Model
+    warm: Stats
+    cold: Stats
+    peers: dict[str, Stats | str] = field(default_factory=dict)  # Stats, or why it has none
+
+    def ratio(self, peer: str, cold: bool = False) -> float | None:
+        s = self.peers.get(peer)
+        if not isinstance(s, Stats):
+            return None
+        return s.median / (self.cold if cold else self.warm).median
+
+    def slowest_ratio(self, cold: bool = False) -> float | None:
+        """archdsl's speed-up over the fastest peer (the least favourable comparison)."""
+        ratios = [r for p in self.peers if (r := self.ratio(p, cold)) is not None]
+        return min(ratios) if ratios else None
+
+
+def run(models: list[Model], peers: list[Peer], repeat: int, log=print) -> list[AnalysisRow]:
+    rows = []
+    for m in models:
+        warm = time_archdsl(m, repeat, cold=False)
+        cold = time_archdsl(m, repeat, cold=True)
+        row = AnalysisRow(m, warm, cold)
+        log(f"  {m.name}: archdsl {warm.ms(3)} ms (parse cached), {cold.ms(3)} ms (cold)")
+        if peers:
+            ref = m.reference(aux=False, init=False)
+            for p in peers:
+                try:
+                    row.peers[p.name] = measure(lambda: p.run(ref, m.input), repeat=repeat, warmup=1)
+                    log(f"    {p.name}: {row.peers[p.name].ms()} ms")
+                except Exception as err:  # noqa: BLE001 - report the failure in the table
+                    row.peers[p.name] = f"failed: {type(err).__name__}"
+                    log(f"    {p.name}: failed: {err}")
+            del ref
+        rows.append(row)
+    return rows

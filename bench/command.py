@@ -1,0 +1,145 @@
+"""Whole commands, interpreter start included: `archdsl compile` against the one-liner people
+run today (build the torchvision model, print torchinfo's summary), and where archdsl's
+start-up time goes (``python -X importtime``), optionally against an earlier revision.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from .models import ROOT
+from .timing import Stats
+
+PYTHON = sys.executable
+
+#: `archdsl compile` as a user runs it (the console script of this environment)
+ARCHDSL = str(Path(PYTHON).with_name("archdsl")) if Path(PYTHON).with_name("archdsl").exists() else None
+
+TORCHINFO_ONE_LINER = (
+    "import torchvision; from torchinfo import summary; "
+    "print(summary(torchvision.models.googlenet(weights=None, aux_logits=False, init_weights=False), "
+    "input_size=(1, 3, 224, 224)))"
+)
+#: the same without any third-party counter: torch's own FLOP counter (2 x MACs)
+FLOPCOUNTER_ONE_LINER = (
+    "import torch, torchvision; from torch.utils.flop_counter import FlopCounterMode; "
+    "m = torchvision.models.googlenet(weights=None, aux_logits=False, init_weights=False).eval(); "
+    "c = FlopCounterMode(display=False)\n"
+    "with c, torch.no_grad(): m(torch.randn(1, 3, 224, 224))\n"
+    "print(sum(p.numel() for p in m.parameters()), c.get_total_flops() // 2)"
+)
+
+
+@dataclass
+class Run:
+    wall: float
+    cpu: float  # user + system, of the child
+    rss_kib: int  # peak resident set, of the child
+    returncode: int
+
+
+def run_once(argv: list[str], env: dict[str, str] | None = None, cwd: Path = ROOT) -> Run:
+    """Run a command to completion; its wall time, CPU time and peak memory (os.wait4)."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return Run(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss, proc.returncode)
+
+
+def time_commands(commands: dict[str, tuple[list[str], dict[str, str] | None]], repeat: int,
+                  warmup: int = 1) -> dict[str, dict[str, Stats]]:
+    """Run the commands in turn (a b c a b c ...) `repeat` times after `warmup` rounds:
+    per command, Stats of wall and CPU seconds and of peak RSS (KiB, as Stats of numbers)."""
+    for _ in range(warmup):
+        for argv, env in commands.values():
+            run_once(argv, env)
+    runs: dict[str, list[Run]] = {k: [] for k in commands}
+    for _ in range(repeat):
+        for name, (argv, env) in commands.items():
+            r = run_once(argv, env)
+            if r.returncode != 0:
+                raise RuntimeError(f"{' '.join(argv)} exited with {r.returncode}")
+            runs[name].append(r)
+    return {k: {"wall": Stats(tuple(r.wall for r in v)), "cpu": Stats(tuple(r.cpu for r in v)),
+                "rss": Stats(tuple(float(r.rss_kib) for r in v))} for k, v in runs.items()}
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(extra)
+    return env
+
+
+def compile_argv(spec: str, *args: str) -> list[str]:
+    if ARCHDSL is not None:
+        return [ARCHDSL, "compile", spec, *args]
+    return [PYTHON, "-m", "archdsl.cli", "compile", spec, *args]
+
+
+# ---------------------------------------------------------------- import time
+
+
+def import_profile(env: dict[str, str] | None = None, repeat: int = 5,
+                   code: str = "import archdsl.cli") -> tuple[Counter, set[str]]:
+    """Median self import time (ms) per top-level package over `repeat` runs of
+    ``python -X importtime -c CODE``, and the set of modules imported."""
+    samples: dict[str, list[float]] = {}
+    modules: set[str] = set()
+    for _ in range(repeat):
+        out = subprocess.run([PYTHON, "-X", "importtime", "-c", code], cwd=ROOT, env=env, capture_output=True,
+                             text=True, check=True).stderr
+        per: Counter = Counter()
+        for line in out.splitlines():
+            m = re.match(r"import time:\s+(\d+) \|\s+(\d+) \|(\s*)(\S+)", line)
+            if m:
+                per[m.group(4).split(".")[0]] += int(m.group(1)) / 1000
+                modules.add(m.group(4))
+        for k, v in per.items():
+            samples.setdefault(k, []).append(v)
+    med: Counter = Counter()
+    for k, v in samples.items():
+        v = sorted(v) + [0.0] * (repeat - len(v))
+        med[k] = sorted(v)[len(v) // 2]
+    return med, modules
+
+
+def modules_of_compile(spec: str, env: dict[str, str] | None = None) -> set[str]:
+    """Every module `archdsl compile SPEC` imports (to show that torch is not among them)."""
+    code = ("import sys, runpy; sys.argv = ['archdsl', 'compile', %r]\n"
+            "try:\n    runpy.run_module('archdsl.cli', run_name='__main__')\n"
+            "except SystemExit:\n    pass\n"
+            "sys.stderr.write('\\nMODULES ' + ' '.join(sorted(sys.modules)))") % spec
+    out = subprocess.run([PYTHON, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True).stderr
+    tail = out.rsplit("MODULES ", 1)
+    return set(tail[1].split()) if len(tail) == 2 else set()
+
+
+# ---------------------------------------------------------------- an earlier revision
+
+
+def checkout_revision(rev: str) -> Path:
+    """The tree of `rev` (a commit of this repository) in a temporary folder, via git archive:
+    running it with PYTHONPATH pointing there measures that revision's archdsl."""
+    out = Path(tempfile.mkdtemp(prefix="archdsl-baseline-"))
+    archive = subprocess.run(["git", "archive", rev], cwd=ROOT, capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(out)], input=archive, check=True)
+    return out
+
+
+def baseline_env(tree: Path, cache_dir: Path) -> dict[str, str]:
+    return _env(PYTHONPATH=str(tree), XDG_CACHE_HOME=str(cache_dir))
+
+
+def cleanup(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
