@@ -28,7 +28,8 @@ def _echo_err(text: str) -> None:
 
 def _fail(err: ArchError) -> None:
     _echo_err(err.render())
-    usage = all(d.code.startswith("E6") for d in err.diagnostics)
+    # E6xx are mistakes in the command line; so is E203, a network name (-n) the file lacks
+    usage = all(d.code.startswith("E6") or d.code == "E203" for d in err.diagnostics)
     sys.exit(EXIT_USAGE if usage else EXIT_SPEC)
 
 

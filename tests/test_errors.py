@@ -376,7 +376,7 @@ def test_cli_reports_every_network_and_every_error():
     (["compile", "tests/errors/syntax_several.arch"], 1, "error[E101]"),
     (["compile", "tests/errors/invalid_utf8.arch"], 1, "error[E107]"),
     (["compile", "specs/nin.arch", "--input", "3x0x224"], 2, "error[E601]: bad input shape '3x0x224'"),
-    (["compile", "specs/nin.arch", "-n", "nin_cifar"], 1, "error[E203]: no network named 'nin_cifar'"),
+    (["compile", "specs/nin.arch", "-n", "nin_cifar"], 2, "error[E203]: no network named 'nin_cifar'"),
     (["compile", "tests/errors/nothere.arch"], 2, "no such file"),
     (["build", "specs/nin.arch", "-n", "nin", "--max-params", "1000"], 1, "error[E411]"),
     (["check", "tests/errors/expect_failed.arch"], 1, "error[E501]"),
