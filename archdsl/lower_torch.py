@@ -207,18 +207,56 @@ class Network(nn.Module):
 # ---------------------------------------------------------------- lowering
 
 
-def _layer_module(info: NodeInfo) -> nn.Module:
+#: kinds whose output is a new tensor that their own backward pass does not read: an
+#: activation that is the only reader of such an output may overwrite it in place, as
+#: torchvision's and timm's ReLU(inplace=True) do (one tensor fewer to allocate and fill)
+_FRESH_OUTPUT = frozenset({"conv", "fc", "bn", "add", "concat", "maxpool", "avgpool", "gap", "gmp",
+                           "adaptive_avgpool", "adaptive_maxpool", "lrn"})
+
+
+def _in_place(module: nn.Module) -> nn.Module:
+    if isinstance(getattr(module, "inplace", None), bool):
+        module.inplace = True
+    return module
+
+
+def _overwritable(net: CompiledNetwork, info: NodeInfo) -> bool:
+    """May a standalone activation overwrite its input? Only when that input is a fresh
+    output (see _FRESH_OUTPUT, and no attached activation whose backward reads its own
+    output) that nothing else reads: not the network's input, not a tensor shared by
+    branches or an aux head."""
+    if len(info.inputs) != 1:
+        return False
+    src = net.node(info.inputs[0])
+    if src.kind.name not in _FRESH_OUTPUT or any(op.kind.name != "bn" for op in src.post):
+        return False
+    readers = net.__dict__.get("_readers")
+    if readers is None:
+        readers = net.__dict__["_readers"] = {}
+        for n in net.nodes():
+            for i in n.inputs:
+                readers[i] = readers.get(i, 0) + 1
+    return readers.get(src.id, 0) == 1
+
+
+def _layer_module(info: NodeInfo, net: CompiledNetwork | None = None) -> nn.Module:
     x = info.in_shapes[0]
     y = info.kind.infer(info.op.params, x)
     main = info.kind.lower(info.op.params, x, y, LIB)
     if not info.post:
+        if info.kind.is_activation and net is not None and _overwritable(net, info):
+            _in_place(main)
         return main
     parts: list[tuple[str, nn.Module]] = [(info.kind.name, main)]
     for op in info.post:
         name = op.kind.name
         if any(n == name for n, _ in parts):
             name = f"{name}{sum(1 for n, _ in parts if n.startswith(op.kind.name)) + 1}"
-        parts.append((name, op.kind.lower(op.params, y, y, LIB)))
+        m = op.kind.lower(op.params, y, y, LIB)
+        # an activation attached to conv/fc/bn overwrites their fresh output (see _FRESH_OUTPUT)
+        if op.kind.is_activation and parts[-1][0] in ("conv", "fc", "bn"):
+            _in_place(m)
+        parts.append((name, m))
     layer = Layer()
     for name, m in parts:
         layer.add_module(name, m)
@@ -237,7 +275,7 @@ def _has_aux(item) -> bool:
 
 def _lower_item(net: CompiledNetwork, item) -> nn.Module:
     if isinstance(item, TLayer):
-        return _layer_module(net.node(item.node))
+        return _layer_module(net.node(item.node), net)
     if isinstance(item, TSeq):
         return _lower_seq(net, item)
     if isinstance(item, TMerge):
