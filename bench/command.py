@@ -47,14 +47,29 @@ class Run:
     returncode: int
 
 
+#: Runs a command and reports its wall time, CPU time and peak RSS. A process forked from this
+#: one would start with this one's memory high-water mark (Linux carries it across exec, and
+#: the benchmark has torch loaded), so a small fresh interpreter forks the command instead.
+_REAPER = """\
+import os, sys, time
+t0 = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    fd = os.open(os.devnull, os.O_RDWR)
+    for i in (0, 1, 2):
+        os.dup2(fd, i)
+    os.execvp(sys.argv[1], sys.argv[1:])
+_, status, ru = os.wait4(pid, 0)
+print(time.perf_counter() - t0, os.waitstatus_to_exitcode(status), ru.ru_utime + ru.ru_stime, ru.ru_maxrss)
+"""
+
+
 def run_once(argv: list[str], env: dict[str, str] | None = None, cwd: Path = ROOT) -> Run:
-    """Run a command to completion; its wall time, CPU time and peak memory (os.wait4)."""
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t0
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return Run(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss, proc.returncode)
+    """Run a command to completion: its wall time (from its fork to its exit), CPU time
+    (user + system) and peak resident memory (KiB), as the operating system accounts them."""
+    out = subprocess.run([PYTHON, "-c", _REAPER, *argv], cwd=cwd, env=env, capture_output=True, text=True,
+                         check=True).stdout.split()
+    return Run(float(out[0]), float(out[2]), int(out[3]), int(out[1]))
 
 
 def time_commands(commands: dict[str, tuple[list[str], dict[str, str] | None]], repeat: int,
