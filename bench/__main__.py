@@ -37,6 +37,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--baseline", metavar="REV", help="an earlier git revision whose `archdsl compile` and "
                     "import time to measure beside this one's")
     ap.add_argument("--no-compile", action="store_true", help="skip torch.compile (slow: minutes per model)")
+    ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads for the built-module "
+                    "latencies (default: torch's own choice); 1 keeps them steady on a machine shared with other work")
     return ap.parse_args(argv)
 
 
@@ -96,8 +98,16 @@ def main(argv: list[str] | None = None) -> int:
     if "forward" in args.sections:
         log("built modules")
         compile_models = () if (args.quick or args.no_compile) else ("resnet50", "googlenet")
-        rows = forward.run(models, repeat if not args.quick else 2, compile_models=compile_models, log=log)
-        out.append(_forward_md(rows))
+        import torch
+
+        threads = torch.get_num_threads()
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        try:
+            rows = forward.run(models, repeat if not args.quick else 2, compile_models=compile_models, log=log)
+        finally:
+            torch.set_num_threads(threads)
+        out.append(_forward_md(rows, args.threads or threads))
         ratios = [r.latency[b][2].median for r in rows for b in r.latency]
         if ratios:
             inside = sum(0.95 <= x <= 1.05 for x in ratios)
@@ -143,6 +153,7 @@ def _header(args, repeat, models, absent, peers, peer_notes, load_before, starte
     cmd = "python -m bench" + (" --quick" if args.quick else "") + (
         f" --models {' '.join(args.models)}" if args.models else "") + (
         f" --repeat {args.repeat}" if args.repeat else "") + (
+        f" --threads {args.threads}" if args.threads else "") + (
         f" --baseline {args.baseline}" if args.baseline else "") + (
         f" --sections {' '.join(args.sections)}" if list(args.sections) != list(SECTIONS) else "")
     lines = [
@@ -231,8 +242,8 @@ def _command_md(repeat: int, baseline: str | None, with_torchinfo: bool) -> tupl
     if baseline:
         tree = command.checkout_revision(baseline)
         cmds[f"`archdsl compile {spec}` at {baseline}"] = (
-            [command.PYTHON, "-c", "from archdsl.cli import main; main()", "compile", spec],
-            command.baseline_env(tree, fresh))
+            [command.PYTHON, "-c", "from archdsl.cli import main; main()", "compile", str(ROOT / spec)],
+            command.baseline_env(tree, fresh), tree)
     # the warm-up run fills the disk cache of the first command: its timed runs are warm ones
     res = command.time_commands(cmds, repeat=repeat, warmup=1)
     first = next(iter(cmds))
@@ -255,7 +266,7 @@ def _command_md(repeat: int, baseline: str | None, with_torchinfo: bool) -> tupl
                                                        "numpy"}
     base = None
     if tree is not None:
-        base, _ = command.import_profile(env=command.baseline_env(tree, fresh), repeat=max(3, repeat))
+        base, _ = command.import_profile(env=command.baseline_env(tree, fresh), repeat=max(3, repeat), cwd=tree)
     keys = sorted(set(now) | set(base or {}), key=lambda k: -max(now.get(k, 0), (base or {}).get(k, 0)))[:12]
     hdr = ["package (self time, ms)"] + ([f"at {baseline}"] if base else []) + ["now"]
     body = [[k] + ([f"{base.get(k, 0):.0f}"] if base else []) + [f"{now.get(k, 0):.0f}"] for k in keys]
@@ -333,8 +344,9 @@ def _agreement_md(results, peers) -> str:
     return "\n".join(out)
 
 
-def _forward_md(rows) -> str:
+def _forward_md(rows, threads: int) -> str:
     out = ["## 4. Built modules: construction and CPU forward latency, same weights", "",
+           f"torch intra-op threads: {threads}.", "",
            "archdsl: `archdsl.build(net)` from the compiled network (weights initialised as torch initialises "
            "them), and `archdsl.build(net, init=False)` (meta device: structure and shapes, no memory). "
            "Reference: the torchvision/timm constructor with its own initialisation. Weights are then copied "
