@@ -37,6 +37,8 @@ DISK_ENTRIES = 512
 
 _memory: "OrderedDict[str, Program]" = OrderedDict()
 _disabled = 0
+#: the compile stages' memo tables (see memo()), emptied by clear()
+_memos: list[dict] = []
 _fingerprint: str | None = None
 
 
@@ -56,8 +58,19 @@ def disabled() -> Iterator[None]:
 
 
 def clear() -> None:
-    """Forget the programs held in memory (the disk cache is left alone)."""
+    """Forget everything held in memory: parsed programs and the compile stages' memo
+    tables, as in a fresh process (the disk cache is left alone)."""
     _memory.clear()
+    for table in _memos:
+        table.clear()
+
+
+def memo() -> dict:
+    """A new memo table for a compile stage (memoised binding, per-layer inference), which
+    clear() empties along with the parsed programs."""
+    table: dict = {}
+    _memos.append(table)
+    return table
 
 
 def _code_fingerprint() -> str:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
+from . import cache as _cache
 from . import program as P
 from .diagnostics import ArchError, Collector, Diagnostic, Note, did_you_mean
 from .infer import NodeInfo, Op, infer_node
@@ -344,9 +345,9 @@ def _check_size(v: Any, expr: P.Node) -> None:
 _UNBOUND = object()
 _MEMO_LIMIT = 100_000
 #: id(statement) -> (statement, names it mentions, whether it reads the input's shape)
-_FREE: dict[int, tuple[P.Invocation, tuple[str, ...], bool]] = {}
+_FREE: dict[int, tuple[P.Invocation, tuple[str, ...], bool]] = _cache.memo()
 #: (kind, id(statement), values of those names, input dims or None) -> (statement, params)
-_BIND_MEMO: dict[tuple, tuple[P.Invocation, Any]] = {}
+_BIND_MEMO: dict[tuple, tuple[P.Invocation, Any]] = _cache.memo()
 
 
 def _free_names(inv: P.Invocation) -> tuple[tuple[str, ...], bool]:
@@ -374,7 +375,7 @@ def _free_names(inv: P.Invocation) -> tuple[tuple[str, ...], bool]:
 
 
 #: id(params) -> (params, {bias: params with that bias})
-_BIAS_MEMO: dict[int, tuple[Any, dict[bool, Any]]] = {}
+_BIAS_MEMO: dict[int, tuple[Any, dict[bool, Any]]] = _cache.memo()
 
 
 def _with_bias(kind: Kind, params: Any, bias: bool) -> Any:

@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from .cache import memo
 from .layers.base import Kind, MergeKind, Params, Shape, ShapeError
 
 if TYPE_CHECKING:
@@ -35,7 +36,7 @@ MAX_TENSOR_ELEMENTS = 2**32
 #: infer/count_params/macs/rf are pure functions of these, and networks repeat the same layer
 #: on the same shape many times (ResNet's bottlenecks, DenseNet's layers), so each is
 #: computed once per process. Bounded: cleared when full.
-_MEMO: dict = {}
+_MEMO: dict = memo()
 _MEMO_LIMIT = 100_000
 
 

@@ -34,13 +34,21 @@ def archdsl_figures(model: Model) -> tuple[int, int, tuple[int, ...]]:
 
 
 def time_archdsl(model: Model, repeat: int, cold: bool) -> Stats:
+    """`cold`: every cache off and every memo table emptied before each call, as in a fresh
+    process (imports and pydantic's validators aside)."""
     cache = _program_cache()
     ctx = cache.disabled() if (cold and cache is not None) else contextlib.nullcontext()
+
+    def run():
+        if cold and cache is not None:
+            cache.clear()
+        return archdsl_figures(model)
+
     with ctx:
-        once = measure(lambda: archdsl_figures(model), repeat=1, warmup=1)
+        once = measure(run, repeat=1, warmup=1)
         # several calls per reading when one call is too quick for the clock to resolve well
         inner = max(1, min(200, int(0.02 / max(once.median, 1e-6))))
-        return measure(lambda: archdsl_figures(model), repeat=max(repeat, 5), warmup=1, inner=inner)
+        return measure(run, repeat=max(repeat, 5), warmup=1, inner=inner)
 
 
 @dataclass

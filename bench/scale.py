@@ -68,6 +68,7 @@ def _compile_cold(path: Path, network: str | None):
     import archdsl
     from archdsl import cache
 
+    cache.clear()  # and the memo tables: as in a fresh process
     with cache.disabled():
         return archdsl.compile(path, network)
 
