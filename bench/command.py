@@ -72,17 +72,17 @@ def run_once(argv: list[str], env: dict[str, str] | None = None, cwd: Path = ROO
     return Run(float(out[0]), float(out[2]), int(out[3]), int(out[1]))
 
 
-def time_commands(commands: dict[str, tuple[list[str], dict[str, str] | None]], repeat: int,
-                  warmup: int = 1) -> dict[str, dict[str, Stats]]:
-    """Run the commands in turn (a b c a b c ...) `repeat` times after `warmup` rounds:
-    per command, Stats of wall and CPU seconds and of peak RSS (KiB, as Stats of numbers)."""
+def time_commands(commands: dict[str, tuple], repeat: int, warmup: int = 1) -> dict[str, dict[str, Stats]]:
+    """Run the commands, each (argv, env) or (argv, env, cwd), in turn (a b c a b c ...)
+    `repeat` times after `warmup` rounds: per command, Stats of wall and CPU seconds and of
+    peak RSS (KiB, as Stats of numbers)."""
     for _ in range(warmup):
-        for argv, env in commands.values():
-            run_once(argv, env)
+        for argv, env, *cwd in commands.values():
+            run_once(argv, env, *cwd)
     runs: dict[str, list[Run]] = {k: [] for k in commands}
     for _ in range(repeat):
-        for name, (argv, env) in commands.items():
-            r = run_once(argv, env)
+        for name, (argv, env, *cwd) in commands.items():
+            r = run_once(argv, env, *cwd)
             if r.returncode != 0:
                 raise RuntimeError(f"{' '.join(argv)} exited with {r.returncode}")
             runs[name].append(r)
@@ -105,14 +105,14 @@ def compile_argv(spec: str, *args: str) -> list[str]:
 # ---------------------------------------------------------------- import time
 
 
-def import_profile(env: dict[str, str] | None = None, repeat: int = 5,
-                   code: str = "import archdsl.cli") -> tuple[Counter, set[str]]:
+def import_profile(env: dict[str, str] | None = None, repeat: int = 5, code: str = "import archdsl.cli",
+                   cwd: Path = ROOT) -> tuple[Counter, set[str]]:
     """Median self import time (ms) per top-level package over `repeat` runs of
     ``python -X importtime -c CODE``, and the set of modules imported."""
     samples: dict[str, list[float]] = {}
     modules: set[str] = set()
     for _ in range(repeat):
-        out = subprocess.run([PYTHON, "-X", "importtime", "-c", code], cwd=ROOT, env=env, capture_output=True,
+        out = subprocess.run([PYTHON, "-X", "importtime", "-c", code], cwd=cwd, env=env, capture_output=True,
                              text=True, check=True).stderr
         per: Counter = Counter()
         for line in out.splitlines():
@@ -145,7 +145,8 @@ def modules_of_compile(spec: str, env: dict[str, str] | None = None) -> set[str]
 
 def checkout_revision(rev: str) -> Path:
     """The tree of `rev` (a commit of this repository) in a temporary folder, via git archive:
-    running it with PYTHONPATH pointing there measures that revision's archdsl."""
+    running from there with PYTHONPATH pointing there measures that revision's archdsl (run
+    from the repository, `python -c` would find this checkout's archdsl first)."""
     out = Path(tempfile.mkdtemp(prefix="archdsl-baseline-"))
     archive = subprocess.run(["git", "archive", rev], cwd=ROOT, capture_output=True, check=True).stdout
     subprocess.run(["tar", "-x", "-C", str(out)], input=archive, check=True)
