@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from .diagnostics import ArchError, Collector, Diagnostic
 from .graph import CompiledNetwork, Loader, Unit, build_graph, check_duplicates, select_networks
-from .parser import parse
+from .cache import parse
 # Loaded here, before `def render` below, so that the function keeps the name `archdsl.render`:
 # the first import of a submodule binds its name in the package.
 from . import render as _render_module  # noqa: F401

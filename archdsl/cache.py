@@ -155,6 +155,41 @@ def store(source: str, file: str, prog: "Program") -> None:
             tmp.unlink()
 
 
+#: files larger than this are read by archdsl.parser.read_source, which refuses them with E106
+_QUICK_LIMIT = 4_000_000
+
+
+def read_source(path) -> str:
+    """A spec file's text. A file that reads and decodes cleanly is read here; anything else
+    (unreadable, not UTF-8, too large) goes to archdsl.parser.read_source, which reports it.
+    Together with :func:`parse`, a compile whose programs are all cached never imports Lark."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(_QUICK_LIMIT + 1)
+        if len(data) <= _QUICK_LIMIT:
+            return data.decode("utf-8")
+    except (OSError, UnicodeDecodeError):
+        pass
+    from .parser import read_source as read_and_check
+
+    return read_and_check(path)
+
+
+def parse(source: str, file: str = "<string>") -> "Program":
+    """Parse spec text into a :class:`~archdsl.program.Program`, from the cache when it holds
+    it (:func:`archdsl.parser.parse` otherwise, which then caches it).
+
+    >>> [n.name for n in parse("network tiny { input 1x8x8; conv 3x3 -> 4 }").networks]
+    ['tiny']
+    """
+    prog = lookup(source, file)
+    if prog is not None:
+        return prog
+    from .parser import parse as parse_text
+
+    return parse_text(source, file)
+
+
 def _remember(key: str, prog: "Program") -> None:
     _memory[key] = prog
     _memory.move_to_end(key)

@@ -26,7 +26,7 @@ from .diagnostics import ArchError, Collector, Diagnostic, Note, did_you_mean
 from .infer import NodeInfo, Op, infer_node
 from .layers import REGISTRY, Args, Kind, MergeKind, Shape, ShapeError, lookup
 from .layers.base import flat
-from .parser import parse, read_source
+from .cache import parse, read_source  # Lark is imported only on a cache miss
 
 if TYPE_CHECKING:
     import networkx as nx

@@ -232,6 +232,8 @@ def _command_md(repeat: int, baseline: str | None, with_torchinfo: bool) -> tupl
         f"`archdsl compile {spec}`": (command.compile_argv(spec), command._env(ARCHDSL_CACHE_DIR=str(fresh))),
         f"`archdsl compile {spec}`, no parse cache": (command.compile_argv(spec),
                                                        command._env(ARCHDSL_NO_CACHE="1")),
+        "`archdsl compile specs/nin.arch`": (command.compile_argv("specs/nin.arch"),
+                                             command._env(ARCHDSL_CACHE_DIR=str(fresh))),
     }
     if with_torchinfo:
         cmds["one-liner: torchvision googlenet + torchinfo summary"] = (
@@ -241,9 +243,10 @@ def _command_md(repeat: int, baseline: str | None, with_torchinfo: bool) -> tupl
     tree = None
     if baseline:
         tree = command.checkout_revision(baseline)
-        cmds[f"`archdsl compile {spec}` at {baseline}"] = (
-            [command.PYTHON, "-c", "from archdsl.cli import main; main()", "compile", str(ROOT / spec)],
-            command.baseline_env(tree, fresh), tree)
+        for s in (spec, "specs/nin.arch"):
+            cmds[f"`archdsl compile {s}` at {baseline}"] = (
+                [command.PYTHON, "-c", "from archdsl.cli import main; main()", "compile", str(ROOT / s)],
+                command.baseline_env(tree, fresh), tree)
     # the warm-up run fills the disk cache of the first command: its timed runs are warm ones
     res = command.time_commands(cmds, repeat=repeat, warmup=1)
     first = next(iter(cmds))
