@@ -257,7 +257,9 @@ def _command_md(repeat: int, baseline: str | None, with_torchinfo: bool) -> tupl
                      "1.0x" if name == first else times(r["wall"].median / ours)])
     out = ["## 2. Whole commands: interpreter start included", "",
            f"Each command run {repeat} times, the commands in turn, after one untimed round (which also fills "
-           "archdsl's parse cache, as any earlier run of the same spec would). Seconds of wall time and of CPU "
+           "archdsl's parse cache, as any earlier run of the same spec would, and caches its bytecode, as "
+           "any installed package has it: this environment sets PYTHONDONTWRITEBYTECODE, which the benchmark "
+           "unsets for its commands). Seconds of wall time and of CPU "
            "(user + system), peak resident memory, and each command's wall time relative to "
            "`archdsl compile`'s.", "",
            table(["command", "wall s", "CPU s", "peak RSS", "vs archdsl"], rows)]

@@ -67,6 +67,7 @@ print(time.perf_counter() - t0, os.waitstatus_to_exitcode(status), ru.ru_utime +
 def run_once(argv: list[str], env: dict[str, str] | None = None, cwd: Path = ROOT) -> Run:
     """Run a command to completion: its wall time (from its fork to its exit), CPU time
     (user + system) and peak resident memory (KiB), as the operating system accounts them."""
+    env = env if env is not None else _env()
     out = subprocess.run([PYTHON, "-c", _REAPER, *argv], cwd=cwd, env=env, capture_output=True, text=True,
                          check=True).stdout.split()
     return Run(float(out[0]), float(out[2]), int(out[3]), int(out[1]))
@@ -91,7 +92,12 @@ def time_commands(commands: dict[str, tuple], repeat: int, warmup: int = 1) -> d
 
 
 def _env(**extra: str) -> dict[str, str]:
+    """The environment of a timed command: this one, with bytecode caching on. An installed
+    package runs from its cached bytecode (pip compiles it; Python caches what it imports),
+    as torch and the other libraries here do; an environment with PYTHONDONTWRITEBYTECODE
+    set would make archdsl alone recompile its source on every run."""
     env = dict(os.environ)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     env.update(extra)
     return env
 
@@ -108,7 +114,10 @@ def compile_argv(spec: str, *args: str) -> list[str]:
 def import_profile(env: dict[str, str] | None = None, repeat: int = 5, code: str = "import archdsl.cli",
                    cwd: Path = ROOT) -> tuple[Counter, set[str]]:
     """Median self import time (ms) per top-level package over `repeat` runs of
-    ``python -X importtime -c CODE``, and the set of modules imported."""
+    ``python -X importtime -c CODE`` (after one untimed run that caches the bytecode), and
+    the set of modules imported."""
+    env = env if env is not None else _env()
+    subprocess.run([PYTHON, "-c", code], cwd=cwd, env=env, capture_output=True)
     samples: dict[str, list[float]] = {}
     modules: set[str] = set()
     for _ in range(repeat):
