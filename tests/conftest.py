@@ -71,3 +71,24 @@ def golden(request):
                         f"to accept the new output run:\n  ARCHDSL_ACCEPT=1 python -m pytest {request.node.nodeid!r}")
 
     return check
+
+
+def torchvision_model(name: str):
+    """torchvision's `name` (no pretrained weights), with its biases and batch-norm scales and
+    statistics randomised: torchvision initialises them to 0 and 1, which would let a bias or
+    running statistic left behind by a weight transfer go unnoticed."""
+    import torch
+    from torchvision import models
+
+    torch.manual_seed(0)
+    model = getattr(models, name)(weights=None)
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for m in model.modules():
+            if getattr(m, "bias", None) is not None:
+                m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.05)
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.weight.copy_(torch.rand(m.weight.shape, generator=g) + 0.5)
+                m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=g) * 0.1)
+                m.running_var.copy_(torch.rand(m.running_var.shape, generator=g) + 0.5)
+    return model.eval()

@@ -19,7 +19,7 @@ import gc
 import pytest
 
 import archdsl
-from conftest import SPECS
+from conftest import SPECS, torchvision_model
 
 torch = pytest.importorskip("torch")
 models = pytest.importorskip("torchvision.models")
@@ -49,25 +49,10 @@ def _one_thread_per_worker():
     torch.set_num_threads(before)
 
 
-def _torchvision(name: str):
-    torch.manual_seed(0)
-    model = getattr(models, name)(weights=None)
-    g = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for m in model.modules():
-            if getattr(m, "bias", None) is not None:
-                m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.05)
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.weight.copy_(torch.rand(m.weight.shape, generator=g) + 0.5)
-                m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=g) * 0.1)
-                m.running_var.copy_(torch.rand(m.running_var.shape, generator=g) + 0.5)
-    return model.eval()
-
-
 @pytest.mark.parametrize("file,name", CASES)
 def test_same_outputs_as_torchvision(file, name):
     net = archdsl.compile(SPECS / file, name)
-    theirs = _torchvision(name)
+    theirs = torchvision_model(name)
     # built without initialisation (meta, then uninitialised memory): a tensor that
     # load_weights failed to copy holds garbage and shows up in the outputs
     ours = archdsl.build(net, init=False).to_empty(device="cpu")
