@@ -243,3 +243,19 @@ def test_compiling_and_reporting_import_neither_torch_nor_networkx():
     net = archdsl.compile(ROOT / "specs" / "nin.arch", "nin")
     assert net.graph.number_of_nodes() == len(list(net.nodes()))  # networkx on demand
     assert {e for e in net.graph.edges} == {(i, n.id) for n in net.nodes() for i in n.inputs}
+
+
+def test_a_kind_patched_on_its_instance_is_not_memoised(monkeypatch):
+    """The memo tables assume kinds are pure; one whose method is replaced (as tests and
+    debugging sessions do) is computed afresh every time."""
+    from archdsl.layers import REGISTRY
+
+    src = "network n { input 3x8x8; conv 3x3 -> 4; relu }"
+    archdsl.compile(src)  # memoised now
+
+    def broken(p, x):
+        raise ZeroDivisionError("patched")
+
+    monkeypatch.setattr(REGISTRY["relu"], "infer", broken)
+    with pytest.raises(ZeroDivisionError):
+        archdsl.compile(src)
