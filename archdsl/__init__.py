@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from .diagnostics import ArchError, Collector, Diagnostic
 from .graph import CompiledNetwork, Loader, Unit, build_graph, check_duplicates, select_networks
+from .graph import parse_input as _parse_input
 from .cache import parse
 # Loaded here, before `def render` below, so that the function keeps the name `archdsl.render`:
 # the first import of a submodule binds its name in the package.
@@ -43,7 +44,16 @@ def _looks_like_path(source: Any) -> bool:
 
 
 def load(source: "str | os.PathLike[str]") -> Unit:
-    """Parse a spec (text, or the path of a `.arch` file) and its includes."""
+    """Parse a spec (text, or the path of a `.arch` file) and its includes.
+
+    The :class:`~archdsl.graph.Unit` returned compiles any of its networks
+    (:meth:`Unit.compile <archdsl.graph.Unit.compile>`) without reading or parsing again:
+    the way to compile one spec many times (input sizes, parameter sweeps).
+
+    >>> unit = load("network n(w=8) { input 3x32x32; conv 3x3 -> w }")
+    >>> [unit.compile(w=w).params for w in (8, 16)]
+    [224, 448]
+    """
     unit = _load(source)
     check_duplicates(unit)
     return unit
@@ -61,24 +71,6 @@ def _load(source: "str | os.PathLike[str]") -> Unit:
     return unit
 
 
-def _parse_input(input: "str | Sequence[int] | None") -> tuple[int, ...] | None:
-    if input is None:
-        return None
-    if isinstance(input, str):
-        parts = input.lower().replace(" ", "").split("x")
-        if not all(p.isdigit() for p in parts) or len(parts) not in (1, 3):
-            raise ArchError(Diagnostic("E601", f"bad input shape '{input}'", expected="CxHxW, e.g. 3x224x224",
-                                       found=input))
-        dims = tuple(int(p) for p in parts)
-    else:
-        dims = tuple(int(d) for d in input)
-    if len(dims) not in (1, 3) or any(d < 1 for d in dims) or any(d > 1_000_000 for d in dims):
-        raise ArchError(Diagnostic("E601", f"bad input shape '{'x'.join(map(str, dims))}'",
-                                   expected="CxHxW with every size between 1 and 1,000,000",
-                                   found="x".join(map(str, dims))))
-    return dims
-
-
 def compile(source: "str | os.PathLike[str]", network: str | None = None,
             input: "str | Sequence[int] | None" = None, **params: Any) -> CompiledNetwork:
     """Compile one network: the validated, fully inferred layer graph.
@@ -90,12 +82,7 @@ def compile(source: "str | os.PathLike[str]", network: str | None = None,
     >>> compile("network n { input 1x28x28; conv 5x5 -> 6 }").output_shape.dims
     (6, 24, 24)
     """
-    unit = load(source)
-    nets = select_networks(unit, network)
-    if len(nets) > 1:
-        raise ArchError(Diagnostic("E203", f"{unit.program.file} holds {len(nets)} networks; name one",
-                                   hint="networks: " + ", ".join(n.name for n in nets)), unit.sources)
-    return build_graph(unit, nets[0], _parse_input(input), params or None)
+    return load(source).compile(network, input, **params)
 
 
 def compile_all(source: "str | os.PathLike[str]", input: "str | Sequence[int] | None" = None

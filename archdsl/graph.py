@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 from . import cache as _cache
 from . import program as P
 from .diagnostics import ArchError, Collector, Diagnostic, Note, did_you_mean
-from .infer import NodeInfo, Op, infer_merge, infer_node
+from .infer import NodeInfo, Op, infer_info, infer_merge
 from .layers import REGISTRY, Args, Kind, MergeKind, Shape, ShapeError, lookup
 from .layers.base import flat
 from .cache import parse, read_source  # Lark is imported only on a cache miss
@@ -54,13 +54,13 @@ MAX_INCLUDE_DEPTH = 32
 # ---------------------------------------------------------------- the structural tree
 
 
-@dataclass
+@dataclass(slots=True)
 class TLayer:
     name: str
     node: str  # graph node id
 
 
-@dataclass
+@dataclass(slots=True)
 class TSeq:
     """A body: its items run in order. `block` is set for block calls."""
 
@@ -71,7 +71,7 @@ class TSeq:
     path: str = ""
 
 
-@dataclass
+@dataclass(slots=True)
 class TMerge:
     """concat / add / residual: branches on the same input, merged by the graph node `node`."""
 
@@ -82,7 +82,7 @@ class TMerge:
     scales: tuple[float, ...] = ()
 
 
-@dataclass
+@dataclass(slots=True)
 class TAux:
     name: str
     body: TSeq
@@ -102,6 +102,22 @@ class Unit:
     #: mistakes that need not stop the networks' build (blocks defined twice: the last one is
     #: used meanwhile); :func:`check_duplicates` reports them
     deferred: list[Diagnostic] = field(default_factory=list)
+
+    @property
+    def networks(self) -> list[str]:
+        """The names of the file's networks, in the order written."""
+        return [n.name for n in self.program.networks]
+
+    def compile(self, network: str | None = None, input: "str | Sequence[int] | None" = None,
+                **params: Any) -> "CompiledNetwork":
+        """Compile one network of this file, as :func:`archdsl.compile` does once the text
+        is parsed: `network` picks one (required when the file holds several), `input`
+        overrides the spec's input shape, keyword arguments override network parameters."""
+        nets = select_networks(self, network)
+        if len(nets) > 1:
+            raise ArchError(Diagnostic("E203", f"{self.program.file} holds {len(nets)} networks; name one",
+                                       hint="networks: " + ", ".join(n.name for n in nets)), self.sources)
+        return build_graph(self, nets[0], parse_input(input), params or None)
 
 
 class Loader:
@@ -394,6 +410,35 @@ def _with_bias(kind: Kind, params: Any, bias: bool) -> Any:
     return out
 
 
+#: id(statement) -> (statement, kind, arguments that are not flags, flags): see Builder._flags
+_FLAGS: dict[int, tuple[P.Invocation, Kind, list, frozenset[str]]] = _cache.memo()
+#: an activation given as a flag (`conv 3x3 -> 64 relu6`): one shared Op per activation kind,
+#: so that per-layer inference is memoised by its identity (infer._MEMO)
+_FLAG_OPS: dict[str, Op] = {}
+
+
+def _flag_op(name: str) -> Op:
+    k = lookup(name)
+    op = _FLAG_OPS.get(name)
+    if op is None or op.kind is not k:
+        op = _FLAG_OPS[name] = Op(k, k.Params())
+    return op
+
+
+#: (merge kind, scales) -> its params: shared, so that infer_merge's memo hits by identity
+_MERGE_PARAMS: dict[tuple[Kind, tuple[float, ...]], Any] = {}
+
+
+def _merge_params(kind: Kind, scales: tuple[float, ...]) -> Any:
+    key = (kind, scales)
+    p = _MERGE_PARAMS.get(key)
+    if p is None:
+        p = kind.Params(scales=scales) if kind.name == "add" else kind.Params()
+        if len(_MERGE_PARAMS) < 1_000:
+            _MERGE_PARAMS[key] = p
+    return p
+
+
 def _bind_key(kind: Kind, inv: P.Invocation, env: Env, shape: Shape | None) -> tuple | None:
     if kind.__dict__:  # a kind with a method replaced on it (tests do): no memo
         return None
@@ -428,7 +473,7 @@ class LayerGraph:
     """The layer graph while it is built: nodes (with their attributes) and edges in insertion
     order, in plain dicts and lists.
 
-    It offers the few networkx.DiGraph methods the builder and :func:`infer_node` use.
+    It offers the few networkx.DiGraph methods the builder uses.
     Importing networkx takes longer than compiling most networks, and checking or counting
     a network never needs it, so :attr:`CompiledNetwork.graph` turns this into a real
     ``networkx.DiGraph`` only when first asked for.
@@ -443,6 +488,16 @@ class LayerGraph:
 
     def add_edge(self, u: str, v: str) -> None:
         self.edges.append((u, v))
+
+    def add_info(self, info: NodeInfo) -> None:
+        """Add an inferred node and the edges from its inputs (the builder's fast path)."""
+        node = info.id
+        if node in self.nodes:
+            self.nodes[node]["info"] = info
+        else:
+            self.nodes[node] = {"info": info}
+        for i in info.inputs:
+            self.edges.append((i, node))
 
     def add_edges_from(self, edges) -> None:
         self.edges.extend(edges)
@@ -571,7 +626,7 @@ class CompiledNetwork:
 # ---------------------------------------------------------------- the builder
 
 
-@dataclass
+@dataclass(slots=True)
 class Defaults:
     """The scoped settings in force: `act`, `norm`, `bias` (inherited by nested bodies)."""
 
@@ -604,7 +659,7 @@ class _Namer:
         return name
 
 
-@dataclass
+@dataclass(slots=True)
 class _Ctx:
     """Where a statement is being built."""
 
@@ -812,22 +867,21 @@ class Builder:
 
     def _add(self, info: NodeInfo, span: P.Span | None, blame: P.Span | None = None,
              inv: P.Invocation | None = None) -> str:
-        if self.g.number_of_nodes() >= MAX_NODES:
+        nodes = self.g.nodes
+        if len(nodes) >= MAX_NODES:
             raise ArchError(Diagnostic("E304", f"the network expands to more than {MAX_NODES:,} nodes", span,
                                        hint="check the repetition counts"))
-        self.g.add_node(info.id, info=info)
-        for i in info.inputs:
-            self.g.add_edge(i, info.id)
         try:
-            infer_node(self.g, info.id)
+            infer_info(info, [nodes[i]["info"] for i in info.inputs])
         except ShapeError as e:
-            self.g.remove_node(info.id)  # the graph keeps only what inferred: the partial network
+            # the graph keeps only what inferred: the partial network
             notes = tuple(Note(f"its input {s} comes from '{i}'", self.g.nodes[i]["info"].span)
                           for i, s in zip(info.inputs, info.in_shapes) if self.g.nodes[i]["info"].span is not None)
             if e.arg and inv is not None:  # underline the argument to blame (`g2`), not the statement
                 blame = blame or _arg_span(inv, e.arg)
             raise ArchError(Diagnostic(e.code, e.message, blame or span, expected=e.expected, found=e.found,
                                        hint=e.hint, notes=notes[:1] if len(notes) == 1 else ())) from None
+        self.g.add_info(info)
         return info.id
 
     # -- bodies
@@ -882,7 +936,7 @@ class Builder:
     def _sub(self, ctx: _Ctx, **changes) -> _Ctx:
         """A nested body in the same module scope: a child Env, a copy of the defaults."""
         d = ctx.defaults
-        new = _Ctx(ctx.env.child(), Defaults(d.act, d.norm, d.bias), ctx.seq, ctx.namer, ctx.scope, ctx.aux,
+        new = _Ctx(Env(None, ctx.env), Defaults(d.act, d.norm, d.bias), ctx.seq, ctx.namer, ctx.scope, ctx.aux,
                    ctx.calls, ctx.label_suffix)
         for key, value in changes.items():
             setattr(new, key, value)
@@ -949,8 +1003,13 @@ class Builder:
             raise ArchError(Diagnostic("E407", "`expect shape` before the input", s.span))
         self.expectations.append(Expectation(s, expected, found))
 
-    def _flags(self, inv: P.Invocation) -> tuple[list, set[str], dict[str, P.Span]]:
-        """Split the generic flags (noact, nonorm, bias, nobias, an activation) from the rest."""
+    def _flags(self, inv: P.Invocation, kind: Kind) -> tuple[list, frozenset[str]]:
+        """Split the generic flags (noact, nonorm, bias, nobias, an activation) from the rest,
+        and check that `kind` takes them. This depends on the statement alone, so it is done
+        once per statement (a block's statements run once per call)."""
+        hit = _FLAGS.get(id(inv))
+        if hit is not None and hit[0] is inv and hit[1] is kind:
+            return hit[2], hit[3]
         rest, flags, spans = [], set(), {}
         for a in (*inv.args, *inv.post):
             word = a.bare_word() if isinstance(a, P.Window) else None
@@ -960,7 +1019,19 @@ class Builder:
                 spans[word] = a.span
             else:
                 rest.append(a)
-        return rest, flags, spans
+        for f in flags:
+            if f in ("noact",) or (f not in ("nonorm", "bias", "nobias") and f != "noact"):
+                if not kind.takes_act:
+                    raise ArchError(Diagnostic("E202", f"{kind.name} has no activation to change with '{f}'",
+                                               spans[f], hint="write the activation as its own statement"))
+            if f == "nonorm" and not kind.takes_norm:
+                raise ArchError(Diagnostic("E202", f"{kind.name} has no normalisation to remove", spans[f]))
+            if f in ("bias", "nobias") and not kind.has_bias:
+                raise ArchError(Diagnostic("E202", f"{kind.name} has no bias", spans[f]))
+        if len(_FLAGS) >= _MEMO_LIMIT:
+            _FLAGS.clear()
+        _FLAGS[id(inv)] = (inv, kind, rest, frozenset(flags))
+        return rest, frozenset(flags)
 
     def _bind(self, kind: Kind, inv: P.Invocation, ctx: _Ctx, cur: str | None, args: list | None = None):
         shape = self._shape(cur)
@@ -1008,16 +1079,7 @@ class Builder:
         if isinstance(kind, MergeKind):
             raise ArchError(Diagnostic("E201", f"'{inv.name}' takes branches: write `{inv.name} {{ A | B }}`",
                                        inv.name_span))
-        rest, flags, fspans = self._flags(inv)
-        for f in flags:
-            if f in ("noact",) or (f not in ("nonorm", "bias", "nobias") and f != "noact"):
-                if not kind.takes_act:
-                    raise ArchError(Diagnostic("E202", f"{kind.name} has no activation to change with '{f}'",
-                                               fspans[f], hint="write the activation as its own statement"))
-            if f == "nonorm" and not kind.takes_norm:
-                raise ArchError(Diagnostic("E202", f"{kind.name} has no normalisation to remove", fspans[f]))
-            if f in ("bias", "nobias") and not kind.has_bias:
-                raise ArchError(Diagnostic("E202", f"{kind.name} has no bias", fspans[f]))
+        rest, flags = self._flags(inv, kind)
         params = self._bind(kind, inv, ctx, cur, rest)
         expansion = kind.expand(params)
         if expansion is not None:  # a macro kind (mlpconv): one layer per expanded op
@@ -1036,7 +1098,7 @@ class Builder:
             return ctx.namer.label(s.label + ctx.label_suffix, s.label_span)
         return ctx.namer.auto(base)
 
-    def _layer(self, kind: Kind, params, flags: set[str], inv: P.Invocation, cur: str, ctx: _Ctx, nxt,
+    def _layer(self, kind: Kind, params, flags: frozenset[str], inv: P.Invocation, cur: str, ctx: _Ctx, nxt,
                local: str | None) -> str:
         post: list[Op] = []
         norm = ctx.defaults.norm if kind.takes_norm and "nonorm" not in flags else None
@@ -1045,8 +1107,7 @@ class Builder:
         if kind.takes_act:
             act_flags = [f for f in flags if f not in ("noact", "nonorm", "bias", "nobias")]
             if act_flags:
-                k = lookup(act_flags[0])
-                post.append(Op(k, k.Params()))
+                post.append(_flag_op(act_flags[0]))
             elif "noact" not in flags and ctx.defaults.act is not None:
                 post.append(ctx.defaults.act)
         if kind.has_bias:
@@ -1057,8 +1118,8 @@ class Builder:
             else:
                 # bias is redundant before batch norm (Ioffe & Szegedy 2015, §3.2): drop it when
                 # this layer gets a norm or the next statement is one
-                followed_by_bn = (isinstance(nxt, P.Invocation) and
-                                  lookup(nxt.name) is not None and lookup(nxt.name).name == "bn")
+                nxt_kind = lookup(nxt.name) if type(nxt) is P.Invocation else None
+                followed_by_bn = nxt_kind is not None and nxt_kind.name == "bn"
                 bias = norm is None and not followed_by_bn
             params = _with_bias(kind, params, bias)
         local = local or ctx.namer.auto(kind.name)
@@ -1167,7 +1228,7 @@ class Builder:
             seqs.append(seq)
             outs.append(out)
         kind = REGISTRY[mode]
-        params = kind.Params(scales=scales) if mode == "add" else kind.Params()
+        params = _merge_params(kind, scales)
         info = NodeInfo(id=path, op=Op(kind, params), span=s.span, scope=ctx.scope, aux=ctx.aux, inputs=outs)
         blame = None
         try:
@@ -1259,6 +1320,25 @@ def select_networks(unit: Unit, network: str | None) -> list[P.Network]:
                                    hint=did_you_mean(network, [n.name for n in nets]) or
                                    "networks: " + ", ".join(n.name for n in nets)), unit.sources)
     return chosen
+
+
+def parse_input(input: "str | Sequence[int] | None") -> tuple[int, ...] | None:
+    """An input shape given outside the spec (`--input 3x299x299`, ``input=(3, 299, 299)``)."""
+    if input is None:
+        return None
+    if isinstance(input, str):
+        parts = input.lower().replace(" ", "").split("x")
+        if not all(p.isdigit() for p in parts) or len(parts) not in (1, 3):
+            raise ArchError(Diagnostic("E601", f"bad input shape '{input}'", expected="CxHxW, e.g. 3x224x224",
+                                       found=input))
+        dims = tuple(int(p) for p in parts)
+    else:
+        dims = tuple(int(d) for d in input)
+    if len(dims) not in (1, 3) or any(d < 1 for d in dims) or any(d > 1_000_000 for d in dims):
+        raise ArchError(Diagnostic("E601", f"bad input shape '{'x'.join(map(str, dims))}'",
+                                   expected="CxHxW with every size between 1 and 1,000,000",
+                                   found="x".join(map(str, dims))))
+    return dims
 
 
 def build_graph(unit: Unit, network: P.Network, input: tuple[int, ...] | None = None,
