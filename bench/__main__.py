@@ -176,9 +176,11 @@ NOTES = """
   The inference memo is keyed by the identity of the shared parameter objects, not by their
   value (hashing a pydantic model field by field on every node cost more than the rest of the
   lookup); the flags of a statement are split and checked once per statement; the builder's
-  records are slotted dataclasses. Together these took `unit.compile` from 1.16 to 0.46 ms on
-  AlexNet, 6.7 to 3.8 ms on GoogLeNet, 8.6 to 4.9 ms on ResNet-50 and 28.7 to 16 ms on
-  DenseNet-121 (best of 5 x 10 on this machine, idle). What remains is the expansion itself:
+  records are slotted dataclasses. Together these took the build of a loaded spec from 0.62 to
+  0.44 ms on AlexNet, 5.05 to 3.73 ms on GoogLeNet, 6.01 to 4.56 ms on ResNet-50 and 22.7 to
+  16.3 ms on DenseNet-121 (best of 7 x 10 calls, this machine, idle); `Unit.compile` then spares
+  a long-running process the file read and parse-cache lookup of `archdsl.compile(path)`
+  (0.3 ms on AlexNet). What remains is the expansion itself:
   20-50 microseconds of Python per node (the statement interpreted, its node named, recorded and
   linked), which is why the speed-up over the peers is smallest where a network has many small
   layers and a cheap forward pass (DenseNet-121's 485 nodes, GoogLeNet's and SqueezeNet's
