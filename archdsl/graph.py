@@ -425,6 +425,47 @@ def _flag_op(name: str) -> Op:
     return op
 
 
+# ---------------------------------------------------------------- memoised block calls
+
+# A block call's expansion depends only on the block, its argument values, the input's shape,
+# the scoped defaults in force, the aux head it stands in, the file's constants and the call
+# depth (see Builder._call_key). ResNet's bottlenecks, Inception-v4's modules and every
+# `repeat` of a block call the same block alike many times: the first call is expanded, the
+# others copy its nodes under their own path (Builder._replay), which costs a fraction of
+# interpreting the statements again. The objects a key names by id are held by its entry.
+
+
+@dataclass(slots=True)
+class _Expansion:
+    path: str  # the call's path: every node it made is under `path.`
+    input: str  # the node the call started from
+    output: str  # the node it ended on (== input for a body without layers)
+    scope_len: int  # the length of the scope its nodes carry up to and including the call
+    nodes: list  # NodeInfo, in the order made
+    items: list  # its structural tree
+    expectations: list
+    steps: int
+    keep: tuple  # the default ops named by id in the key
+
+
+_CALLS: dict[tuple, _Expansion] = _cache.memo()
+_CALLS_LIMIT = 10_000
+
+
+def _retarget(item: Any, n: int, base: str) -> Any:
+    """A copy of a tree item made under a path of length `n`, moved under `base`."""
+    t = type(item)
+    if t is TLayer:
+        return TLayer(item.name, base + item.node[n:])
+    if t is TSeq:
+        return TSeq(item.name, [_retarget(i, n, base) for i in item.items], item.block, item.args,
+                    base + item.path[n:])
+    if t is TMerge:
+        return TMerge(item.name, item.mode, [_retarget(b, n, base) for b in item.branches], base + item.node[n:],
+                      item.scales)
+    raise TypeError(f"cannot move {item!r}")  # aux heads are never memoised
+
+
 #: (merge kind, scales) -> its params: shared, so that infer_merge's memo hits by identity
 _MERGE_PARAMS: dict[tuple[Kind, tuple[float, ...]], Any] = {}
 
@@ -482,8 +523,12 @@ class LayerGraph:
     def __init__(self) -> None:
         self.nodes: dict[str, dict[str, Any]] = {}
         self.edges: list[tuple[str, str]] = []
+        #: node ids in the order added (the builder takes slices of it: the nodes of one call)
+        self.order: list[str] = []
 
     def add_node(self, n: str, **attrs: Any) -> None:
+        if n not in self.nodes:
+            self.order.append(n)
         self.nodes.setdefault(n, {}).update(attrs)
 
     def add_edge(self, u: str, v: str) -> None:
@@ -496,6 +541,7 @@ class LayerGraph:
             self.nodes[node]["info"] = info
         else:
             self.nodes[node] = {"info": info}
+            self.order.append(node)
         for i in info.inputs:
             self.edges.append((i, node))
 
@@ -504,6 +550,7 @@ class LayerGraph:
 
     def remove_node(self, n: str) -> None:
         del self.nodes[n]
+        self.order.remove(n)
         self.edges = [e for e in self.edges if n not in e]
 
     def number_of_nodes(self) -> int:
@@ -692,6 +739,9 @@ class Builder:
         #: the graph's size at the first error: the partial network shown with the errors
         self._partial_at: int | None = None
         self._steps = 0
+        #: the file's constants (name, type, value), part of every block-call memo key; None
+        #: (no memo) until they are evaluated, or when they are not hashable
+        self._globals: tuple | None = None
         self._costs: dict[int, tuple[int, int]] = {}
         self._cost_depth = 0
 
@@ -836,6 +886,12 @@ class Builder:
         genv = Env()
         for let in self.unit.lets:
             genv.values[let.name] = evaluate(let.value, genv, None)
+        consts = tuple((k, type(v), v) for k, v in genv.values.items())
+        try:
+            hash(consts)
+            self._globals = consts
+        except TypeError:
+            self._globals = None
         nenv = genv.child()
         for prm in self.network.params:
             if prm.name in self.overrides:
@@ -1147,11 +1203,60 @@ class Builder:
         path = self._path(ctx, local)
         seq = TSeq(name=local, block=block.name, args=values, path=path)
         ctx.seq.items.append(seq)
+        scope = ctx.scope + ((local, block.name),)
+        key = self._call_key(block, values, cur, ctx)
+        done = _CALLS.get(key) if key is not None else None
+        # near a limit, expand afresh: the limit is then reported where the expansion crosses it
+        if (done is not None and self._steps + done.steps <= MAX_STEPS
+                and len(self.g.nodes) + len(done.nodes) <= MAX_NODES):
+            return self._replay(done, seq, cur, scope)
         env = Env(values, self._global_env(ctx))
         sub = _Ctx(env, Defaults(ctx.defaults.act, ctx.defaults.norm, ctx.defaults.bias), seq, _Namer(),
-                   ctx.scope + ((local, block.name),), ctx.aux, ctx.calls + ((block.name, inv.span),))
+                   scope, ctx.aux, ctx.calls + ((block.name, inv.span),))
+        marks = (len(self.g.order), len(self.errors), len(self.expectations), len(self.aux_outputs), self._steps)
         out = self.body(block.body, cur, sub)
+        # keep the expansion for the next call alike, unless it reported a mistake or defined an
+        # aux head (a second one of the same name is a mistake the replay would not see)
+        if key is not None and len(self.errors) == marks[1] and len(self.aux_outputs) == marks[3]:
+            if len(_CALLS) >= _CALLS_LIMIT:
+                _CALLS.clear()
+            _CALLS[key] = _Expansion(
+                path=path, input=cur, output=out, scope_len=len(scope),
+                nodes=[self.g.nodes[n]["info"] for n in self.g.order[marks[0]:]], items=list(seq.items),
+                expectations=self.expectations[marks[2]:], steps=self._steps - marks[4],
+                keep=(ctx.defaults.act, ctx.defaults.norm))
         return out
+
+    def _call_key(self, block: P.Block, values: dict[str, Any], cur: str, ctx: _Ctx) -> tuple | None:
+        """What a block call's expansion depends on, apart from where it stands: the block, its
+        arguments, the input's shape, the scoped defaults, the aux head it is in, the file's
+        constants and how deep it is called (the depth limit). None: not memoisable."""
+        if self._globals is None:
+            return None
+        d = ctx.defaults
+        key = (id(block), tuple((k, type(v), v) for k, v in values.items()), self._shape(cur).dims,
+               None if d.act is None else (id(d.act.kind), id(d.act.params)),
+               None if d.norm is None else (id(d.norm.kind), id(d.norm.params)),
+               d.bias, ctx.aux, len(ctx.calls), self._globals)
+        try:
+            hash(key)
+        except TypeError:
+            return None
+        return key
+
+    def _replay(self, done: "_Expansion", seq: TSeq, cur: str, scope: tuple) -> str:
+        """Add a block call's nodes as an earlier call alike made them, under this call's path:
+        node ids, inputs and scopes are rewritten, and every node is inferred again from its new
+        inputs (receptive fields depend on what comes before; the rest hits infer's memo)."""
+        self._steps += done.steps
+        n = len(done.path)
+        base = seq.path
+        for old in done.nodes:
+            self._add(NodeInfo(base + old.id[n:], old.op, old.post, old.span, scope + old.scope[done.scope_len:],
+                               old.aux, [cur if i == done.input else base + i[n:] for i in old.inputs]), old.span)
+        seq.items.extend(_retarget(item, n, base) for item in done.items)
+        self.expectations.extend(Expectation(e.stmt, e.expected, e.found_here) for e in done.expectations)
+        return cur if done.output == done.input else base + done.output[n:]
 
     def _global_env(self, ctx: _Ctx) -> Env:
         env = ctx.env

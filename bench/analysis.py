@@ -4,8 +4,12 @@ Each peer is timed in-process on a model that is already built (its construction
 counted). archdsl is timed three ways, each ending with params, MACs and the output shape:
 
 * *loaded*: ``unit.compile(network)`` on a spec loaded beforehand with ``archdsl.load``: the
-  parsed text in hand, as the peers have the built model in hand. Expansion of every block
-  and repeat, binding, shape inference and counting are all timed;
+  parsed text in hand, as the peers have the built model in hand. Every node is made, inferred
+  and counted in the timed call; archdsl's memo tables (bindings, per-layer inference, block
+  expansions) are as earlier compiles in the process left them, as the peers' tool runs after a
+  warm-up call;
+* *first*: the same with every memo table emptied before the call: the first compile of the
+  network in a process (its parse aside);
 * *from the path*: ``archdsl.compile(path, network)``, which reads the file again and finds
   its parse in the in-memory cache (a second compile in a notebook);
 * *cold*: ``archdsl.compile(path, network)`` with every cache off and every memo table
@@ -46,22 +50,22 @@ def _load(model: Model):
 
 
 def time_archdsl(model: Model, repeat: int, cold: bool, loaded: bool = False) -> Stats:
-    """`loaded`: the spec parsed beforehand; `cold`: every cache off and every memo table
-    emptied before each call, as in a fresh process (imports and pydantic's validators aside)."""
+    """`loaded`: the spec parsed beforehand; `cold`: every cache and memo table emptied before
+    each call (untimed), as in a fresh process (imports and pydantic's validators aside); with
+    `loaded`, the parse is kept (the unit holds it) and only the memo tables start empty."""
     cache = _program_cache()
     ctx = cache.disabled() if (cold and cache is not None) else contextlib.nullcontext()
     unit = _load(model) if loaded else None
+    setup = cache.clear if (cold and cache is not None) else None
 
     def run():
-        if cold and cache is not None:
-            cache.clear()
         return archdsl_figures(model, unit)
 
     with ctx:
-        once = measure(run, repeat=1, warmup=1)
+        once = measure(run, repeat=1, warmup=1, setup=setup)
         # several calls per reading when one call is too quick for the clock to resolve well
         inner = max(1, min(200, int(0.02 / max(once.median, 1e-6))))
-        return measure(run, repeat=max(repeat, 5), warmup=1, inner=inner)
+        return measure(run, repeat=max(repeat, 5), warmup=1, inner=inner, setup=setup)
 
 
 @dataclass
@@ -72,9 +76,18 @@ class AnalysisRow:
     cold: Stats
     #: the parsed spec in hand (Unit.compile): the counterpart of the peers' built model
     loaded: Stats | None = None
+    #: the same, every memo table emptied first: the first compile in a process
+    first: Stats | None = None
     peers: dict[str, Stats | str] = field(default_factory=dict)  # Stats, or why it has none
     #: the library's constructor, with its weight initialisation: what a peer's user pays first
     construct: Stats | None = None
+
+    def first_ratio(self) -> float | None:
+        """The fastest peer's median over archdsl's first compile in a process."""
+        peers = [s.median for s in self.peers.values() if isinstance(s, Stats)]
+        if not peers or self.first is None:
+            return None
+        return min(peers) / self.first.median
 
     def ours(self, cold: bool = False) -> Stats:
         """archdsl's time set against the peers': the loaded spec (else from the path), or cold."""
@@ -111,11 +124,14 @@ class AnalysisRow:
 def run(models: list[Model], peers: list[Peer], repeat: int, log=print) -> list[AnalysisRow]:
     rows = []
     for m in models:
-        loaded = time_archdsl(m, repeat, cold=False, loaded=True) if _load(m) is not None else None
+        can_load = _load(m) is not None
+        loaded = time_archdsl(m, repeat, cold=False, loaded=True) if can_load else None
+        first = time_archdsl(m, repeat, cold=True, loaded=True) if can_load else None
         warm = time_archdsl(m, repeat, cold=False)
         cold = time_archdsl(m, repeat, cold=True)
-        row = AnalysisRow(m, warm, cold, loaded)
-        log(f"  {m.name}: archdsl {loaded.ms(3) if loaded else '-'} ms (loaded), {warm.ms(3)} ms (from the path), "
+        row = AnalysisRow(m, warm, cold, loaded, first)
+        log(f"  {m.name}: archdsl {loaded.ms(3) if loaded else '-'} ms (loaded), "
+            f"{first.ms(3) if first else '-'} ms (first in a process), {warm.ms(3)} ms (from the path), "
             f"{cold.ms(3)} ms (cold)")
         if peers:
             row.construct = measure(lambda: m.reference(aux=False), repeat=max(2, min(repeat, 3)), warmup=0)

@@ -44,17 +44,25 @@ def fmt_ms(seconds: float, digits: int = 2) -> str:
     return f"{ms:.{digits}f}"
 
 
-def measure(fn: Callable[[], Any], repeat: int, warmup: int = 1, inner: int = 1) -> Stats:
+def measure(fn: Callable[[], Any], repeat: int, warmup: int = 1, inner: int = 1,
+            setup: Callable[[], Any] | None = None) -> Stats:
     """Time `fn` `repeat` times after `warmup` uncounted calls.
 
     `inner` calls are timed together and divided, for functions too quick for one clock
     reading to resolve. The garbage collector is run before, and kept off during, each
     timed run, so that one run does not pay for another's garbage (as timeit does).
+    `setup` runs before every call, untimed (emptying caches); it implies one call per reading.
     """
+    if setup is not None:
+        inner = 1
     for _ in range(warmup):
+        if setup is not None:
+            setup()
         fn()
     runs = []
     for _ in range(repeat):
+        if setup is not None:
+            setup()
         gc.collect()
         gc.disable()
         try:

@@ -99,3 +99,46 @@ def test_memo_tables_change_no_figure():
     warm = [_figures(archdsl.compile(path, name)) for path, name in cases]
     again = [_figures(archdsl.compile(path, name)) for path, name in cases]
     assert cold == warm == again
+
+
+def _tree(item) -> tuple:
+    """The structural tree (what lowering and rendering walk) as plain tuples."""
+    from archdsl.graph import TAux, TLayer, TMerge, TSeq
+
+    if isinstance(item, TLayer):
+        return ("layer", item.name, item.node)
+    if isinstance(item, TSeq):
+        return ("seq", item.name, item.block, tuple(item.args.items()), item.path,
+                tuple(_tree(i) for i in item.items))
+    if isinstance(item, TMerge):
+        return ("merge", item.name, item.mode, item.node, item.scales, tuple(_tree(b) for b in item.branches))
+    assert isinstance(item, TAux)
+    return ("aux", item.name, _tree(item.body))
+
+
+def _everything(net) -> tuple:
+    nodes = [(i.id, tuple(i.inputs), i.shape.dims, tuple(s.dims for s in i.in_shapes), i.params, i.macs,
+              tuple(i.rf), i.aux, i.scope, i.span, i.label()) for i in net.nodes()]
+    checks = [(o.what, o.ok, str(o.found)) for o in net.check()]
+    return (nodes, _tree(net.tree), net.input, net.output, net.aux_outputs, checks,
+            sorted(net._layers.edges) if hasattr(net, "_layers") else None)
+
+
+def test_block_calls_copied_from_an_earlier_call_equal_a_fresh_expansion(monkeypatch):
+    """A block call made alike before is copied (graph.Builder._replay) instead of expanded:
+    every spec must come out exactly as when every call is expanded afresh, node ids, spans,
+    scopes, receptive fields, the structural tree, the edges and every `expect` included."""
+    from archdsl import cache
+    from archdsl.graph import Builder
+
+    from archdsl import graph
+
+    for path, name in CASES:  # fill the memo: the second compile of each copies every call it can
+        archdsl.compile(path, name)
+    assert len(graph._CALLS) > 100
+    replayed = [_everything(archdsl.compile(path, name)) for path, name in CASES]
+    cache.clear()
+    monkeypatch.setattr(Builder, "_call_key", lambda *args: None)
+    fresh = [_everything(archdsl.compile(path, name)) for path, name in CASES]
+    for (path, name), a, b in zip(CASES, replayed, fresh):
+        assert a == b, name
