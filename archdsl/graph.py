@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 from . import cache as _cache
 from . import program as P
 from .diagnostics import ArchError, Collector, Diagnostic, Note, did_you_mean
-from .infer import NodeInfo, Op, infer_info, infer_merge
+from .infer import NodeInfo, Op, advance, infer_info, infer_merge, widest
 from .layers import REGISTRY, Args, Kind, MergeKind, Shape, ShapeError, lookup
 from .layers.base import flat
 from .cache import parse, read_source  # Lark is imported only on a cache miss
@@ -438,17 +438,30 @@ def _flag_op(name: str) -> Op:
 @dataclass(slots=True)
 class _Expansion:
     path: str  # the call's path: every node it made is under `path.`
-    input: str  # the node the call started from
-    output: str  # the node it ended on (== input for a body without layers)
-    scope_len: int  # the length of the scope its nodes carry up to and including the call
-    nodes: list  # NodeInfo, in the order made
+    #: per node made, in order: (its NodeInfo, its id under `path`, its inputs' ids under
+    #: `path` (None: the call's input), its scope below the call's)
+    nodes: list[tuple[NodeInfo, str, list, tuple]]
+    output: str | None  # the id under `path` of the node it ended on; None: the call's input
     items: list  # its structural tree
     expectations: list
     steps: int
+    kinds: tuple  # every kind its nodes use (a kind patched since is inferred afresh)
     keep: tuple  # the default ops named by id in the key
+
+    @classmethod
+    def of(cls, path: str, start: str, end: str, scope_len: int, infos: list[NodeInfo], **kw) -> "_Expansion":
+        n = len(path)
+        nodes = [(i, i.id[n:], [None if x == start else x[n:] for x in i.inputs], i.scope[scope_len:])
+                 for i in infos]
+        kinds = {id(k): k for i in infos for k in (i.op.kind, *(o.kind for o in i.post))}
+        return cls(path=path, nodes=nodes, output=None if end == start else end[n:],
+                   kinds=tuple(kinds.values()), **kw)
 
 
 _CALLS: dict[tuple, _Expansion] = _cache.memo()
+#: (block, call, values of the names its arguments mention, input dims, constants) -> (call,
+#: block, the parameter values): see Builder._bind_call
+_CALL_ARGS: dict[tuple, tuple] = _cache.memo()
 _CALLS_LIMIT = 10_000
 
 
@@ -1220,10 +1233,9 @@ class Builder:
         if key is not None and len(self.errors) == marks[1] and len(self.aux_outputs) == marks[3]:
             if len(_CALLS) >= _CALLS_LIMIT:
                 _CALLS.clear()
-            _CALLS[key] = _Expansion(
-                path=path, input=cur, output=out, scope_len=len(scope),
-                nodes=[self.g.nodes[n]["info"] for n in self.g.order[marks[0]:]], items=list(seq.items),
-                expectations=self.expectations[marks[2]:], steps=self._steps - marks[4],
+            _CALLS[key] = _Expansion.of(
+                path, cur, out, len(scope), [self.g.nodes[n]["info"] for n in self.g.order[marks[0]:]],
+                items=list(seq.items), expectations=self.expectations[marks[2]:], steps=self._steps - marks[4],
                 keep=(ctx.defaults.act, ctx.defaults.norm))
         return out
 
@@ -1246,17 +1258,31 @@ class Builder:
 
     def _replay(self, done: "_Expansion", seq: TSeq, cur: str, scope: tuple) -> str:
         """Add a block call's nodes as an earlier call alike made them, under this call's path:
-        node ids, inputs and scopes are rewritten, and every node is inferred again from its new
-        inputs (receptive fields depend on what comes before; the rest hits infer's memo)."""
+        node ids, inputs and scopes are rewritten. The call had the same input shape, so every
+        node's shape and counts are the earlier ones; its receptive field is computed afresh, as
+        it depends on what comes before the call."""
         self._steps += done.steps
-        n = len(done.path)
         base = seq.path
-        for old in done.nodes:
-            self._add(NodeInfo(base + old.id[n:], old.op, old.post, old.span, scope + old.scope[done.scope_len:],
-                               old.aux, [cur if i == done.input else base + i[n:] for i in old.inputs]), old.span)
+        nodes = self.g.nodes
+        add = self.g.add_info
+        fresh = any(k.__dict__ for k in done.kinds)  # a kind patched since (tests do): infer again
+        for old, rel, ins, tail in done.nodes:
+            inputs = [cur if i is None else base + i for i in ins]
+            info = NodeInfo(base + rel, old.op, old.post, old.span, scope + tail, old.aux, inputs)
+            if fresh:
+                self._add(info, old.span)
+                continue
+            info.in_shapes, info.shape, info.params, info.macs, info.step = (
+                old.in_shapes, old.shape, old.params, old.macs, old.step)
+            if old.step is not None:
+                info.rf = advance(nodes[inputs[0]]["info"].rf, old.step)
+            else:  # a merge
+                info.rf = widest([nodes[i]["info"].rf for i in inputs])
+            add(info)
+        n = len(done.path)
         seq.items.extend(_retarget(item, n, base) for item in done.items)
         self.expectations.extend(Expectation(e.stmt, e.expected, e.found_here) for e in done.expectations)
-        return cur if done.output == done.input else base + done.output[n:]
+        return cur if done.output is None else base + done.output
 
     def _global_env(self, ctx: _Ctx) -> Env:
         env = ctx.env
@@ -1265,7 +1291,29 @@ class Builder:
         return env
 
     def _bind_call(self, inv: P.Invocation, block: P.Block, ctx: _Ctx, cur: str) -> dict[str, Any]:
+        """The block's parameter values for this call. Like a layer's binding (_bind_key), they
+        depend only on the call, the values of the names its arguments mention, the input shape
+        and, through the parameters' defaults, the file's constants: kept per such case."""
         shape = self._shape(cur)
+        key = None
+        if self._globals is not None:
+            names, _ = _free_names(inv)
+            try:
+                key = (id(block), id(inv), tuple((type(v), v) for v in map(ctx.env.lookup, names)),
+                       shape.dims, self._globals)
+                hit = _CALL_ARGS.get(key)
+            except (KeyError, TypeError):  # an undefined name (an error, raised afresh), unhashable values
+                key = hit = None
+            if hit is not None and hit[0] is inv and hit[1] is block:
+                return hit[2]
+        values = self._bind_call_afresh(inv, block, ctx, shape)
+        if key is not None:
+            if len(_CALL_ARGS) >= _MEMO_LIMIT:
+                _CALL_ARGS.clear()
+            _CALL_ARGS[key] = (inv, block, values)
+        return values
+
+    def _bind_call_afresh(self, inv: P.Invocation, block: P.Block, ctx: _Ctx, shape: Shape) -> dict[str, Any]:
         names = [p.name for p in block.params]
         values: dict[str, Any] = {}
         positional = [c for c in inv.call or () if not isinstance(c, P.CallKw)]

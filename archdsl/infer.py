@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple
 
 from .cache import memo
-from .layers.base import Kind, MergeKind, Params, Shape, ShapeError
+from .layers.base import RF, Kind, MergeKind, Params, Shape, ShapeError
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -85,6 +85,8 @@ class NodeInfo:
     params: int = 0
     macs: int = 0
     rf: Field = INPUT_FIELD
+    #: the receptive-field step of this node's ops (None for the input and merges)
+    step: RF | None = None
 
     @property
     def kind(self) -> Kind:
@@ -126,13 +128,7 @@ def infer_info(info: NodeInfo, ins: list[NodeInfo]) -> NodeInfo:
         info.in_shapes = xs
         info.shape = infer_merge(kind, p, xs)
         info.params, info.macs = 0, 0
-        # the largest field (by area, then by size) of the branches merged: the first of equals
-        rf = ins[0].rf
-        for i in ins[1:]:
-            (a0, a1), (b0, b1) = i.rf.size, rf.size
-            if (a0 * a1, a0, a1) > (b0 * b1, b0, b1):
-                rf = i.rf
-        info.rf = rf
+        info.rf = widest([i.rf for i in ins])
         return info
     (src,) = ins
     x = src.shape
@@ -171,14 +167,29 @@ def infer_info(info: NodeInfo, ins: list[NodeInfo]) -> NodeInfo:
             if len(_MEMO) >= _MEMO_LIMIT:
                 _MEMO.clear()
             _MEMO[key] = hit
-    info.shape, info.params, info.macs, step = hit[0], hit[1], hit[2], hit[3]
-    # r_out = r_in + (k - 1) j_in, j_out = j_in s, start_out = start_in + ((k - 1) / 2 - p) j_in
-    # (Araujo et al., Distill 2019), per axis, written out for the two axes
-    (r0, r1), (j0, j1), (s0, s1) = src.rf
-    (k0, k1), (t0, t1), (p0, p1) = step.k, step.s, step.p
-    info.rf = _new_field(Field, ((r0 + (k0 - 1) * j0, r1 + (k1 - 1) * j1), (j0 * t0, j1 * t1),
-                                 (s0 + ((k0 - 1) / 2 - p0) * j0, s1 + ((k1 - 1) / 2 - p1) * j1)))
+    info.shape, info.params, info.macs, info.step = hit[0], hit[1], hit[2], hit[3]
+    info.rf = advance(src.rf, hit[3])
     return info
+
+
+def advance(f: Field, step: RF) -> Field:
+    """The field after a layer with receptive-field step `step`."""
+    # r_out = r_in + (k - 1) j_in, j_out = j_in s, start_out = start_in + ((k - 1) / 2 - p) j_in
+    # (Araujo et al., Distill 2019), per axis, written out for the two axes: this runs per node
+    (r0, r1), (j0, j1), (s0, s1) = f
+    (k0, k1), (t0, t1), (p0, p1) = step.k, step.s, step.p
+    return _new_field(Field, ((r0 + (k0 - 1) * j0, r1 + (k1 - 1) * j1), (j0 * t0, j1 * t1),
+                              (s0 + ((k0 - 1) / 2 - p0) * j0, s1 + ((k1 - 1) / 2 - p1) * j1)))
+
+
+def widest(fields: list[Field]) -> Field:
+    """Where branches merge: the largest field (by area, then by size), the first of equals."""
+    rf = fields[0]
+    for f in fields[1:]:
+        (a0, a1), (b0, b1) = f.size, rf.size
+        if (a0 * a1, a0, a1) > (b0 * b1, b0, b1):
+            rf = f
+    return rf
 
 
 def infer_merge(kind: MergeKind, p: Params, xs: list[Shape]) -> Shape:

@@ -173,25 +173,26 @@ NOTES = """
   discovery; the table is laid out by `archdsl/textable.py`, character for character as rich lays
   it out (tests/test_bench_smoke.py compares the two on every spec at several widths), with rich
   kept for what it does not reproduce. `archdsl compile` never imports torch.
-- **Compile** (sections 1 and 5): three process-wide memo tables, each of a pure function:
+- **Compile** (sections 1 and 5): four process-wide memo tables, each of a pure function:
   binding a layer statement's arguments (keyed by the statement, the values of the names it
-  mentions and, if it reads `in.c`, the input shape: `graph._bind_key`); inferring a layer (the
-  kind, its params, its attached ops, the input shape: `infer._MEMO`); and expanding a block
-  call (the block, its argument values, the input shape, the scoped defaults, the aux head, the
-  file's constants, the call depth: `graph.Builder._call_key`). A call alike an earlier one is
-  copied under its own path instead of interpreted again: its nodes are renamed, re-linked and
-  inferred again from their new inputs (receptive fields depend on what comes before), so every
-  node is still made and counted in every compile (tests/test_specs.py checks that copies equal
-  fresh expansions on every spec, spans, scopes, tree and edges included). The inference memo
-  is keyed by the identity of the shared parameter objects rather than their value (hashing a
-  pydantic model field by field on every node cost more than the rest of the lookup), and a
-  statement's flags are checked once per statement. Measured on the build of a loaded spec (best
-  of 7 x 10 calls, this machine, idle), before this work / after the first two changes / with
-  the block-call memo: AlexNet 0.62 / 0.44 / 0.44 ms, GoogLeNet 5.05 / 3.73 / 2.12 ms, ResNet-50
-  6.01 / 4.56 / 1.50 ms, DenseNet-121 22.7 / 16.3 / 6.75 ms. The first compile of a network in a
-  process pays for filling the tables (the *first* column of section 1); what remains after is
-  10-30 microseconds of Python per node; cold, Lark's parse of the whole file dominates (about
-  0.25 ms a line: section 5's written-out specs).
+  mentions and, if it reads `in.c`, the input shape: `graph._bind_key`); binding a block call's
+  arguments (likewise: `graph.Builder._bind_call`); inferring a layer (the kind, its params, its
+  attached ops, the input shape: `infer._MEMO`); and expanding a block call (the block, its
+  argument values, the input shape, the scoped defaults, the aux head, the file's constants, the
+  call depth: `graph.Builder._call_key`). A call alike an earlier one is copied under its own
+  path instead of interpreted again: its nodes are renamed and re-linked, keep the shapes and
+  counts of the earlier call (same input shape), and get receptive fields computed afresh (they
+  depend on what comes before). Every node is still made in every compile, and
+  tests/test_specs.py checks on every spec that copies equal fresh expansions, spans, scopes,
+  tree and edges included. The inference memo is keyed by the identity of the shared parameter
+  objects rather than their value (hashing a pydantic model field by field on every node cost
+  more than the rest of the lookup), and a statement's flags are checked once per statement.
+  The build of a loaded spec (best of 7 x 10 calls, this machine), before this work / after the
+  identity keys / with the block-call memos: AlexNet 0.62 / 0.44 / 0.45 ms, GoogLeNet 5.05 /
+  3.73 / 1.69 ms, ResNet-50 6.01 / 4.56 / 1.08 ms, DenseNet-121 22.7 / 16.3 / 5.9 ms. The first
+  compile of a network in a process pays for filling the tables (the *first* column of section
+  1): 10-40 microseconds of Python per node. Cold, Lark's parse of the whole file dominates
+  (about 0.25 ms a line: section 5's written-out specs).
 - **Built modules** (section 4): activations overwrite fresh tensors in place where nothing else
   reads them, as torchvision's and timm's `ReLU(inplace=True)` do (`lower_torch._FRESH_OUTPUT`);
   containers are plain `nn.Sequential` bodies and small concat/add modules.
