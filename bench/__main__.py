@@ -266,7 +266,7 @@ def _analysis_md(rows, peers) -> str:
            "cache off and every memo table emptied, Lark's parse included. "
            "Peers: one call of the tool on the torchvision/timm model, built beforehand (its construction is not "
            "counted), input batch 1, eval mode. Times in ms. *x fastest peer*: the "
-           "fastest peer's median over archdsl's median (loaded / cold); *least favourable*: the fastest peer's "
+           "fastest peer's median over archdsl's median (loaded / first / cold); *least favourable*: the fastest peer's "
            "fastest run over archdsl's median; *constructor*: the torchvision/timm constructor, weights "
            "initialised, which a peer's user runs first; *end to end*: from nothing built to the figures, the "
            "fastest peer plus the constructor over archdsl cold.", ""]
