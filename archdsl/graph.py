@@ -462,7 +462,12 @@ _CALLS: dict[tuple, _Expansion] = _cache.memo()
 #: (block, call, values of the names its arguments mention, input dims, constants) -> (call,
 #: block, the parameter values): see Builder._bind_call
 _CALL_ARGS: dict[tuple, tuple] = _cache.memo()
+#: _CALLS is emptied when it holds this many expansions or this many nodes in all (a process
+#: that compiles many large networks keeps a bounded number of them alive)
 _CALLS_LIMIT = 10_000
+_CALLS_NODE_LIMIT = 50_000
+#: the nodes _CALLS holds (an overcount after cache.clear(), corrected at the next store)
+_calls_nodes = 0
 
 
 def _retarget(item: Any, n: int, base: str) -> Any:
@@ -1231,8 +1236,12 @@ class Builder:
         # keep the expansion for the next call alike, unless it reported a mistake or defined an
         # aux head (a second one of the same name is a mistake the replay would not see)
         if key is not None and len(self.errors) == marks[1] and len(self.aux_outputs) == marks[3]:
-            if len(_CALLS) >= _CALLS_LIMIT:
+            global _calls_nodes
+            made = len(self.g.order) - marks[0]
+            if len(_CALLS) >= _CALLS_LIMIT or _calls_nodes + made > _CALLS_NODE_LIMIT:
                 _CALLS.clear()
+                _calls_nodes = 0
+            _calls_nodes += made
             _CALLS[key] = _Expansion.of(
                 path, cur, out, len(scope), [self.g.nodes[n]["info"] for n in self.g.order[marks[0]:]],
                 items=list(seq.items), expectations=self.expectations[marks[2]:], steps=self._steps - marks[4],

@@ -142,3 +142,16 @@ def test_block_calls_copied_from_an_earlier_call_equal_a_fresh_expansion(monkeyp
     fresh = [_everything(archdsl.compile(path, name)) for path, name in CASES]
     for (path, name), a, b in zip(CASES, replayed, fresh):
         assert a == b, name
+
+
+def test_the_block_call_memo_holds_a_bounded_number_of_nodes(monkeypatch):
+    from archdsl import graph
+
+    monkeypatch.setattr(graph, "_CALLS_NODE_LIMIT", 40)
+    for w in range(1, 30):
+        net = archdsl.compile(f"block b(w) {{ conv 3x3 p1 -> w; conv 3x3 p1 -> w }}\n"
+                              f"network n {{ input 3x8x8; b({w}); b({w}); b({w + 1}) }}")
+        assert net.params == (3 * 9 * w + w) + 3 * (w * 9 * w + w) + (w * 9 * (w + 1) + w + 1) + \
+            (w + 1) * 9 * (w + 1) + (w + 1)
+        held = sum(len(e.nodes) for e in graph._CALLS.values())
+        assert held <= 40 and held <= graph._calls_nodes
