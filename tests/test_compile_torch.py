@@ -106,7 +106,10 @@ def test_compiles_fullgraph_and_matches_eager(file, name, input):
     _assert_close(got, expected, name)
 
 
-def test_every_container_compiles_with_inductor():
+def test_every_container_compiles_with_inductor(tmp_path, monkeypatch):
+    # a private inductor cache: a compile interrupted in another process can leave a truncated
+    # artefact in the shared one (/tmp/torchinductor_<user>), which inductor would load
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor"))
     torch.manual_seed(0)
     model = archdsl.build(KITCHEN_SINK).eval()
     compiled = torch.compile(model, fullgraph=True)  # the default backend: inductor
