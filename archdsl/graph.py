@@ -446,7 +446,7 @@ class _Expansion:
     expectations: list
     steps: int
     kinds: tuple  # every kind its nodes use (a kind patched since is inferred afresh)
-    keep: tuple  # the default ops named by id in the key
+    keep: tuple  # the block and the default ops its key names by id: alive while the entry is
 
     @classmethod
     def of(cls, path: str, start: str, end: str, scope_len: int, infos: list[NodeInfo], **kw) -> "_Expansion":
@@ -1245,7 +1245,7 @@ class Builder:
             _CALLS[key] = _Expansion.of(
                 path, cur, out, len(scope), [self.g.nodes[n]["info"] for n in self.g.order[marks[0]:]],
                 items=list(seq.items), expectations=self.expectations[marks[2]:], steps=self._steps - marks[4],
-                keep=(ctx.defaults.act, ctx.defaults.norm))
+                keep=(block, ctx.defaults.act, ctx.defaults.norm))
         return out
 
     def _call_key(self, block: P.Block, values: dict[str, Any], cur: str, ctx: _Ctx) -> tuple | None:
