@@ -63,16 +63,21 @@ def measure(fn: Callable[[], Any], repeat: int, warmup: int = 1, inner: int = 1,
     for _ in range(repeat):
         if setup is not None:
             setup()
-        gc.collect()
-        gc.disable()
-        try:
-            t0 = time.perf_counter()
-            for _ in range(inner):
-                fn()
-            runs.append((time.perf_counter() - t0) / inner)
-        finally:
-            gc.enable()
+        runs.append(_timed(fn, inner))
     return Stats(tuple(runs))
+
+
+def _timed(fn: Callable[[], Any], inner: int) -> float:
+    """Seconds per call of `inner` calls timed together, garbage collected before and not during."""
+    gc.collect()
+    gc.disable()
+    try:
+        t0 = time.perf_counter()
+        for _ in range(inner):
+            fn()
+        return (time.perf_counter() - t0) / inner
+    finally:
+        gc.enable()
 
 
 def measure_pair(a: Callable[[], Any], b: Callable[[], Any], repeat: int, warmup: int = 1,
@@ -88,15 +93,7 @@ def measure_pair(a: Callable[[], Any], b: Callable[[], Any], repeat: int, warmup
     ta, tb = [], []
     for _ in range(repeat):
         for fn, out in ((a, ta), (b, tb)):
-            gc.collect()
-            gc.disable()
-            try:
-                t0 = time.perf_counter()
-                for _ in range(inner):
-                    fn()
-                out.append((time.perf_counter() - t0) / inner)
-            finally:
-                gc.enable()
+            out.append(_timed(fn, inner))
     ratios = tuple(x / y for x, y in zip(ta, tb))
     return Stats(tuple(ta)), Stats(tuple(tb)), Stats(ratios)
 
