@@ -292,6 +292,24 @@ def _analysis_md(rows, peers) -> str:
     return "\n".join(out)
 
 
+def _agreement_table(results, names, what: str) -> str:
+    """One figure (`macs` or `params`) per model: published, archdsl (checked), each peer (bold
+    where it differs from the published one)."""
+    body = []
+    for a in results:
+        published, ours = getattr(a.published, what), getattr(a.archdsl, what)
+        cells = [a.model.name, n(published), n(ours) + (" ✓" if ours == published else " ✗")]
+        for p in names:
+            r = next((x for x in a.peers if x.peer == p), None)
+            if r is None or r.count is None:
+                cells.append("failed" if r else "-")
+            else:
+                v = getattr(r.count, what)
+                cells.append(n(v) if v == published else f"**{n(v)}**")
+        body.append(cells)
+    return table([{"macs": "MACs", "params": "params"}[what], "published", "archdsl"] + names, body)
+
+
 def _command_md(repeat: int, baseline: str | None, with_torchinfo: bool) -> tuple[str, str]:
     import tempfile
 
@@ -374,32 +392,8 @@ def _agreement_md(results, peers) -> str:
            "Published: /work/shared/reference/figures.md (torchvision's documented `num_params` and GFLOPS, "
            "timm's model), conv and fc multiply-accumulates only. GoogLeNet and Inception-v3 without their aux "
            "heads (as torchvision ships them). A peer's figure in **bold** differs from the published one.", ""]
-    body = []
-    for a in results:
-        cells = [a.model.name, n(a.published.macs), n(a.archdsl.macs) + (" ✓" if a.archdsl.macs == a.published.macs
-                                                                         else " ✗")]
-        for p in names:
-            r = next((x for x in a.peers if x.peer == p), None)
-            if r is None or r.count is None:
-                cells.append("failed" if r else "-")
-            else:
-                v = n(r.count.macs)
-                cells.append(v if r.count.macs == a.published.macs else f"**{v}**")
-        body.append(cells)
-    out.append(table(["MACs", "published", "archdsl"] + names, body))
-    body = []
-    for a in results:
-        cells = [a.model.name, n(a.published.params), n(a.archdsl.params) +
-                 (" ✓" if a.archdsl.params == a.published.params else " ✗")]
-        for p in names:
-            r = next((x for x in a.peers if x.peer == p), None)
-            if r is None or r.count is None:
-                cells.append("failed" if r else "-")
-            else:
-                v = n(r.count.params)
-                cells.append(v if r.count.params == a.published.params else f"**{v}**")
-        body.append(cells)
-    out.append(table(["params", "published", "archdsl"] + names, body))
+    for what in ("macs", "params"):
+        out.append(_agreement_table(results, names, what))
     if not names:
         return "\n".join(out)
     out += ["### Why each tool differs, checked", "",
