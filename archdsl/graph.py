@@ -438,9 +438,11 @@ def _flag_op(name: str) -> Op:
 @dataclass(slots=True)
 class _Expansion:
     path: str  # the call's path: every node it made is under `path.`
-    #: per node made, in order: (its NodeInfo, its id under `path`, its inputs' ids under
-    #: `path` (None: the call's input), its scope below the call's)
-    nodes: list[tuple[NodeInfo, str, list, tuple]]
+    #: per node made, in order: (its id under `path`, its inputs' ids under `path` (None: the
+    #: call's input), the index of its scope below the call's in `tails`, then the NodeInfo
+    #: fields a copy keeps: op, post, span, aux, in_shapes, shape, params, macs, step)
+    nodes: list[tuple]
+    tails: list[tuple]  # the distinct scopes below the call's, each once
     output: str | None  # the id under `path` of the node it ended on; None: the call's input
     items: list  # its structural tree
     expectations: list
@@ -451,10 +453,13 @@ class _Expansion:
     @classmethod
     def of(cls, path: str, start: str, end: str, scope_len: int, infos: list[NodeInfo], **kw) -> "_Expansion":
         n = len(path)
-        nodes = [(i, i.id[n:], [None if x == start else x[n:] for x in i.inputs], i.scope[scope_len:])
+        tails: dict[tuple, int] = {}
+        nodes = [(i.id[n:], tuple(None if x == start else x[n:] for x in i.inputs),
+                  tails.setdefault(i.scope[scope_len:], len(tails)),
+                  i.op, i.post, i.span, i.aux, i.in_shapes, i.shape, i.params, i.macs, i.step)
                  for i in infos]
         kinds = {id(k): k for i in infos for k in (i.op.kind, *(o.kind for o in i.post))}
-        return cls(path=path, nodes=nodes, output=None if end == start else end[n:],
+        return cls(path=path, nodes=nodes, tails=list(tails), output=None if end == start else end[n:],
                    kinds=tuple(kinds.values()), **kw)
 
 
@@ -470,18 +475,50 @@ _CALLS_NODE_LIMIT = 50_000
 _calls_nodes = 0
 
 
+@dataclass(slots=True)
+class _Moved:
+    """Structural-tree items made under a path of length `n`, standing for their copies under
+    `base`. A replayed call leaves one in its TSeq instead of copying its subtree at once: the
+    analysis never reads the tree, so the copies are made when CompiledNetwork.tree is first
+    read (see _settle)."""
+
+    items: list
+    n: int
+    base: str
+
+
 def _retarget(item: Any, n: int, base: str) -> Any:
     """A copy of a tree item made under a path of length `n`, moved under `base`."""
     t = type(item)
     if t is TLayer:
         return TLayer(item.name, base + item.node[n:])
     if t is TSeq:
-        return TSeq(item.name, [_retarget(i, n, base) for i in item.items], item.block, item.args,
-                    base + item.path[n:])
+        return TSeq(item.name, _settle(item.items, n, base), item.block, item.args, base + item.path[n:])
     if t is TMerge:
         return TMerge(item.name, item.mode, [_retarget(b, n, base) for b in item.branches], base + item.node[n:],
                       item.scales)
     raise TypeError(f"cannot move {item!r}")  # aux heads are never memoised
+
+
+def _settle(items: list, n: int = 0, base: str = "") -> list:
+    """`items` moved from a path of length `n` to `base` (n = 0, base = "": where they are),
+    every _Moved among them (at any depth) replaced by the copies it stands for."""
+    out: list = []
+    for item in items:
+        if type(item) is _Moved:  # made under item.n, meant for item.base, which is under n
+            out.extend(_settle(item.items, item.n, base + item.base[n:]))
+        elif n == 0 and not base:
+            if type(item) is TSeq:
+                item.items = _settle(item.items)
+            elif type(item) is TMerge:
+                for b in item.branches:
+                    b.items = _settle(b.items)
+            elif type(item) is TAux:
+                item.body.items = _settle(item.body.items)
+            out.append(item)
+        else:
+            out.append(_retarget(item, n, base))
+    return out
 
 
 #: (merge kind, scales) -> its params: shared, so that infer_merge's memo hits by identity
@@ -615,11 +652,19 @@ class CompiledNetwork:
         # first access to `graph` (see __getattr__)
         if isinstance(self.__dict__.get("graph"), LayerGraph):
             self._layers = self.__dict__.pop("graph")
+        # and the structural tree: replayed block calls leave placeholders in it (_Moved),
+        # replaced by their copies on first access to `tree`
+        self._unsettled = self.__dict__.pop("tree")
 
     def __getattr__(self, name: str) -> Any:
         if name == "graph" and "_layers" in self.__dict__:
             g = self.__dict__["graph"] = self._layers.to_networkx()
             return g
+        if name == "tree" and "_unsettled" in self.__dict__:
+            tree = self.__dict__.pop("_unsettled")
+            tree.items = _settle(tree.items)
+            self.__dict__["tree"] = tree
+            return tree
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def _table(self) -> dict[str, dict[str, Any]]:
@@ -1272,26 +1317,40 @@ class Builder:
         it depends on what comes before the call."""
         self._steps += done.steps
         base = seq.path
-        nodes = self.g.nodes
-        add = self.g.add_info
-        fresh = any(k.__dict__ for k in done.kinds)  # a kind patched since (tests do): infer again
-        for old, rel, ins, tail in done.nodes:
-            inputs = [cur if i is None else base + i for i in ins]
-            info = NodeInfo(base + rel, old.op, old.post, old.span, scope + tail, old.aux, inputs)
-            if fresh:
-                self._add(info, old.span)
-                continue
-            info.in_shapes, info.shape, info.params, info.macs, info.step = (
-                old.in_shapes, old.shape, old.params, old.macs, old.step)
-            if old.step is not None:
-                info.rf = advance(nodes[inputs[0]]["info"].rf, old.step)
-            else:  # a merge
-                info.rf = widest([nodes[i]["info"].rf for i in inputs])
-            add(info)
-        n = len(done.path)
-        seq.items.extend(_retarget(item, n, base) for item in done.items)
+        g = self.g
+        nodes, order, edges = g.nodes, g.order, g.edges
+        scopes = [scope + t for t in done.tails]
+        if any(k.__dict__ for k in done.kinds):  # a kind patched since (tests do): infer again
+            ids = {None: cur}
+            for rel, ins, tail, op, post, span, aux, *_ in done.nodes:
+                ids[rel] = self._add(NodeInfo(base + rel, op, post, span, scopes[tail], aux, [ids[i] for i in ins]),
+                                     span)
+        else:
+            # ids: a node's id under the call -> its id here (one string object per node, so
+            # that its hash is computed once); rfs: -> its receptive field
+            ids: dict = {None: cur}
+            rfs: dict = {None: nodes[cur]["info"].rf}
+            for rel, ins, tail, op, post, span, aux, in_shapes, shape, params, macs, step in done.nodes:
+                node = ids[rel] = base + rel
+                if step is not None:  # a layer: one input
+                    src = ids[ins[0]]
+                    inputs = [src]
+                    rf = rfs[rel] = advance(rfs[ins[0]], step)
+                    edges.append((src, node))
+                else:  # a merge
+                    inputs = [ids[i] for i in ins]
+                    rf = rfs[rel] = widest([rfs[i] for i in ins])
+                    edges.extend((i, node) for i in inputs)
+                info = NodeInfo(node, op, post, span, scopes[tail], aux, inputs, in_shapes, shape, params, macs,
+                                rf, step)
+                if node in nodes:  # cannot happen (a call's path is new), but never lose a node
+                    nodes[node]["info"] = info
+                else:
+                    nodes[node] = {"info": info}
+                    order.append(node)
+        seq.items.append(_Moved(done.items, len(done.path), base))
         self.expectations.extend(Expectation(e.stmt, e.expected, e.found_here) for e in done.expectations)
-        return cur if done.output is None else base + done.output
+        return cur if done.output is None else ids[done.output]
 
     def _global_env(self, ctx: _Ctx) -> Env:
         env = ctx.env
@@ -1507,7 +1566,8 @@ def build_graph(unit: Unit, network: P.Network, input: tuple[int, ...] | None = 
                 overrides: dict[str, Any] | None = None) -> CompiledNetwork:
     """Expand and infer one network. Raises ArchError (with sources) on any mistake."""
     try:
-        return Builder(unit, network, input, overrides).build()
+        with _cache.collector_paused():
+            return Builder(unit, network, input, overrides).build()
     except ArchError as e:
         raise e.with_sources(unit.sources)
     except RecursionError:

@@ -646,6 +646,13 @@ def parse(source: str, file: str = "<string>") -> P.Program:
             )
         )
     _check_nesting(source, file)
+    with _cache.collector_paused():
+        program = _parse(source, file)
+    _cache.store(source, file, program)
+    return program
+
+
+def _parse(source: str, file: str) -> P.Program:
     try:
         tree = _lark().parse(source)
     except UnexpectedInput as err:
@@ -657,9 +664,7 @@ def parse(source: str, file: str = "<string>") -> P.Program:
         if isinstance(err.orig_exc, ArchError):
             raise err.orig_exc.with_sources({file: source}) from None
         raise err.orig_exc from err
-    program = P.Program(file=file, source=source, items=tuple(items))
-    _cache.store(source, file, program)
-    return program
+    return P.Program(file=file, source=source, items=tuple(items))
 
 
 def read_source(path: str | os.PathLike) -> str:
