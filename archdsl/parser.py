@@ -2,9 +2,12 @@
 
 The grammar (grammar.lark, shipped as package data) is compiled once per process and
 cached on disk by Lark, so that `archdsl compile` pays for it only on the first run.
-Following Lark's advice, the tree is built by a separate Transformer with
-``v_args(meta=True)``; user mistakes found here are raised as :class:`ArchError`, never
-as Lark exceptions.
+Lark builds a parse tree that keeps every token (``keep_all_tokens``), and one bottom-up
+pass (:class:`_ToProgram`) turns it into the typed program, computing each node's span
+from its first and last token. That is the span Lark's ``propagate_positions`` gives
+(keywords and brackets included), without the bookkeeping it does on every reduction:
+with it, positions took a fifth of the parse of a long spec. User mistakes found here
+are raised as :class:`ArchError`, never as Lark exceptions.
 """
 
 from __future__ import annotations
@@ -15,8 +18,8 @@ import re
 from importlib import resources
 from pathlib import Path
 
-from lark import Lark, Token, Transformer, Tree, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+from lark import Lark, Token, Tree
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from . import cache as _cache
 from . import program as P
@@ -52,11 +55,26 @@ def _lark() -> Lark:
         cache: str | bool = str(cache_dir / f"grammar-{key}.lark-cache")
     except OSError:  # read-only home: Lark's own temp-dir cache still helps
         cache = True
-    return Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=True, cache=cache)
+    return Lark(grammar, parser="lalr", keep_all_tokens=True, maybe_placeholders=False, cache=cache)
 
 
-def _span(file: str, meta) -> P.Span:
-    return P.Span(file=file, line=meta.line, column=meta.column, end_line=meta.end_line, end_column=meta.end_column)
+@functools.lru_cache(maxsize=1)
+def _filtered() -> frozenset[str]:
+    """The terminals a rule's value leaves out, as Lark's tree builder does without
+    `keep_all_tokens`: those written as literals in the rules (keywords and punctuation:
+    `"network"`, `"{"`), which Lark names itself, and those whose name starts with an
+    underscore (`_SEP`). The grammar declares every other terminal by name. (A test checks
+    this set against Lark's own filtering.)"""
+    grammar = resources.files("archdsl").joinpath("grammar.lark").read_text()
+    declared = set(re.findall(r"^([A-Z_][A-Z0-9_]*)(?:\.\d+)?\s*:", grammar, re.M))
+    return frozenset(t.name for t in _lark().terminals if t.name.startswith("_") or t.name not in declared)
+
+
+def _span(file: str, ext) -> P.Span:
+    """The span from the start of `ext[0]` to the end of `ext[1]` (tokens, or Lark metas)."""
+    first, last = ext
+    return P.Span(file=file, line=first.line, column=first.column, end_line=last.end_line,
+                  end_column=last.end_column)
 
 
 def _tok_span(file: str, tok: Token) -> P.Span:
@@ -87,97 +105,129 @@ def _number(text: str, span: P.Span | None = None) -> int | float:
 _SHORT = {"p": "pad", "g": "groups", "d": "dilation"}
 
 
-@v_args(meta=True)
-class _ToProgram(Transformer):
-    """Lark tree -> pydantic program. Each method names the grammar rule it builds."""
+class _ToProgram:
+    """Lark tree -> pydantic program. Each method names the grammar rule it builds and takes
+    `ext`, the rule's first and last token (its span: :meth:`_s`), and the rule's values:
+    its subtrees' values and its tokens, keywords and punctuation left out. An optional
+    part that is absent gives no value (no placeholders), so a method tells its optional
+    parts apart by their number or type, as its comment says."""
 
     def __init__(self, file: str):
-        super().__init__()
         self.file = file
+        self._rules: dict = {}
 
-    def _s(self, meta) -> P.Span:
-        return _span(self.file, meta)
+    def transform(self, tree: Tree):
+        return self._walk(tree)[0]
+
+    def _walk(self, tree: Tree) -> tuple:
+        """(value, first token, last token) of `tree`, bottom-up. Recursive: the tree's depth
+        is bounded by _check_depth before."""
+        dropped = _filtered()
+        values: list = []
+        first = last = None
+        for c in tree.children:
+            if type(c) is Token:
+                if first is None:
+                    first = c
+                last = c
+                if c.type not in dropped:
+                    values.append(c)
+            else:
+                v, f, lt = self._walk(c)
+                if f is not None:
+                    if first is None:
+                        first = f
+                    last = lt
+                values.append(v)
+        rule = self._rules.get(tree.data)
+        if rule is None:
+            rule = self._rules[tree.data] = getattr(self, str(tree.data))
+        return rule((first, last), values), first, last
+
+    def _s(self, ext) -> P.Span:
+        return _span(self.file, ext)
 
     def _t(self, tok: Token) -> P.Span:
         return _tok_span(self.file, tok)
 
     # -- top level
-    def start(self, meta, items):
+    def start(self, ext, items):
         return [i for i in items if i is not None]
 
-    def include(self, meta, c):
-        return P.Include(span=self._s(meta), path=c[0][1:-1])
+    def include(self, ext, c):
+        return P.Include(span=self._s(ext), path=c[0][1:-1])
 
-    def let(self, meta, c):
-        return P.Let(span=self._s(meta), name=str(c[0]), value=c[1])
+    def let(self, ext, c):
+        return P.Let(span=self._s(ext), name=str(c[0]), value=c[1])
 
-    def block(self, meta, c):
-        return P.Block(span=self._s(meta), name=str(c[0]), params=tuple(c[1] or ()), body=c[2])
+    def block(self, ext, c):  # NAME [params] body
+        return P.Block(span=self._s(ext), name=str(c[0]), params=tuple(c[1] if len(c) == 3 else ()), body=c[-1])
 
-    def network(self, meta, c):
-        return P.Network(span=self._s(meta), name=str(c[0]), params=tuple(c[1] or ()), body=c[2])
+    def network(self, ext, c):  # NAME [params] body
+        return P.Network(span=self._s(ext), name=str(c[0]), params=tuple(c[1] if len(c) == 3 else ()), body=c[-1])
 
-    def params(self, meta, c):
+    def params(self, ext, c):
         return [p for p in c if p is not None]
 
-    def param(self, meta, c):
-        return P.Param(span=self._t(c[0]), name=str(c[0]), default=c[1])
+    def param(self, ext, c):  # NAME [expr]
+        return P.Param(span=self._t(c[0]), name=str(c[0]), default=c[1] if len(c) == 2 else None)
 
-    def body(self, meta, c):
-        return P.Body(span=self._s(meta), stmts=tuple(s for s in c if s is not None))
+    def body(self, ext, c):
+        return P.Body(span=self._s(ext), stmts=tuple(s for s in c if s is not None))
 
-    def branch(self, meta, c):
-        return P.Body(span=self._s(meta), stmts=tuple(s for s in c if s is not None))
+    def branch(self, ext, c):
+        return P.Body(span=self._s(ext), stmts=tuple(s for s in c if s is not None))
 
-    def branches(self, meta, c):
+    def branches(self, ext, c):
         return tuple(c)
 
     # -- statements
-    def labeled(self, meta, c):
+    def labeled(self, ext, c):
         name, stmt = c
-        return stmt.model_copy(update={"label": str(name), "label_span": self._t(name), "span": self._s(meta)})
+        return stmt.model_copy(update={"label": str(name), "label_span": self._t(name), "span": self._s(ext)})
 
-    def input(self, meta, c):
-        return P.Input(span=self._s(meta), dims=c[0])
+    def input(self, ext, c):
+        return P.Input(span=self._s(ext), dims=c[0])
 
-    def scoped(self, meta, c):
-        return P.Scoped(span=self._s(meta), setting=str(c[0]), value=c[1])
+    def scoped(self, ext, c):
+        return P.Scoped(span=self._s(ext), setting=str(c[0]), value=c[1])
 
-    def repeat(self, meta, c):
-        return P.Repeat(span=self._s(meta), count=c[0], var=str(c[1]) if c[1] is not None else None, body=c[2])
+    def repeat(self, ext, c):  # expr [NAME] body
+        return P.Repeat(span=self._s(ext), count=c[0], var=str(c[1]) if len(c) == 3 else None, body=c[-1])
 
-    def if_stmt(self, meta, c):
-        orelse = c[2]
+    def if_stmt(self, ext, c):  # expr body [body | if_stmt]
+        orelse = c[2] if len(c) == 3 else None
         if isinstance(orelse, P.If):  # `else if` chains nest as a one-statement else body
             orelse = P.Body(span=orelse.span, stmts=(orelse,))
-        return P.If(span=self._s(meta), test=c[0], then=c[1], orelse=orelse)
+        return P.If(span=self._s(ext), test=c[0], then=c[1], orelse=orelse)
 
-    def concat(self, meta, c):
-        return P.Concat(span=self._s(meta), branches=c[0])
+    def concat(self, ext, c):
+        return P.Concat(span=self._s(ext), branches=c[0])
 
-    def add(self, meta, c):
-        return P.Add(span=self._s(meta), branches=c[0])
+    def add(self, ext, c):
+        return P.Add(span=self._s(ext), branches=c[0])
 
-    def residual(self, meta, c):
-        return P.Residual(span=self._s(meta), options=tuple(c[:-1]), body=c[-1])
+    def residual(self, ext, c):
+        return P.Residual(span=self._s(ext), options=tuple(c[:-1]), body=c[-1])
 
-    def aux(self, meta, c):
-        return P.Aux(span=self._s(meta), name=str(c[0]), body=c[1])
+    def aux(self, ext, c):
+        return P.Aux(span=self._s(ext), name=str(c[0]), body=c[1])
 
-    def expect(self, meta, c):
-        what, value, tol, _pct = c
+    def expect(self, ext, c):  # NAME value [number PERCENT]
+        what, value = c[0], c[1]
+        tol = c[2] if len(c) > 2 else None
         tolerance = _number(tol, self._t(tol)) if tol is not None else None
-        return P.Expect(span=self._s(meta), what=str(what), value=value, tolerance=tolerance)
+        return P.Expect(span=self._s(ext), what=str(what), value=value, tolerance=tolerance)
 
-    def dims_value(self, meta, c):
+    def dims_value(self, ext, c):
         return self._dims_token(c[0])
 
-    def invocation(self, meta, c):
-        name, call, *rest = c
-        arrow = rest.pop() if rest else None
-        out, post = (arrow if arrow is not None else (None, ()))
+    def invocation(self, ext, c):  # NAME [callparen] arg* [arrow]: callparen is a list, arrow a tuple
+        name, *rest = c
+        call = rest.pop(0) if rest and type(rest[0]) is list else None
+        out, post = rest.pop() if rest and type(rest[-1]) is tuple else (None, ())
         return P.Invocation(
-            span=self._s(meta),
+            span=self._s(ext),
             name=str(name),
             name_span=self._t(name),
             call=tuple(call) if call is not None else None,
@@ -186,14 +236,14 @@ class _ToProgram(Transformer):
             post=tuple(self._arg(a) for a in post),
         )
 
-    def arrow(self, meta, c):
+    def arrow(self, ext, c):
         return (c[0], tuple(c[1:]))
 
-    def callparen(self, meta, c):
+    def callparen(self, ext, c):
         return [x for x in c if x is not None]
 
-    def kwcallarg(self, meta, c):
-        return P.CallKw(span=self._s(meta), key=str(c[0]), value=c[1])
+    def kwcallarg(self, ext, c):
+        return P.CallKw(span=self._s(ext), key=str(c[0]), value=c[1])
 
     # -- layer arguments
     def _arg(self, a):
@@ -204,17 +254,17 @@ class _ToProgram(Transformer):
             return P.KwArg(span=self._t(a), key=_SHORT[a[0]], values=values)
         return a
 
-    def window(self, meta, c):
-        dims, _slash, stride = c
-        return P.Window(span=self._s(meta), dims=dims, stride=stride)
+    def window(self, ext, c):  # dims [SLASH dims]
+        dims, stride = c[0], (c[2] if len(c) == 3 else None)
+        return P.Window(span=self._s(ext), dims=dims, stride=stride)
 
-    def listarg(self, meta, c):
-        return P.ListArg(span=self._s(meta), items=tuple(c))
+    def listarg(self, ext, c):
+        return P.ListArg(span=self._s(ext), items=tuple(c))
 
-    def kwarg(self, meta, c):
-        return P.KwArg(span=self._s(meta), key=str(c[0]), values=tuple(c[1:]))
+    def kwarg(self, ext, c):
+        return P.KwArg(span=self._s(ext), key=str(c[0]), values=tuple(c[1:]))
 
-    def dims(self, meta, c):
+    def dims(self, ext, c):
         if len(c) == 1 and isinstance(c[0], Token) and c[0].type == "DIMS":
             return self._dims_token(c[0])
         return tuple(c)
@@ -229,49 +279,58 @@ class _ToProgram(Transformer):
         return tuple(out)
 
     # -- expressions
-    def number(self, meta, c):
+    def number(self, ext, c):
         return P.Num(span=self._t(c[0]), value=_number(c[0], self._t(c[0])))
 
-    def name(self, meta, c):
+    def name(self, ext, c):
         return P.Name(span=self._t(c[0]), id=str(c[0]))
 
-    def attr(self, meta, c):
-        return P.Attr(span=self._s(meta), obj=str(c[0]), attr=str(c[1]))
+    def attr(self, ext, c):
+        return P.Attr(span=self._s(ext), obj=str(c[0]), attr=str(c[1]))
 
-    def neg(self, meta, c):
+    def neg(self, ext, c):
         operand = c[-1]
         if isinstance(operand, P.Num):
-            return P.Num(span=self._s(meta), value=-operand.value)
-        return P.Neg(span=self._s(meta), operand=operand)
+            return P.Num(span=self._s(ext), value=-operand.value)
+        return P.Neg(span=self._s(ext), operand=operand)
 
-    def binop(self, meta, c):
-        return P.BinOp(span=self._s(meta), op=str(c[1]), left=c[0], right=c[2])
+    def unary(self, ext, c):  # `+x` is x; `+3` keeps the sign in its span, as `-3` does
+        operand = c[-1]
+        if isinstance(operand, P.Num):
+            return P.Num(span=self._s(ext), value=operand.value)
+        return operand
+
+    def atom(self, ext, c):  # `( expr )`: the expression; its parentheses count in the enclosing span
+        return c[0]
+
+    def binop(self, ext, c):
+        return P.BinOp(span=self._s(ext), op=str(c[1]), left=c[0], right=c[2])
 
     compare = binop
 
-    def pow(self, meta, c):
-        return P.BinOp(span=self._s(meta), op="**", left=c[0], right=c[1])
+    def pow(self, ext, c):
+        return P.BinOp(span=self._s(ext), op="**", left=c[0], right=c[1])
 
-    def and_(self, meta, c):
-        return P.BinOp(span=self._s(meta), op="and", left=c[0], right=c[1])
+    def and_(self, ext, c):
+        return P.BinOp(span=self._s(ext), op="and", left=c[0], right=c[1])
 
-    def or_(self, meta, c):
-        return P.BinOp(span=self._s(meta), op="or", left=c[0], right=c[1])
+    def or_(self, ext, c):
+        return P.BinOp(span=self._s(ext), op="or", left=c[0], right=c[1])
 
-    def not_(self, meta, c):
-        return P.Not(span=self._s(meta), operand=c[0])
+    def not_(self, ext, c):
+        return P.Not(span=self._s(ext), operand=c[0])
 
-    def cond(self, meta, c):
-        return P.Cond(span=self._s(meta), body=c[0], test=c[1], orelse=c[2])
+    def cond(self, ext, c):
+        return P.Cond(span=self._s(ext), body=c[0], test=c[1], orelse=c[2])
 
-    def func(self, meta, c):
-        return P.Func(span=self._s(meta), name=str(c[0]), args=tuple(x for x in c[1:] if x is not None))
+    def func(self, ext, c):
+        return P.Func(span=self._s(ext), name=str(c[0]), args=tuple(x for x in c[1:] if x is not None))
 
-    def true(self, meta, c):
-        return P.Bool(span=self._s(meta), value=True)
+    def true(self, ext, c):
+        return P.Bool(span=self._s(ext), value=True)
 
-    def false(self, meta, c):
-        return P.Bool(span=self._s(meta), value=False)
+    def false(self, ext, c):
+        return P.Bool(span=self._s(ext), value=False)
 
 
 # ---------------------------------------------------------------- syntax errors
@@ -610,9 +669,9 @@ def _check_depth(tree: Tree, file: str, source: str) -> None:
     while stack:
         node, depth, stmt = stack.pop()
         if depth > MAX_TREE_DEPTH:  # blame the innermost statement holding it
-            meta = stmt.meta
-            line, col = (meta.line, meta.column) if not meta.empty else (1, 1)
-            end = meta.end_column if not meta.empty and meta.end_line == line else col + 1
+            first, last = _edge_token(stmt, 0), _edge_token(stmt, -1)
+            line, col = (first.line, first.column) if first is not None else (1, 1)
+            end = last.end_column if last is not None and last.end_line == line else col + 1
             raise ArchError(Diagnostic(
                 "E105", f"this statement nests more than {MAX_TREE_DEPTH} levels deep",
                 P.Span(file=file, line=line, column=col, end_line=line, end_column=end),
@@ -620,6 +679,19 @@ def _check_depth(tree: Tree, file: str, source: str) -> None:
         if node.data in _STATEMENTS:
             stmt = node
         stack.extend((c, depth + 1, stmt) for c in node.children if isinstance(c, Tree))
+
+
+def _edge_token(tree: Tree, end: int) -> Token | None:
+    """The first (end=0) or last (end=-1) token of `tree`, walked without recursion."""
+    stack: list = [tree]
+    while stack:
+        node = stack.pop()
+        if type(node) is Token:
+            return node
+        if node is not None:
+            children = node.children
+            stack.extend(reversed(children) if end == 0 else children)
+    return None
 
 
 _STATEMENTS = frozenset({"invocation", "let", "input", "scoped", "repeat", "if_stmt", "concat", "add", "residual",
@@ -660,10 +732,8 @@ def _parse(source: str, file: str) -> P.Program:
     _check_depth(tree, file, source)
     try:
         items = _ToProgram(file).transform(tree)
-    except VisitError as err:  # unwrap, as Lark's docs advise
-        if isinstance(err.orig_exc, ArchError):
-            raise err.orig_exc.with_sources({file: source}) from None
-        raise err.orig_exc from err
+    except ArchError as err:
+        raise err.with_sources({file: source}) from None
     return P.Program(file=file, source=source, items=tuple(items))
 
 

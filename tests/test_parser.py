@@ -1,0 +1,112 @@
+"""The parser's spans equal Lark's own.
+
+archdsl.parser builds the typed program in one pass over a tree that keeps every token, and
+computes each node's span from its first and last token. These tests build the same program
+the way Lark's documentation describes, from a tree built with ``propagate_positions`` and
+Lark's own filtering of keywords and punctuation, and require the two programs to be equal
+(every span included) on every spec, every error case, every example in the docs and
+mutants of them all; a syntax error must read the same either way.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import sys
+from importlib import resources
+from pathlib import Path
+
+import pytest
+from lark import Lark, Token, Tree
+
+from archdsl import ArchError, cache
+from archdsl import program as P
+from archdsl import parser
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # bench/ is a package at the repository root
+    sys.path.insert(0, str(ROOT))
+
+from bench import fuzz  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def reference() -> Lark:
+    grammar = resources.files("archdsl").joinpath("grammar.lark").read_text()
+    return Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=False)
+
+
+def _reference_parse(lark: Lark, source: str, file: str) -> P.Program:
+    """The program built from Lark's positions: the same rule methods, given each node's
+    meta (which has the four fields a span needs) instead of its first and last token."""
+    build = parser._ToProgram(file)
+
+    def walk(t: Tree):
+        values = [walk(c) if isinstance(c, Tree) else c for c in t.children]
+        return getattr(build, t.data)((t.meta, t.meta), values)
+
+    return P.Program(file=file, source=source, items=tuple(walk(lark.parse(source))))
+
+
+def _texts() -> list[tuple[str, str]]:
+    files = [*ROOT.glob("specs/*.arch"), *ROOT.glob("tests/errors/*.arch"), *ROOT.glob("tests/data/**/*.arch"),
+             *ROOT.glob("examples/**/*.arch")]
+    texts = [(str(f.relative_to(ROOT)), f.read_text(encoding="utf-8", errors="replace")) for f in sorted(files)]
+    for doc in ("docs/language.md", "docs/errors.md", "README.md"):
+        for i, block in enumerate(re.findall(r"```arch\n(.*?)```", (ROOT / doc).read_text(), re.S)):
+            texts.append((f"{doc}#{i}", block))
+    texts.append(("signs", "let a = (1 + 2) * -(3)\nnetwork n(w=(a)) {\n  input 3x8x8\n"
+                           "  conv 3x3 -> +(w // 3)  # a comment\n  fc(+2, -(-4))\n}\n"))
+    return texts
+
+
+def _outcome(parse, source: str, file: str):
+    try:
+        return parse(source, file)
+    except ArchError as err:
+        return err.render()
+
+
+def test_the_dropped_terminals_are_those_lark_drops(reference):
+    dropped = {s.name for r in reference.rules for s in r.expansion if s.is_term and s.filter_out}
+    kept = {s.name for r in reference.rules for s in r.expansion if s.is_term and not s.filter_out}
+    assert dropped <= parser._filtered()
+    assert not kept & parser._filtered()
+
+
+def test_programs_equal_the_reference_on_every_text(reference):
+    texts = _texts()
+    assert len(texts) > 100
+    parsed = 0
+    with cache.disabled():
+        for file, source in texts:
+            ours = _outcome(parser.parse, source, file)
+            if isinstance(ours, P.Program):
+                parsed += 1
+                assert ours == _reference_parse(reference, source, file), file
+    assert parsed > 60  # the comparison is not vacuous: most texts are valid
+
+
+def test_programs_equal_the_reference_on_mutants(reference):
+    rng = random.Random(5)
+    seeds = [t for _, t in _texts()]
+    compared = 0
+    with cache.disabled():
+        for _ in range(400):
+            data = fuzz.mutate(rng.choice(seeds), rng)
+            source = data.decode("utf-8", "replace")
+            if len(source) > parser.MAX_SOURCE_BYTES:
+                continue
+            ours = _outcome(parser.parse, source, "m.arch")
+            if isinstance(ours, P.Program):
+                compared += 1
+                assert ours == _reference_parse(reference, source, "m.arch"), source
+    assert compared > 50
+
+
+def test_unary_plus():
+    prog = parser.parse("network n { input 4; fc(+3) -> +(2 * 2) }")
+    fc = prog.networks[0].body.stmts[1]
+    (three,) = fc.call
+    assert (three.value, three.span.column, three.span.end_column) == (3, 25, 27)  # the sign included
+    assert isinstance(fc.out, P.BinOp)  # `+x` is x
