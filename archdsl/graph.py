@@ -358,17 +358,40 @@ def _check_size(v: Any, expr: P.Node) -> None:
 # bottleneck, every DenseNet layer) binds the same statements with the same values over and
 # over, so each binding is kept, keyed by exactly those inputs. Errors are never kept.
 
+#
+# A statement is known by its text (Builder._text): two statements written alike, at
+# different places, bind alike. A spec written out layer by layer, without blocks, repeats
+# a handful of statements thousands of times, and its first compile then binds each once.
+
 _UNBOUND = object()
 _MEMO_LIMIT = 100_000
-#: id(statement) -> (statement, names it mentions, whether it reads the input's shape)
-_FREE: dict[int, tuple[P.Invocation, tuple[str, ...], bool]] = _cache.memo()
-#: (kind, id(statement), values of those names, input dims or None) -> (statement, params)
+#: id(statement) -> (statement, its text, or None when it cannot be read back)
+_TEXT: dict[int, tuple[P.Invocation, str | None]] = _cache.memo()
+#: id(source) -> (source, the offset where each of its lines starts)
+_LINE_STARTS: dict[int, tuple[str, list[int]]] = _cache.memo()
+#: statement text (or id, when None) -> (statement, names it mentions, whether it reads the
+#: input's shape)
+_FREE: dict[Any, tuple[P.Invocation, tuple[str, ...], bool]] = _cache.memo()
+#: (kind, statement text (or id), values of those names, input dims or None) -> (statement, params)
 _BIND_MEMO: dict[tuple, tuple[P.Invocation, Any]] = _cache.memo()
 
 
-def _free_names(inv: P.Invocation) -> tuple[tuple[str, ...], bool]:
-    hit = _FREE.get(id(inv))
-    if hit is not None and hit[0] is inv:
+def _line_starts(source: str) -> list[int]:
+    hit = _LINE_STARTS.get(id(source))
+    if hit is None or hit[0] is not source:
+        starts, at = [0], source.find("\n")
+        while at >= 0:
+            starts.append(at + 1)
+            at = source.find("\n", at + 1)
+        if len(_LINE_STARTS) >= 64:
+            _LINE_STARTS.clear()
+        hit = _LINE_STARTS[id(source)] = (source, starts)
+    return hit[1]
+
+
+def _free_names(inv: P.Invocation, text: str | None) -> tuple[tuple[str, ...], bool]:
+    hit = _FREE.get(id(inv) if text is None else text)
+    if hit is not None and (text is not None or hit[0] is inv):
         return hit[1], hit[2]
     names: list[str] = []
     reads_input = False
@@ -386,7 +409,7 @@ def _free_names(inv: P.Invocation) -> tuple[tuple[str, ...], bool]:
             todo.extend(v for k, v in x.__dict__.items() if k != "span")
     if len(_FREE) >= _MEMO_LIMIT:
         _FREE.clear()
-    _FREE[id(inv)] = (inv, tuple(names), reads_input)
+    _FREE[id(inv) if text is None else text] = (inv, tuple(names), reads_input)
     return tuple(names), reads_input
 
 
@@ -410,8 +433,9 @@ def _with_bias(kind: Kind, params: Any, bias: bool) -> Any:
     return out
 
 
-#: id(statement) -> (statement, kind, arguments that are not flags, flags): see Builder._flags
-_FLAGS: dict[int, tuple[P.Invocation, Kind, list, frozenset[str]]] = _cache.memo()
+#: statement text (or id) -> (statement, kind, the positions of its arguments that are not
+#: flags, flags): see Builder._flags
+_FLAGS: dict[Any, tuple[P.Invocation, Kind, tuple[int, ...], frozenset[str]]] = _cache.memo()
 #: an activation given as a flag (`conv 3x3 -> 64 relu6`): one shared Op per activation kind,
 #: so that per-layer inference is memoised by its identity (infer._MEMO)
 _FLAG_OPS: dict[str, Op] = {}
@@ -535,10 +559,10 @@ def _merge_params(kind: Kind, scales: tuple[float, ...]) -> Any:
     return p
 
 
-def _bind_key(kind: Kind, inv: P.Invocation, env: Env, shape: Shape | None) -> tuple | None:
+def _bind_key(kind: Kind, inv: P.Invocation, text: str | None, env: Env, shape: Shape | None) -> tuple | None:
     if kind.__dict__:  # a kind with a method replaced on it (tests do): no memo
         return None
-    names, reads_input = _free_names(inv)
+    names, reads_input = _free_names(inv, text)
     values = []
     for name in names:
         try:
@@ -546,7 +570,8 @@ def _bind_key(kind: Kind, inv: P.Invocation, env: Env, shape: Shape | None) -> t
             values.append((type(v), v))  # True == 1, but a bool is no channel count
         except KeyError:  # a flag such as `ceil`, or an undefined name (an error, raised afresh)
             values.append(_UNBOUND)
-    key = (kind, id(inv), tuple(values), shape.dims if (reads_input and shape is not None) else None)
+    key = (kind, id(inv) if text is None else text, tuple(values),
+           shape.dims if (reads_input and shape is not None) else None)
     try:
         hash(key)
     except TypeError:
@@ -1125,12 +1150,14 @@ class Builder:
     def _flags(self, inv: P.Invocation, kind: Kind) -> tuple[list, frozenset[str]]:
         """Split the generic flags (noact, nonorm, bias, nobias, an activation) from the rest,
         and check that `kind` takes them. This depends on the statement alone, so it is done
-        once per statement (a block's statements run once per call)."""
-        hit = _FLAGS.get(id(inv))
-        if hit is not None and hit[0] is inv and hit[1] is kind:
-            return hit[2], hit[3]
-        rest, flags, spans = [], set(), {}
-        for a in (*inv.args, *inv.post):
+        once per statement text (a block's statements run once per call)."""
+        text = self._text(inv)
+        args = (*inv.args, *inv.post)
+        hit = _FLAGS.get(id(inv) if text is None else text)
+        if hit is not None and (hit[0] is inv or text is not None) and hit[1] is kind:
+            return [args[i] for i in hit[2]], hit[3]
+        rest, kept, flags, spans = [], [], set(), {}
+        for i, a in enumerate(args):
             word = a.bare_word() if isinstance(a, P.Window) else None
             if word is not None and (word in ("noact", "nonorm", "bias", "nobias") or
                                      (lookup(word) is not None and lookup(word).is_activation)):
@@ -1138,6 +1165,7 @@ class Builder:
                 spans[word] = a.span
             else:
                 rest.append(a)
+                kept.append(i)
         for f in flags:
             if f in ("noact",) or (f not in ("nonorm", "bias", "nobias") and f != "noact"):
                 if not kind.takes_act:
@@ -1149,14 +1177,32 @@ class Builder:
                 raise ArchError(Diagnostic("E202", f"{kind.name} has no bias", spans[f]))
         if len(_FLAGS) >= _MEMO_LIMIT:
             _FLAGS.clear()
-        _FLAGS[id(inv)] = (inv, kind, rest, frozenset(flags))
+        _FLAGS[id(inv) if text is None else text] = (inv, kind, tuple(kept), frozenset(flags))
         return rest, frozenset(flags)
+
+    def _text(self, inv: P.Invocation) -> str | None:
+        """The statement's text as written (its label included): what its binding depends
+        on, besides the values of the names it mentions. None: its source is not at hand."""
+        hit = _TEXT.get(id(inv))
+        if hit is not None and hit[0] is inv:
+            return hit[1]
+        span, text = inv.span, None
+        source = self.unit.sources.get(span.file)
+        if source is not None:
+            starts = _line_starts(source)
+            if span.end_line <= len(starts):
+                text = source[starts[span.line - 1] + span.column - 1:starts[span.end_line - 1] + span.end_column - 1]
+        if len(_TEXT) >= _MEMO_LIMIT:
+            _TEXT.clear()
+        _TEXT[id(inv)] = (inv, text)
+        return text
 
     def _bind(self, kind: Kind, inv: P.Invocation, ctx: _Ctx, cur: str | None, args: list | None = None):
         shape = self._shape(cur)
-        key = _bind_key(kind, inv, ctx.env, shape)
+        text = self._text(inv)
+        key = _bind_key(kind, inv, text, ctx.env, shape)
         hit = _BIND_MEMO.get(key) if key is not None else None
-        if hit is not None and hit[0] is inv:
+        if hit is not None and (hit[0] is inv or text is not None):
             return hit[1]
         params = self._bind_afresh(kind, inv, ctx, shape, args)
         if key is not None:
@@ -1365,7 +1411,7 @@ class Builder:
         shape = self._shape(cur)
         key = None
         if self._globals is not None:
-            names, _ = _free_names(inv)
+            names, _ = _free_names(inv, self._text(inv))
             try:
                 key = (id(block), id(inv), tuple((type(v), v) for v in map(ctx.env.lookup, names)),
                        shape.dims, self._globals)

@@ -91,8 +91,8 @@ def test_unit_compile_takes_input_and_parameters_and_names_a_network():
 
 
 def test_memo_tables_change_no_figure():
-    """Binding and inference are memoised by the identity of shared objects
-    (graph._BIND_MEMO, infer._MEMO): every network must come out the same with every memo
+    """Binding and inference are memoised by statement text and the identity of shared
+    objects (graph._BIND_MEMO, infer._MEMO): every network must come out the same with every memo
     table emptied first, and when built again from full tables."""
     from archdsl import cache
 
@@ -105,6 +105,29 @@ def test_memo_tables_change_no_figure():
     warm = [_figures(archdsl.compile(path, name)) for path, name in cases]
     again = [_figures(archdsl.compile(path, name)) for path, name in cases]
     assert cold == warm == again
+
+
+def test_statements_written_alike_bind_with_their_own_values_and_places():
+    """Layer bindings are memoised by a statement's text (graph.Builder._text): statements
+    written alike in different places must still bind with the values their names have
+    there, and a mistake must be reported where it is written, with the memo tables empty
+    or full."""
+    from archdsl import ArchError, cache
+
+    text = ("block a(p) {\n  conv 3x3 pad=p -> 4\n}\n"
+            "block b(p) {\n  conv 3x3 pad=p -> 4\n}\n"
+            "network n {\n  input 4x8x8\n  a(1)\n  b(0)\n  conv 3x3 pad=1 -> 4\n  conv 3x3 pad=1 -> 4\n}\n"
+            "network bad {\n  input 4x8x8\n  a(1)\n  b(-1)\n}\n")
+    cache.clear()
+    for _ in range(2):  # empty tables, then full ones
+        unit = archdsl.load(text)
+        layers = [i for i in unit.compile("n").nodes() if i.kind.name == "conv"]
+        assert [(i.shape.dims, i.span.line) for i in layers] == [
+            ((4, 8, 8), 2), ((4, 6, 6), 5), ((4, 6, 6), 11), ((4, 6, 6), 12)]
+        with pytest.raises(ArchError) as err:  # b's `pad=p`, not a's
+            unit.compile("bad")
+        where = err.value.first.span
+        assert (err.value.first.code, where.line, where.column) == ("E303", 5, 16)
 
 
 def _tree(item) -> tuple:
