@@ -1,7 +1,8 @@
 """The `archdsl` command: a thin layer over the API.
 
 Exit codes: 0 success; 1 a mistake in a spec (or a failed `expect`); 2 a usage mistake;
-3 an internal error (a bug: its traceback is shown with --debug).
+3 an internal error (a bug: its traceback is shown with --debug); 141 the output's reader
+stopped reading (`| head`), as for any command stopped by SIGPIPE.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from . import __version__
 from .diagnostics import ArchError
 
 EXIT_SPEC, EXIT_USAGE, EXIT_INTERNAL = 1, 2, 3
+#: 128 + SIGPIPE: what a shell reports for a command stopped by a closed pipe
+EXIT_PIPE = 141
 
 
 def _echo_err(text: str) -> None:
@@ -33,14 +36,30 @@ def _fail(err: ArchError) -> None:
     sys.exit(EXIT_USAGE if usage else EXIT_SPEC)
 
 
+def _reader_gone() -> None:
+    """The reader of the output went away (`archdsl compile x.arch | head`): stop at once,
+    quietly, as a command stopped by SIGPIPE does. stdout is pointed at /dev/null so that
+    the interpreter's last flush cannot complain (as Python's documentation of SIGPIPE
+    advises)."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):  # no file descriptor behind stdout: nothing will be flushed to it
+        pass
+    sys.exit(EXIT_PIPE)
+
+
 class _Group(click.Group):
     """Turns ArchError into a rendered diagnostic and anything else into a bug report."""
 
     def invoke(self, ctx: click.Context):
         try:
-            return super().invoke(ctx)
+            out = super().invoke(ctx)
+            sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
+            return out
         except ArchError as err:
             _fail(err)
+        except BrokenPipeError:
+            _reader_gone()
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException, SystemExit):
             raise
         except KeyboardInterrupt:

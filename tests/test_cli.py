@@ -56,6 +56,21 @@ def test_the_console_script_is_installed_and_works():
     assert "params: 966,986" in proc.stdout
 
 
+@pytest.mark.parametrize("args", [("compile", "specs/resnet.arch"), ("compile", "specs/preact_resnet.arch")])
+def test_a_reader_that_stops_early_stops_the_command_quietly(args):
+    """`archdsl compile x.arch | head`: the command stops with 141 (128 + SIGPIPE, what a
+    shell reports for a command stopped by a closed pipe), says nothing, and is no bug.
+    (Both reports are written network by network and are larger than a pipe holds, so the
+    command is still writing when the reader stops.)"""
+    proc = subprocess.Popen([sys.executable, "-m", "archdsl.cli", *args], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    first = proc.stdout.readline()
+    proc.stdout.close()  # as `head -1` does
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 141, err
+    assert first.strip() and err == ""
+
+
 def test_compile_json_parses_and_holds_the_figures():
     proc = run("compile", NIN, "-n", "nin", "--format", "json")
     assert proc.returncode == 0, proc.stderr
