@@ -433,9 +433,9 @@ def _with_bias(kind: Kind, params: Any, bias: bool) -> Any:
     return out
 
 
-#: statement text (or id) -> (statement, kind, the positions of its arguments that are not
-#: flags, flags): see Builder._flags
-_FLAGS: dict[Any, tuple[P.Invocation, Kind, tuple[int, ...], frozenset[str]]] = _cache.memo()
+#: statement text (or id) -> (statement, kind, flags, the positions of its arguments that are
+#: not flags, those arguments of that statement): see Builder._flags
+_FLAGS: dict[Any, tuple[P.Invocation, Kind, frozenset[str], tuple[int, ...], list]] = _cache.memo()
 #: an activation given as a flag (`conv 3x3 -> 64 relu6`): one shared Op per activation kind,
 #: so that per-layer inference is memoised by its identity (infer._MEMO)
 _FLAG_OPS: dict[str, Op] = {}
@@ -1152,10 +1152,14 @@ class Builder:
         and check that `kind` takes them. This depends on the statement alone, so it is done
         once per statement text (a block's statements run once per call)."""
         text = self._text(inv)
-        args = (*inv.args, *inv.post)
         hit = _FLAGS.get(id(inv) if text is None else text)
-        if hit is not None and (hit[0] is inv or text is not None) and hit[1] is kind:
-            return [args[i] for i in hit[2]], hit[3]
+        if hit is not None and hit[1] is kind:
+            if hit[0] is inv:
+                return hit[4], hit[2]
+            if text is not None:  # written alike elsewhere: the same positions of this one's arguments
+                args = (*inv.args, *inv.post)
+                return [args[i] for i in hit[3]], hit[2]
+        args = (*inv.args, *inv.post)
         rest, kept, flags, spans = [], [], set(), {}
         for i, a in enumerate(args):
             word = a.bare_word() if isinstance(a, P.Window) else None
@@ -1177,7 +1181,7 @@ class Builder:
                 raise ArchError(Diagnostic("E202", f"{kind.name} has no bias", spans[f]))
         if len(_FLAGS) >= _MEMO_LIMIT:
             _FLAGS.clear()
-        _FLAGS[id(inv) if text is None else text] = (inv, kind, tuple(kept), frozenset(flags))
+        _FLAGS[id(inv) if text is None else text] = (inv, kind, frozenset(flags), tuple(kept), rest)
         return rest, frozenset(flags)
 
     def _text(self, inv: P.Invocation) -> str | None:
