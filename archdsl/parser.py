@@ -89,7 +89,7 @@ def _tok_span(file: str, tok: Token) -> P.Span:
 
 def _number(text: str, span: P.Span | None = None) -> int | float:
     digits = text.replace("_", "")
-    if re.fullmatch(r"\d+", digits):
+    if digits.isdecimal():  # what the grammar's \d+ matches (Unicode decimal digits)
         # beyond 20 digits the value is absurd anyway; int() of a huge string is slow (and
         # Python refuses more than 4,300 digits)
         value: int | float | None = int(digits) if len(digits) <= 20 else None
@@ -105,6 +105,10 @@ def _number(text: str, span: P.Span | None = None) -> int | float:
 _SHORT = {"p": "pad", "g": "groups", "d": "dilation"}
 
 
+class _TooDeep(Exception):
+    """The tree is deeper than MAX_TREE_DEPTH: _check_depth says where."""
+
+
 class _ToProgram:
     """Lark tree -> pydantic program. Each method names the grammar rule it builds and takes
     `ext`, the rule's first and last token (its span: :meth:`_s`), and the rule's values:
@@ -117,11 +121,13 @@ class _ToProgram:
         self._rules: dict = {}
 
     def transform(self, tree: Tree):
-        return self._walk(tree)[0]
+        return self._walk(tree, 1)[0]
 
-    def _walk(self, tree: Tree) -> tuple:
-        """(value, first token, last token) of `tree`, bottom-up. Recursive: the tree's depth
-        is bounded by _check_depth before."""
+    def _walk(self, tree: Tree, depth: int) -> tuple:
+        """(value, first token, last token) of `tree`, bottom-up. Recursive, so a tree deeper
+        than MAX_TREE_DEPTH stops it (_TooDeep) before Python's stack would."""
+        if depth > MAX_TREE_DEPTH:
+            raise _TooDeep
         dropped = _filtered()
         values: list = []
         first = last = None
@@ -133,7 +139,7 @@ class _ToProgram:
                 if c.type not in dropped:
                     values.append(c)
             else:
-                v, f, lt = self._walk(c)
+                v, f, lt = self._walk(c, depth + 1)
                 if f is not None:
                     if first is None:
                         first = f
@@ -248,10 +254,9 @@ class _ToProgram:
     # -- layer arguments
     def _arg(self, a):
         if isinstance(a, Token):  # SHORTOPT: p2, p0,3, g2, d2
-            values = tuple(
-                P.Num(span=self._t(a), value=_number(v, self._t(a))) for v in a[1:].split(",")
-            )
-            return P.KwArg(span=self._t(a), key=_SHORT[a[0]], values=values)
+            span = self._t(a)
+            values = tuple(P.Num(span=span, value=_number(v, span)) for v in a[1:].split(","))
+            return P.KwArg(span=span, key=_SHORT[a[0]], values=values)
         return a
 
     def window(self, ext, c):  # dims [SLASH dims]
@@ -729,10 +734,14 @@ def _parse(source: str, file: str) -> P.Program:
         tree = _lark().parse(source)
     except UnexpectedInput as err:
         raise _syntax_errors(err, file, source) from None
-    _check_depth(tree, file, source)
     try:
         items = _ToProgram(file).transform(tree)
-    except ArchError as err:
+    except (ArchError, _TooDeep) as err:
+        # a tree too deep is reported first, wherever it is (E105 at the innermost statement
+        # holding it), as it would be if the depth were checked before the walk
+        _check_depth(tree, file, source)
+        if isinstance(err, _TooDeep):
+            raise AssertionError("_check_depth found no node deeper than MAX_TREE_DEPTH") from None
         raise err.with_sources({file: source}) from None
     return P.Program(file=file, source=source, items=tuple(items))
 

@@ -110,3 +110,12 @@ def test_unary_plus():
     (three,) = fc.call
     assert (three.value, three.span.column, three.span.end_column) == (3, 25, 27)  # the sign included
     assert isinstance(fc.out, P.BinOp)  # `+x` is x
+
+
+def test_a_tree_too_deep_is_reported_before_other_mistakes():
+    """The walk stops at MAX_TREE_DEPTH; E105 must still win over a mistake met earlier in
+    the file (here an absurd number), as when the depth was checked before the walk."""
+    deep = "-" * (parser.MAX_TREE_DEPTH + 100) + "1"
+    with pytest.raises(ArchError) as err:
+        parser.parse(f"network n {{\n  input 4\n  fc(99999999999999999999999)\n  fc({deep})\n}}\n", "d.arch")
+    assert [(d.code, d.span.line) for d in err.value.diagnostics] == [("E105", 4)]
