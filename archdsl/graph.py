@@ -102,6 +102,9 @@ class Unit:
     #: mistakes that need not stop the networks' build (blocks defined twice: the last one is
     #: used meanwhile); :func:`check_duplicates` reports them
     deferred: list[Diagnostic] = field(default_factory=list)
+    #: ids of the networks whose size bound (Builder._check_network_budget, a function of the
+    #: text alone) has passed: checked once per unit, not once per compile
+    within_budget: set[int] = field(default_factory=set, repr=False, compare=False)
 
     @property
     def networks(self) -> list[str]:
@@ -909,6 +912,12 @@ class Builder:
         """Refuse at once a network whose statements add up beyond the limits (25,000 layers
         written out): blame the statement where the total crosses the limit. A statement over
         the limit on its own is left to its own check, which names it better (`repeat 10000`)."""
+        if id(self.network) in self.unit.within_budget:
+            return
+        self._check_network_budget_afresh()
+        self.unit.within_budget.add(id(self.network))
+
+    def _check_network_budget_afresh(self) -> None:
         body = self.network.body
         totals = [self._cost_stmt(st) for st in body.stmts]
         all_nodes, all_steps = sum(t[0] for t in totals), 1 + len(body.stmts) + sum(t[1] for t in totals)
@@ -1147,11 +1156,10 @@ class Builder:
             raise ArchError(Diagnostic("E407", "`expect shape` before the input", s.span))
         self.expectations.append(Expectation(s, expected, found))
 
-    def _flags(self, inv: P.Invocation, kind: Kind) -> tuple[list, frozenset[str]]:
+    def _flags(self, inv: P.Invocation, kind: Kind, text: str | None) -> tuple[list, frozenset[str]]:
         """Split the generic flags (noact, nonorm, bias, nobias, an activation) from the rest,
         and check that `kind` takes them. This depends on the statement alone, so it is done
         once per statement text (a block's statements run once per call)."""
-        text = self._text(inv)
         hit = _FLAGS.get(id(inv) if text is None else text)
         if hit is not None and hit[1] is kind:
             if hit[0] is inv:
@@ -1201,9 +1209,11 @@ class Builder:
         _TEXT[id(inv)] = (inv, text)
         return text
 
-    def _bind(self, kind: Kind, inv: P.Invocation, ctx: _Ctx, cur: str | None, args: list | None = None):
+    def _bind(self, kind: Kind, inv: P.Invocation, ctx: _Ctx, cur: str | None, args: list | None = None,
+              text: Any = _UNBOUND):
         shape = self._shape(cur)
-        text = self._text(inv)
+        if text is _UNBOUND:
+            text = self._text(inv)
         key = _bind_key(kind, inv, text, ctx.env, shape)
         hit = _BIND_MEMO.get(key) if key is not None else None
         if hit is not None and (hit[0] is inv or text is not None):
@@ -1248,8 +1258,9 @@ class Builder:
         if isinstance(kind, MergeKind):
             raise ArchError(Diagnostic("E201", f"'{inv.name}' takes branches: write `{inv.name} {{ A | B }}`",
                                        inv.name_span))
-        rest, flags = self._flags(inv, kind)
-        params = self._bind(kind, inv, ctx, cur, rest)
+        text = self._text(inv)
+        rest, flags = self._flags(inv, kind, text)
+        params = self._bind(kind, inv, ctx, cur, rest, text)
         expansion = kind.expand(params)
         if expansion is not None:  # a macro kind (mlpconv): one layer per expanded op
             local = self._local(inv, kind.name, ctx)
