@@ -189,10 +189,32 @@ NOTES = """
   more than the rest of the lookup), and a statement's flags are checked once per statement.
   The build of a loaded spec (best of 7 x 10 calls, this machine), before this work / after the
   identity keys / with the block-call memos: AlexNet 0.62 / 0.44 / 0.45 ms, GoogLeNet 5.05 /
-  3.73 / 1.69 ms, ResNet-50 6.01 / 4.56 / 1.08 ms, DenseNet-121 22.7 / 16.3 / 5.9 ms. The first
-  compile of a network in a process pays for filling the tables (the *first* column of section
-  1): 10-40 microseconds of Python per node. Cold, Lark's parse of the whole file dominates
-  (about 0.25 ms a line: section 5's written-out specs).
+  3.73 / 1.69 ms, ResNet-50 6.01 / 4.56 / 1.08 ms, DenseNet-121 22.7 / 16.3 / 5.9 ms.
+  Then a copied call's nodes were made from flat per-node records (each node id built once,
+  receptive fields kept in a local table), and its part of the structural tree, which only
+  lowering and rendering read, is copied when `CompiledNetwork.tree` is first read (a
+  placeholder, `graph._Moved`, stands for it meanwhile), as `CompiledNetwork.graph` is built
+  when first read; the size bound of a network, a function of its text, is checked once per
+  loaded file. Measured side by side with the revision before (a94910b, best of 7 x 10 calls, a
+  noisier hour on this machine): AlexNet 0.53 / 0.52 ms, GoogLeNet 1.77 / 1.43 ms, ResNet-50
+  1.04 / 0.71 ms, DenseNet-121 4.7 / 2.9 ms. The first compile of a network in a process pays
+  for filling the tables (the *first* column of section 1): 10-40 microseconds of Python per
+  node. Layer bindings are also memoised by the statement's text (read back from the source by
+  its span), so statements written alike in different places (every `conv 3x3 p1 -> 16` of a
+  spec written out layer by layer) bind once even in the first compile.
+- **Parse** (the *cold* columns; section 5's written-out specs). Lark's `propagate_positions`
+  did its bookkeeping on every reduction, and an expression such as `-> 16` goes through eleven
+  reductions of the precedence chain; Lark's Transformer then walked the tree again. Now the
+  tree keeps every token (`keep_all_tokens`) and one bottom-up pass builds the typed program,
+  taking each node's span from its first and last token (tests/test_parser.py requires the
+  same program, spans included, as Lark's `propagate_positions` gives, on every spec, error
+  case, docs example and mutants of them). Parsing and building also run with Python's cyclic
+  garbage collector paused (`cache.collector_paused`): they allocate many long-lived objects
+  and almost no cycles, and the collector's repeated full passes cost a third of a
+  10,000-line compile in a process that does not pause it. The timed runs here pause it
+  anyway (as `timeit` does), so that gain shows in whole commands, not in these tables.
+  Side by side with a94910b: parsing the 10,000-line written-out spec 2.28 -> 1.25 s, its cold
+  compile 3.04 -> 1.52 s (about 0.12 ms a line, most of it Lark's LALR automaton and lexer).
 - **Built modules** (section 4): activations overwrite fresh tensors in place where nothing else
   reads them, as torchvision's and timm's `ReLU(inplace=True)` do (`lower_torch._FRESH_OUTPUT`);
   containers are plain `nn.Sequential` bodies and small concat/add modules.
