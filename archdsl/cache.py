@@ -8,7 +8,8 @@ kept under a hash of the three, as Python keeps bytecode in ``__pycache__``:
 * in memory, the most recently used programs (they are frozen, so sharing one is safe);
 * on disk, for specs read from files, as pickles under ``$XDG_CACHE_HOME/archdsl/programs``
   (``~/.cache/archdsl/programs``), beside Lark's own grammar cache. Loading one is about
-  ten times quicker than parsing, and needs neither Lark nor pydantic's validators.
+  five times quicker than parsing (GoogLeNet's spec: 8 ms against 40-50 ms), and needs
+  neither Lark nor pydantic's validators.
 
 Errors are never cached: a spec that fails to parse is parsed (and reported) every time.
 ``ARCHDSL_NO_CACHE=1`` turns both caches off; ``ARCHDSL_CACHE_DIR`` moves the disk cache.
