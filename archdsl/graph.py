@@ -467,8 +467,9 @@ class _Expansion:
     path: str  # the call's path: every node it made is under `path.`
     #: per node made, in order: (its id under `path`, its inputs' ids under `path` (None: the
     #: call's input), the index of its scope below the call's in `tails`, then the NodeInfo
-    #: fields a copy keeps: op, post, span, aux, in_shapes, shape, params, macs, step)
+    #: fields a copy keeps: op, post, span, aux, in_shapes, shape, params, macs, step, and rf)
     nodes: list[tuple]
+    input_rf: Field  # the receptive field of the call's input: the nodes' `rf` hold for it
     tails: list[tuple]  # the distinct scopes below the call's, each once
     output: str | None  # the id under `path` of the node it ended on; None: the call's input
     items: list  # its structural tree
@@ -483,7 +484,7 @@ class _Expansion:
         tails: dict[tuple, int] = {}
         nodes = [(i.id[n:], tuple(None if x == start else x[n:] for x in i.inputs),
                   tails.setdefault(i.scope[scope_len:], len(tails)),
-                  i.op, i.post, i.span, i.aux, i.in_shapes, i.shape, i.params, i.macs, i.step)
+                  i.op, i.post, i.span, i.aux, i.in_shapes, i.shape, i.params, i.macs, i.step, i.rf)
                  for i in infos]
         kinds = {id(k): k for i in infos for k in (i.op.kind, *(o.kind for o in i.post))}
         return cls(path=path, nodes=nodes, tails=list(tails), output=None if end == start else end[n:],
@@ -1350,7 +1351,7 @@ class Builder:
             _calls_nodes += made
             _CALLS[key] = _Expansion.of(
                 path, cur, out, len(scope), [self.g.nodes[n]["info"] for n in self.g.order[marks[0]:]],
-                items=list(seq.items), expectations=self.expectations[marks[2]:], steps=self._steps - marks[4],
+                input_rf=self.g.nodes[cur]["info"].rf, items=list(seq.items), expectations=self.expectations[marks[2]:], steps=self._steps - marks[4],
                 keep=(block, ctx.defaults.act, ctx.defaults.norm))
         return out
 
@@ -1374,8 +1375,9 @@ class Builder:
     def _replay(self, done: "_Expansion", seq: TSeq, cur: str, scope: tuple) -> str:
         """Add a block call's nodes as an earlier call alike made them, under this call's path:
         node ids, inputs and scopes are rewritten. The call had the same input shape, so every
-        node's shape and counts are the earlier ones; its receptive field is computed afresh, as
-        it depends on what comes before the call."""
+        node's shape and counts are the earlier ones. Its receptive field depends on what comes
+        before the call as well: it is the earlier one if the call's input has the field the
+        earlier call's input had, and is computed afresh otherwise."""
         self._steps += done.steps
         base = seq.path
         g = self.g
@@ -1388,20 +1390,22 @@ class Builder:
                                      span)
         else:
             # ids: a node's id under the call -> its id here (one string object per node, so
-            # that its hash is computed once); rfs: -> its receptive field
+            # that its hash is computed once); rfs: -> its receptive field, when the fields
+            # differ from the earlier call's
             ids: dict = {None: cur}
-            rfs: dict = {None: nodes[cur]["info"].rf}
-            for rel, ins, tail, op, post, span, aux, in_shapes, shape, params, macs, step in done.nodes:
+            in_rf = nodes[cur]["info"].rf
+            rfs: dict | None = None if in_rf == done.input_rf else {None: in_rf}
+            for rel, ins, tail, op, post, span, aux, in_shapes, shape, params, macs, step, rf in done.nodes:
                 node = ids[rel] = base + rel
-                if step is not None:  # a layer: one input
+                if len(ins) == 1:
                     src = ids[ins[0]]
                     inputs = [src]
-                    rf = rfs[rel] = advance(rfs[ins[0]], step)
                     edges.append((src, node))
                 else:  # a merge
                     inputs = [ids[i] for i in ins]
-                    rf = rfs[rel] = widest([rfs[i] for i in ins])
                     edges.extend((i, node) for i in inputs)
+                if rfs is not None:
+                    rf = rfs[rel] = advance(rfs[ins[0]], step) if step is not None else widest([rfs[i] for i in ins])
                 info = NodeInfo(node, op, post, span, scopes[tail], aux, inputs, in_shapes, shape, params, macs,
                                 rf, step)
                 if node in nodes:  # cannot happen (a call's path is new), but never lose a node
