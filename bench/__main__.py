@@ -194,10 +194,13 @@ NOTES = """
   receptive fields kept in a local table), and its part of the structural tree, which only
   lowering and rendering read, is copied when `CompiledNetwork.tree` is first read (a
   placeholder, `graph._Moved`, stands for it meanwhile), as `CompiledNetwork.graph` is built
-  when first read; the size bound of a network, a function of its text, is checked once per
-  loaded file. Measured side by side with the revision before (a94910b, best of 7 x 10 calls, a
-  noisier hour on this machine): AlexNet 0.53 / 0.52 ms, GoogLeNet 1.77 / 1.43 ms, ResNet-50
-  1.04 / 0.71 ms, DenseNet-121 4.7 / 2.9 ms. The first compile of a network in a process pays
+  when first read; a copied call whose input has the receptive field the earlier call's input
+  had keeps the earlier nodes' fields (a field is a function of the input's field and the
+  layers' steps, as a shape is of the input shape), which is the case of every call of a
+  network compiled again; the size bound of a network, a function of its text, is checked once
+  per loaded file. Measured side by side with the revision before (a94910b, best of 7 x 10
+  calls, a noisier hour on this machine): AlexNet 0.53 / 0.51 ms, GoogLeNet 1.73 / 1.15 ms,
+  ResNet-50 1.03 / 0.49 ms, DenseNet-121 4.6 / 1.6 ms. The first compile of a network in a process pays
   for filling the tables (the *first* column of section 1): 10-40 microseconds of Python per
   node. Layer bindings are also memoised by the statement's text (read back from the source by
   its span), so statements written alike in different places (every `conv 3x3 p1 -> 16` of a
