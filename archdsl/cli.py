@@ -7,11 +7,9 @@ stopped reading (`| head`), as for any command stopped by SIGPIPE.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
-import traceback
 from pathlib import Path
 from typing import Iterable
 
@@ -67,6 +65,8 @@ class _Group(click.Group):
             sys.exit(130)
         except Exception:  # noqa: BLE001 - an internal error: never a bare traceback
             if ctx.obj and ctx.obj.get("debug"):
+                import traceback
+
                 traceback.print_exc()
             else:
                 exc = sys.exc_info()[1]
@@ -123,6 +123,8 @@ def compile_cmd(file: Path, network: str | None, input_: str | None, fmt: str, w
         raise
     if fmt == "json":
         reports = [n.report().to_dict() for n in nets]
+        import json
+
         click.echo(json.dumps(reports[0] if len(reports) == 1 else reports, indent=2))
         return
     for i, net in enumerate(nets):
@@ -255,6 +257,8 @@ def diff_cmd(a: str, b: str, input_: str | None, fmt: str, exit_code: bool) -> N
 
     d = diff(_network_ref(a, input_), _network_ref(b, input_))
     if fmt == "json":
+        import json
+
         click.echo(json.dumps(d.to_dict(), indent=2))
     else:
         click.echo(d.to_markdown() if fmt == "markdown" else d.to_text(), nl=False)
@@ -365,6 +369,8 @@ def check_paths(files: list[Path], fmt: str, fail_fast: bool, out, err) -> bool:
             break
     total = len(results)
     if fmt == "json":
+        import json
+
         out(json.dumps({"ok": failures == 0, "networks": total, "failed": failures, "files": len(files),
                         "libraries": libraries, "results": results}, indent=2))
     else:

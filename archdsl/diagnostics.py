@@ -7,7 +7,6 @@ pipeline stage. Internal bugs are *not* ArchErrors, so the CLI can tell the two 
 
 from __future__ import annotations
 
-import difflib
 import re
 from dataclasses import dataclass, field
 from typing import Iterable
@@ -134,6 +133,8 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
     choices = sorted(set(choices))
     if not choices or len(word) > 2 * max(map(len, choices)) + 8:  # nothing that long is close, and
         return None  # difflib's cost grows with the word: a 100,000-character typo must stay cheap
+    import difflib  # here: only a mistake needs it, and importing it is a part of every start-up
+
     close = difflib.get_close_matches(word, choices, n=3, cutoff=0.6)
     if not close:
         return None

@@ -24,8 +24,6 @@ same DOT text. This module never imports torch.
 
 from __future__ import annotations
 
-import html
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
@@ -290,6 +288,8 @@ class _Layout:
 
 
 def _esc(text: str) -> str:
+    import html  # here: `archdsl compile` imports this module and never escapes
+
     return html.escape(text, quote=False)
 
 
@@ -429,6 +429,8 @@ def _legend(categories: list[str]) -> str:
 
 
 def dot_available() -> bool:
+    import shutil
+
     return shutil.which("dot") is not None
 
 

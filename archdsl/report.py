@@ -14,7 +14,6 @@ JSON keys (stable; `schema` changes when a key does):
 from __future__ import annotations
 
 import io
-import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -136,6 +135,8 @@ class Report:
         }
 
     def to_json(self, indent: int | None = 2) -> str:
+        import json
+
         return json.dumps(self.to_dict(), indent=indent)
 
     # ---------------------------------------------------------------- markdown
