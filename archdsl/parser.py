@@ -31,8 +31,8 @@ MAX_SOURCE_BYTES = 256_000
 #: nesting of braces and parentheses beyond this is refused (Lark's LALR parser and our
 #: recursive stages would otherwise be driven into deep recursion)
 MAX_NESTING = 64
-#: parse trees deeper than this are refused before the (recursive) transformer sees them;
-#: 64 nested bodies make a tree about 260 deep
+#: parse trees deeper than this are refused (the recursive walk that builds the program stops
+#: there); 64 nested bodies make a tree about 260 deep
 MAX_TREE_DEPTH = 300
 #: a number literal beyond this is refused where it stands (graph.MAX_VALUE bounds computed values)
 MAX_LITERAL = 10**15
@@ -668,8 +668,9 @@ def _check_nesting(source: str, file: str) -> None:
 
 
 def _check_depth(tree: Tree, file: str, source: str) -> None:
-    """Refuse a parse tree deeper than MAX_TREE_DEPTH (walked without recursion) before the
-    recursive stages see it: `- - - ... 1` or `1+1+...+1` would exhaust Python's stack."""
+    """Refuse a parse tree deeper than MAX_TREE_DEPTH (walked without recursion), blaming the
+    innermost statement holding the deepest node: `- - - ... 1` or `1+1+...+1` would exhaust
+    Python's stack in the recursive stages. Called when the walk stops at that depth."""
     stack = [(tree, 1, tree)]
     while stack:
         node, depth, stmt = stack.pop()
