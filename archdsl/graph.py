@@ -360,23 +360,21 @@ def _check_size(v: Any, expr: P.Node) -> None:
 # says `in.c`/`in.h`/`in.w`, the input's shape. A block called many times (every ResNet
 # bottleneck, every DenseNet layer) binds the same statements with the same values over and
 # over, so each binding is kept, keyed by exactly those inputs. Errors are never kept.
-
 #
-# A statement is known by its text (Builder._text): two statements written alike, at
+# A statement is known by its text (Builder._stmt_key): two statements written alike, at
 # different places, bind alike. A spec written out layer by layer, without blocks, repeats
 # a handful of statements thousands of times, and its first compile then binds each once.
 
 _UNBOUND = object()
 _MEMO_LIMIT = 100_000
-#: id(statement) -> (statement, its text, or None when it cannot be read back)
-_TEXT: dict[int, tuple[P.Invocation, str | None]] = _cache.memo()
+#: id(statement) -> (statement, its key: see Builder._stmt_key)
+_KEYS: dict[int, tuple[P.Invocation, Any]] = _cache.memo()
 #: id(source) -> (source, the offset where each of its lines starts)
 _LINE_STARTS: dict[int, tuple[str, list[int]]] = _cache.memo()
-#: statement text (or id, when None) -> (statement, names it mentions, whether it reads the
-#: input's shape)
-_FREE: dict[Any, tuple[P.Invocation, tuple[str, ...], bool]] = _cache.memo()
-#: (kind, statement text (or id), values of those names, input dims or None) -> (statement, params)
-_BIND_MEMO: dict[tuple, tuple[P.Invocation, Any]] = _cache.memo()
+#: statement key -> (names it mentions, whether it reads the input's shape)
+_FREE: dict[Any, tuple[tuple[str, ...], bool]] = _cache.memo()
+#: (kind, statement key, values of those names, input dims or None) -> params
+_BIND_MEMO: dict[tuple, Any] = _cache.memo()
 
 
 def _line_starts(source: str) -> list[int]:
@@ -392,10 +390,10 @@ def _line_starts(source: str) -> list[int]:
     return hit[1]
 
 
-def _free_names(inv: P.Invocation, text: str | None) -> tuple[tuple[str, ...], bool]:
-    hit = _FREE.get(id(inv) if text is None else text)
-    if hit is not None and (text is not None or hit[0] is inv):
-        return hit[1], hit[2]
+def _free_names(inv: P.Invocation, key: Any) -> tuple[tuple[str, ...], bool]:
+    hit = _FREE.get(key)
+    if hit is not None:
+        return hit
     names: list[str] = []
     reads_input = False
     todo: list[Any] = [inv.call, inv.args, inv.out, inv.post]
@@ -412,7 +410,7 @@ def _free_names(inv: P.Invocation, text: str | None) -> tuple[tuple[str, ...], b
             todo.extend(v for k, v in x.__dict__.items() if k != "span")
     if len(_FREE) >= _MEMO_LIMIT:
         _FREE.clear()
-    _FREE[id(inv) if text is None else text] = (inv, tuple(names), reads_input)
+    _FREE[key] = (tuple(names), reads_input)
     return tuple(names), reads_input
 
 
@@ -436,8 +434,8 @@ def _with_bias(kind: Kind, params: Any, bias: bool) -> Any:
     return out
 
 
-#: statement text (or id) -> (statement, kind, flags, the positions of its arguments that are
-#: not flags, those arguments of that statement): see Builder._flags
+#: statement key -> (statement, kind, flags, the positions of its arguments that are not
+#: flags, those arguments of that statement): see Builder._flags
 _FLAGS: dict[Any, tuple[P.Invocation, Kind, frozenset[str], tuple[int, ...], list]] = _cache.memo()
 #: an activation given as a flag (`conv 3x3 -> 64 relu6`): one shared Op per activation kind,
 #: so that per-layer inference is memoised by its identity (infer._MEMO)
@@ -563,10 +561,10 @@ def _merge_params(kind: Kind, scales: tuple[float, ...]) -> Any:
     return p
 
 
-def _bind_key(kind: Kind, inv: P.Invocation, text: str | None, env: Env, shape: Shape | None) -> tuple | None:
+def _bind_key(kind: Kind, inv: P.Invocation, stmt: Any, env: Env, shape: Shape | None) -> tuple | None:
     if kind.__dict__:  # a kind with a method replaced on it (tests do): no memo
         return None
-    names, reads_input = _free_names(inv, text)
+    names, reads_input = _free_names(inv, stmt)
     values = []
     for name in names:
         try:
@@ -574,8 +572,7 @@ def _bind_key(kind: Kind, inv: P.Invocation, text: str | None, env: Env, shape: 
             values.append((type(v), v))  # True == 1, but a bool is no channel count
         except KeyError:  # a flag such as `ceil`, or an undefined name (an error, raised afresh)
             values.append(_UNBOUND)
-    key = (kind, id(inv) if text is None else text, tuple(values),
-           shape.dims if (reads_input and shape is not None) else None)
+    key = (kind, stmt, tuple(values), shape.dims if (reads_input and shape is not None) else None)
     try:
         hash(key)
     except TypeError:
@@ -1157,17 +1154,16 @@ class Builder:
             raise ArchError(Diagnostic("E407", "`expect shape` before the input", s.span))
         self.expectations.append(Expectation(s, expected, found))
 
-    def _flags(self, inv: P.Invocation, kind: Kind, text: str | None) -> tuple[list, frozenset[str]]:
+    def _flags(self, inv: P.Invocation, kind: Kind, stmt: Any) -> tuple[list, frozenset[str]]:
         """Split the generic flags (noact, nonorm, bias, nobias, an activation) from the rest,
         and check that `kind` takes them. This depends on the statement alone, so it is done
         once per statement text (a block's statements run once per call)."""
-        hit = _FLAGS.get(id(inv) if text is None else text)
+        hit = _FLAGS.get(stmt)
         if hit is not None and hit[1] is kind:
             if hit[0] is inv:
                 return hit[4], hit[2]
-            if text is not None:  # written alike elsewhere: the same positions of this one's arguments
-                args = (*inv.args, *inv.post)
-                return [args[i] for i in hit[3]], hit[2]
+            args = (*inv.args, *inv.post)  # written alike elsewhere: the same positions of its arguments
+            return [args[i] for i in hit[3]], hit[2]
         args = (*inv.args, *inv.post)
         rest, kept, flags, spans = [], [], set(), {}
         for i, a in enumerate(args):
@@ -1190,40 +1186,39 @@ class Builder:
                 raise ArchError(Diagnostic("E202", f"{kind.name} has no bias", spans[f]))
         if len(_FLAGS) >= _MEMO_LIMIT:
             _FLAGS.clear()
-        _FLAGS[id(inv) if text is None else text] = (inv, kind, frozenset(flags), tuple(kept), rest)
+        _FLAGS[stmt] = (inv, kind, frozenset(flags), tuple(kept), rest)
         return rest, frozenset(flags)
 
-    def _text(self, inv: P.Invocation) -> str | None:
-        """The statement's text as written (its label included): what its binding depends
-        on, besides the values of the names it mentions. None: its source is not at hand."""
-        hit = _TEXT.get(id(inv))
+    def _stmt_key(self, inv: P.Invocation) -> Any:
+        """What a layer statement's binding is known by, besides the values of the names it
+        mentions: its text as written, label included (read back from the source by its
+        span), or, when the source is not at hand, the statement itself, compared by value."""
+        hit = _KEYS.get(id(inv))
         if hit is not None and hit[0] is inv:
             return hit[1]
-        span, text = inv.span, None
+        span, key = inv.span, inv
         source = self.unit.sources.get(span.file)
         if source is not None:
             starts = _line_starts(source)
             if span.end_line <= len(starts):
-                text = source[starts[span.line - 1] + span.column - 1:starts[span.end_line - 1] + span.end_column - 1]
-        if len(_TEXT) >= _MEMO_LIMIT:
-            _TEXT.clear()
-        _TEXT[id(inv)] = (inv, text)
-        return text
+                key = source[starts[span.line - 1] + span.column - 1:starts[span.end_line - 1] + span.end_column - 1]
+        if len(_KEYS) >= _MEMO_LIMIT:
+            _KEYS.clear()
+        _KEYS[id(inv)] = (inv, key)
+        return key
 
     def _bind(self, kind: Kind, inv: P.Invocation, ctx: _Ctx, cur: str | None, args: list | None = None,
-              text: Any = _UNBOUND):
+              stmt: Any = None):
         shape = self._shape(cur)
-        if text is _UNBOUND:
-            text = self._text(inv)
-        key = _bind_key(kind, inv, text, ctx.env, shape)
+        key = _bind_key(kind, inv, stmt if stmt is not None else self._stmt_key(inv), ctx.env, shape)
         hit = _BIND_MEMO.get(key) if key is not None else None
-        if hit is not None and (hit[0] is inv or text is not None):
-            return hit[1]
+        if hit is not None:
+            return hit
         params = self._bind_afresh(kind, inv, ctx, shape, args)
         if key is not None:
             if len(_BIND_MEMO) >= _MEMO_LIMIT:
                 _BIND_MEMO.clear()
-            _BIND_MEMO[key] = (inv, params)
+            _BIND_MEMO[key] = params
         return params
 
     def _bind_afresh(self, kind: Kind, inv: P.Invocation, ctx: _Ctx, shape: Shape | None, args: list | None):
@@ -1259,9 +1254,9 @@ class Builder:
         if isinstance(kind, MergeKind):
             raise ArchError(Diagnostic("E201", f"'{inv.name}' takes branches: write `{inv.name} {{ A | B }}`",
                                        inv.name_span))
-        text = self._text(inv)
-        rest, flags = self._flags(inv, kind, text)
-        params = self._bind(kind, inv, ctx, cur, rest, text)
+        stmt = self._stmt_key(inv)
+        rest, flags = self._flags(inv, kind, stmt)
+        params = self._bind(kind, inv, ctx, cur, rest, stmt)
         expansion = kind.expand(params)
         if expansion is not None:  # a macro kind (mlpconv): one layer per expanded op
             local = self._local(inv, kind.name, ctx)
@@ -1430,7 +1425,7 @@ class Builder:
         shape = self._shape(cur)
         key = None
         if self._globals is not None:
-            names, _ = _free_names(inv, self._text(inv))
+            names, _ = _free_names(inv, self._stmt_key(inv))
             try:
                 key = (id(block), id(inv), tuple((type(v), v) for v in map(ctx.env.lookup, names)),
                        shape.dims, self._globals)

@@ -108,7 +108,7 @@ def test_memo_tables_change_no_figure():
 
 
 def test_statements_written_alike_bind_with_their_own_values_and_places():
-    """Layer bindings are memoised by a statement's text (graph.Builder._text): statements
+    """Layer bindings are memoised by a statement's text (graph.Builder._stmt_key): statements
     written alike in different places must still bind with the values their names have
     there, and a mistake must be reported where it is written, with the memo tables empty
     or full."""
