@@ -572,3 +572,26 @@ def test_the_same_spec_compiles_to_the_same_report():
     a = archdsl.compile(ROOT / "specs" / "nin.arch", "nin").report().to_json()
     b = archdsl.compile(ROOT / "specs" / "nin.arch", "nin").report().to_json()
     assert a == b
+
+
+def test_layer_params_are_values_whatever_the_spelling():
+    """Params are memo-table keys: equal values must give equal, hashable params, and a field
+    keeps its declared type (an int given for a float, a list for a tuple)."""
+    from dataclasses import FrozenInstanceError
+
+    from archdsl.layers.merge import AddParams
+    from archdsl.layers.norm import BnParams
+    from archdsl.layers.pool import SppParams
+
+    bn = BnParams(eps=1, momentum=0)
+    assert (type(bn.eps), type(bn.momentum)) == (float, float) and bn == BnParams(eps=1.0, momentum=0.0)
+    spp = SppParams(levels=[4, 2, 1])
+    assert spp.levels == (4, 2, 1) and hash(spp) == hash(SppParams(levels=(4, 2, 1)))
+    add = AddParams(scales=[1, 0.2])
+    assert add.scales == (1.0, 0.2) and type(add.scales[0]) is float
+    assert len({kind.Params() for kind in kinds() if kind.Params.__name__ == "Params"}) == 1
+    with pytest.raises(FrozenInstanceError):
+        bn.eps = 0.1
+    # bn eps=1 and eps=1.0 bind alike and print alike
+    nets = [archdsl.compile(f"network n {{ input 8x4x4; bn eps={e} }}") for e in ("1", "1.0")]
+    assert [n.report().to_markdown() for n in nets][0] == nets[1].report().to_markdown()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from .base import Args, Kind, Params, Shape, register
 
 
@@ -33,6 +35,7 @@ Silu = _simple("silu", "SiLU", "sigmoid-weighted linear unit (swish)", ("swish",
 Hardswish = _simple("hardswish", "Hardswish", "hard swish")
 
 
+@dataclass(frozen=True)
 class SlopeParams(Params):
     slope: float = 0.01
 

@@ -2,8 +2,8 @@
 
 A layer kind is one class in one place. It owns:
 
-* its parameters (a frozen pydantic model, ``Params``) and how they are read from the
-  statement's arguments (``bind``);
+* its parameters (a frozen dataclass derived from ``Params``) and how they are read from
+  the statement's arguments (``bind``);
 * its output shape (``infer``), parameter count (``count_params``), multiply-accumulates
   (``macs``) and receptive-field step (``rf``);
 * its lowering to PyTorch (``lower``, which is handed the ``torch.nn`` namespace by
@@ -17,10 +17,8 @@ nor any pipeline stage changes.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, Callable, ClassVar, Iterable, Sequence
-
-from pydantic import BaseModel, ConfigDict
 
 from ..diagnostics import ArchError, Diagnostic, did_you_mean
 from ..program import Expr, KwArg, ListArg, Span, Window
@@ -293,9 +291,40 @@ def _is_expr(a) -> bool:
 # ---------------------------------------------------------------- the kind protocol
 
 
-class Params(BaseModel):
-    # built on first use (see archdsl.program): most kinds are absent from any one network
-    model_config = ConfigDict(frozen=True, defer_build=True)
+@dataclass(frozen=True)
+class Params:
+    """A kind's parameters: a frozen dataclass, compared and hashed by value.
+
+    Each kind declares its own as ``@dataclass(frozen=True) class XParams(Params)``. They are
+    keys of the memo tables (``infer._MEMO``, the binding memos of ``graph``), so two layers
+    written alike must give equal params, whatever the spelling: ``__post_init__`` makes an
+    int given for a ``float`` field a float and any sequence given for a ``tuple`` field a
+    tuple. They are plain dataclasses rather than pydantic models because a compile makes
+    thousands of them and, in a short command, building pydantic's validators for them cost
+    more than the compile itself; the typed program (:mod:`archdsl.program`) is where
+    validation belongs, and it stays pydantic.
+    """
+
+    def __post_init__(self) -> None:
+        cls = type(self)
+        todo = cls.__dict__.get("_coercions")
+        if todo is None:
+            todo = cls._coercions = tuple((f.name, _COERCIONS[f.type]) for f in fields(cls) if f.type in _COERCIONS)
+        for name, conv in todo:
+            object.__setattr__(self, name, conv(getattr(self, name)))
+
+
+def _float(v: Any) -> Any:
+    return float(v) if type(v) is int else v
+
+
+#: a field's declared type (a string: these modules use postponed annotations) -> coercion
+_COERCIONS: dict[str, Callable[[Any], Any]] = {
+    "float": _float,
+    "tuple[float, ...]": lambda v: tuple(_float(x) for x in v),
+    "tuple[int, ...]": tuple,
+    "tuple[int, int]": tuple,
+}
 
 
 class Kind:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
+
 from ..program import Span
 from .base import RF, Args, Kind, Params, Shape, ShapeError, chw, pair, pool_out, register, short
 
 
+@dataclass(frozen=True)
 class ConvParams(Params):
     out: int
     kernel: tuple[int, int]
@@ -54,7 +57,7 @@ class Conv(Kind):
         return ConvParams(out=out, kernel=kernel, stride=stride, padding=padding, dilation=dilation, groups=groups)
 
     def with_bias(self, p: ConvParams, bias: bool) -> ConvParams:
-        return p.model_copy(update={"bias": bias})
+        return replace(p, bias=bias)
 
     def infer(self, p: ConvParams, x: Shape) -> Shape:
         if x.c % p.groups:
@@ -122,6 +125,7 @@ def _spatial(kind: str, x: Shape, kernel, stride, padding, dilation, ceil) -> tu
 spatial_out = _spatial
 
 
+@dataclass(frozen=True)
 class MlpconvParams(Params):
     channels: tuple[int, ...]
 

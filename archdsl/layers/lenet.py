@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import random
 from collections import OrderedDict
+from dataclasses import dataclass
 
 from .base import RF, Args, Kind, Params, Shape, ShapeError, flat, pair, register, short
 from .conv import spatial_out
 
 
+@dataclass(frozen=True)
 class SubsampleParams(Params):
     kernel: tuple[int, int] = (2, 2)
     stride: tuple[int, int] = (2, 2)
@@ -71,6 +73,7 @@ class Subsample(Kind):
         ))
 
 
+@dataclass(frozen=True)
 class ScaledTanhParams(Params):
     amplitude: float = 1.7159
     slope: float = 2 / 3
@@ -106,6 +109,7 @@ class LecunTanh(Kind):
         return lib.ScaledTanh(p.amplitude, p.slope)
 
 
+@dataclass(frozen=True)
 class RbfParams(Params):
     out: int
     seed: int = 1998

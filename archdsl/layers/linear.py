@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
+
 from .base import RF, Args, Kind, Params, Shape, flat, register
 
 
+@dataclass(frozen=True)
 class FcParams(Params):
     out: int
     bias: bool = True
@@ -32,7 +35,7 @@ class Fc(Kind):
         return FcParams(out=n)
 
     def with_bias(self, p: FcParams, bias: bool) -> FcParams:
-        return p.model_copy(update={"bias": bias})
+        return replace(p, bias=bias)
 
     def infer(self, p: FcParams, x: Shape) -> Shape:
         return flat(p.out)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
 from .base import MergeKind, Params, Shape, ShapeError, chw, flat, register
 
 
+@dataclass(frozen=True)
 class AddParams(Params):
     #: the factor on each input: `residual scale=S` is x + S * f(x)
     scales: tuple[float, ...] = ()

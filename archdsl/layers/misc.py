@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from .base import Args, Kind, Params, Shape, ShapeError, chw, flat, register
 
 
+@dataclass(frozen=True)
 class DropoutParams(Params):
     p: float = 0.5
 
@@ -59,6 +62,7 @@ class Identity(Kind):
         return lib.nn.Identity()
 
 
+@dataclass(frozen=True)
 class SelectParams(Params):
     channels: tuple[int, ...]
 

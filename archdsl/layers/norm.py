@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from .base import Args, Kind, Params, Shape, register
 
 
+@dataclass(frozen=True)
 class BnParams(Params):
     eps: float = 1e-5
     momentum: float = 0.1
@@ -39,6 +42,7 @@ class BatchNorm(Kind):
         return cls(x.c, eps=p.eps, momentum=p.momentum)
 
 
+@dataclass(frozen=True)
 class LrnParams(Params):
     size: int
     alpha: float = 1e-4

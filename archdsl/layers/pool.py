@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from .base import RF, Args, Kind, Params, Shape, ShapeError, chw, flat, pair, register, short
 from .conv import spatial_out
 
 
+@dataclass(frozen=True)
 class PoolParams(Params):
     kernel: tuple[int, int]
     stride: tuple[int, int]
@@ -107,6 +110,7 @@ class GlobalMaxPool(_Global):
         return lib.nn.AdaptiveMaxPool2d(1)
 
 
+@dataclass(frozen=True)
 class AdaptiveParams(Params):
     size: tuple[int, int]
 
@@ -158,6 +162,7 @@ class AdaptiveMaxPool(_Adaptive):
         return lib.nn.AdaptiveMaxPool2d(p.size)
 
 
+@dataclass(frozen=True)
 class SppParams(Params):
     levels: tuple[int, ...]
 

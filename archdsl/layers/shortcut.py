@@ -18,9 +18,12 @@ slice, and ``nn.ConstantPad3d`` pads the channel axis of an (N, C, H, W) tensor.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from .base import RF, Args, Kind, Params, Shape, ShapeError, chw, register, short
 
 
+@dataclass(frozen=True)
 class DecimateParams(Params):
     stride: tuple[int, int] = (2, 2)
 
@@ -61,6 +64,7 @@ class Decimate(Kind):
         return lib.nn.MaxPool2d(1, p.stride)
 
 
+@dataclass(frozen=True)
 class PadChannelsParams(Params):
     out: int
 
