@@ -172,7 +172,13 @@ NOTES = """
   first read (`graph.LayerGraph` holds the nodes meanwhile); the CLI skips pydantic's plugin
   discovery; the table is laid out by `archdsl/textable.py`, character for character as rich lays
   it out (tests/test_bench_smoke.py compares the two on every spec at several widths), with rich
-  kept for what it does not reproduce. `archdsl compile` never imports torch.
+  kept for what it does not reproduce. `archdsl compile` never imports torch. Layer kinds'
+  parameters are frozen dataclasses, not pydantic models: building their validators (and
+  importing the plugin loader pydantic imports with the first one) took longer than the compile
+  itself (tests/test_cli.py checks that a cached compile builds no validator). And once its output
+  is flushed, the command ends with `os._exit` unless an exit handler or another thread is left
+  (`cli.run`): the interpreter's teardown of the modules and objects took about a seventh of the
+  command's wall time.
 - **Compile** (sections 1 and 5): four process-wide memo tables, each of a pure function:
   binding a layer statement's arguments (keyed by the statement, the values of the names it
   mentions and, if it reads `in.c`, the input shape: `graph._bind_key`); binding a block call's

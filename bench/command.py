@@ -140,8 +140,10 @@ def import_profile(env: dict[str, str] | None = None, repeat: int = 5, code: str
 
 def modules_of_compile(spec: str, env: dict[str, str] | None = None) -> set[str]:
     """Every module `archdsl compile SPEC` imports (to show that torch is not among them)."""
-    code = ("import sys, runpy; sys.argv = ['archdsl', 'compile', %r]\n"
-            "try:\n    runpy.run_module('archdsl.cli', run_name='__main__')\n"
+    # cli.main, not the command's cli.run: that ends the process before the modules are listed
+    code = ("import sys; sys.argv = ['archdsl', 'compile', %r]\n"
+            "from archdsl import cli\n"
+            "try:\n    cli.main()\n"
             "except SystemExit:\n    pass\n"
             "sys.stderr.write('\\nMODULES ' + ' '.join(sorted(sys.modules)))") % spec
     out = subprocess.run([PYTHON, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True).stderr

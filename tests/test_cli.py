@@ -110,10 +110,11 @@ def test_compile_with_an_input_override():
 def test_compile_never_imports_torch():
     """The analytic path must stay light: no torch import for compile (or check)."""
     code = (
-        "import runpy, sys\n"
+        "import sys\n"
+        "from archdsl import cli\n"
         "sys.argv = ['archdsl', 'compile', %r, '--format', 'json']\n"
         "try:\n"
-        "    runpy.run_module('archdsl.cli', run_name='__main__')\n"
+        "    cli.main()  # cli.run(), the command, would end the process before the print below\n"
         "except SystemExit as e:\n"
         "    assert not e.code, e.code\n"
         "print('TORCH' if any(m == 'torch' or m.startswith('torch.') for m in sys.modules) else 'NO TORCH',"
@@ -130,6 +131,33 @@ def test_compile_never_imports_torch():
     assert "archdsl.report" in imported  # the log is the one we think it is
     assert not [m for m in imported if m == "torch" or m.startswith("torch.")]
 
+
+
+def test_a_cached_compile_needs_neither_lark_nor_a_pydantic_validator(tmp_path):
+    """The second `archdsl compile` of an unchanged spec loads its program from the disk cache:
+    it imports no Lark and builds no pydantic validator (pydantic's plugin loader, imported when
+    the first validator is built, costs more than the whole compile). Layer params are
+    dataclasses for this reason; this fails if one becomes a pydantic model again."""
+    code = (
+        "import sys\n"
+        "from archdsl import cli\n"
+        "sys.argv = ['archdsl', 'compile', %r]\n"
+        "try:\n"
+        "    cli.main()  # cli.run(), the command, would end the process before the print below\n"
+        "except SystemExit as e:\n"
+        "    assert not e.code, e.code\n"
+        "print(sorted(m for m in ('lark', 'pydantic.plugin._loader') if m in sys.modules), file=sys.stderr)\n"
+        % str(ROOT / "specs" / "googlenet.arch")
+    )
+    env = {**os.environ, "ARCHDSL_CACHE_DIR": str(tmp_path)}
+    env.pop("ARCHDSL_NO_CACHE", None)
+    seen = []
+    for _ in range(2):
+        proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                              env=env)
+        assert proc.returncode == 0, proc.stderr
+        seen.append(proc.stderr.strip().splitlines()[-1])
+    assert seen == ["['lark', 'pydantic.plugin._loader']", "[]"]
 
 # ---------------------------------------------------------------- usage errors: exit 2
 
@@ -261,3 +289,38 @@ def test_version():
 
     proc = run("--version")
     assert proc.returncode == 0 and archdsl.__version__ in proc.stdout
+
+
+_ENDING = (
+    "import atexit, sys\n"
+    "class Witness:\n"
+    "    def __del__(self):\n"
+    "        print('torn down', file=sys.stderr)\n"
+    "witness = Witness()\n"
+    "if %r:\n"
+    "    atexit.register(lambda: print('exit handler ran', file=sys.stderr))\n"
+    "sys.argv = ['archdsl'] + %r\n"
+    "from archdsl.cli import run\n"
+    "run()\n"
+)
+
+
+@pytest.mark.parametrize("args, code", [(["compile", NIN, "--format", "json"], 0),
+                                        (["compile", str(ROOT / "tests" / "errors" / "empty_output.arch")], 1),
+                                        (["compile", "--no-such-option", NIN], 2)])
+def test_the_command_skips_the_interpreter_teardown_only_when_nothing_needs_it(args, code):
+    """`archdsl` ends with os._exit once its output is flushed (the teardown is a seventh of a
+    short command's time), but not when an exit handler is registered: then it exits as usual,
+    and the handler runs. Either way the exit code and every byte of the output are kept."""
+    outs = {}
+    for handler in (False, True):
+        proc = subprocess.run([sys.executable, "-c", _ENDING % (handler, args)], cwd=ROOT, capture_output=True,
+                              text=True, timeout=120)
+        assert proc.returncode == code, proc.stderr
+        assert ("torn down" in proc.stderr, "exit handler ran" in proc.stderr) == (handler, handler)
+        outs[handler] = (proc.stdout, proc.stderr.replace("exit handler ran\n", "").replace("torn down\n", ""))
+    assert outs[False] == outs[True]
+    if code == 0:
+        assert json.loads(outs[False][0])[0]["params"] == 966_986
+    else:
+        assert outs[False][1].strip()  # the diagnostic or usage message made it out
