@@ -34,29 +34,19 @@ def _plain(text: str) -> bool:
     return _PLAIN.fullmatch(text) is not None and ":" not in text  # ":name:" would be an emoji code
 
 
-def _measure_cell(text: str, extra: int, limit: int) -> tuple[int, int]:
-    """A padded cell's (minimum, maximum) width when `limit` columns are available."""
-    if limit - extra < 1:
-        return limit, limit
-    longest_line = len(text)
-    words = text.split()
-    lo = max(map(len, words)) if words else longest_line
-    lo, hi = min(lo, longest_line), max(lo, longest_line)
-    lo, hi = min(lo, limit), min(hi, limit)
-    if hi < 1:
-        lo = hi = 0
-    lo, hi = min(lo + extra, limit), min(hi + extra, limit)
-    lo = min(lo, hi)
-    return lo, hi
+def _column_width(cells: Sequence[str], extra: int, limit: int) -> int:
+    """A column's maximum width when `limit` columns are available: its widest padded cell.
 
-
-def _measure_column(cells: Sequence[str], extra: int, limit: int) -> tuple[int, int]:
+    rich measures each cell as a range, (its longest word, its whole length) plus padding,
+    each capped at the limit, and starts a column at the largest maximum. The longest word
+    never exceeds the whole length, so the maximum is simply the length plus padding, capped;
+    a limit that leaves no room inside the padding gives the limit itself.
+    """
     if limit < 1:
-        return 0, 0
-    ranges = [_measure_cell(c, extra, limit) for c in cells]
-    lo = max(r[0] for r in ranges) if ranges else 1
-    hi = max(r[1] for r in ranges) if ranges else limit
-    return min(lo, limit), min(hi, limit)
+        return 0
+    if limit - extra < 1:
+        return limit
+    return min(max(map(len, cells)) + extra, limit) if cells else limit
 
 
 def _reduce(total: int, ratios: list[int], maximums: list[int], values: list[int]) -> list[int]:
@@ -97,7 +87,7 @@ def _collapse(widths: list[int], wrapable: list[bool], limit: int) -> list[int]:
 
 def _wrap(text: str, width: int) -> list[str]:
     """Break a line at spaces to `width` columns; a longer word folds across lines."""
-    if width < 1:
+    if width < 1 or len(text) <= width:  # most cells: the loop below would find no break
         return [text]
     breaks: list[int] = []
     offset = 0
@@ -142,23 +132,23 @@ def render(title: str, headers: Sequence[str], justify: Sequence[str], no_wrap: 
         return None
     pads = [(0 if i == 0 else 1, 0 if i == n - 1 else 1) for i in range(n)]
     columns = [[r[i] for r in table] for i in range(n)]
-    widths = [_measure_column(columns[i], sum(pads[i]), width)[1] or 1 for i in range(n)]
+    widths = [_column_width(columns[i], sum(pads[i]), width) or 1 for i in range(n)]
     if sum(widths) > width:
         widths = _collapse(widths, [not nw for nw in no_wrap], width)
         if sum(widths) > width:
             widths = _reduce(sum(widths) - width, [1] * n, widths, widths)
-        widths = [_measure_column(columns[i], sum(pads[i]), widths[i])[1] for i in range(n)]
+        widths = [_column_width(columns[i], sum(pads[i]), widths[i]) for i in range(n)]
     table_width = sum(widths)
     if len(title) > table_width or any(w - sum(p) < (1 if nw else 4) for w, p, nw in zip(widths, pads, no_wrap)):
         # a title wider than the table, or columns squeezed to a few characters: rich's own
         # rendering of such tables is the reference, and not worth imitating
         return None
-    out = [title]
+    out = [title] if title else []  # rich draws no line for an empty title
     for index, row in enumerate(table):
         cells = []
-        for text, w, (left, right), how in zip(row, widths, pads, justify):
+        for text, w, (left, right), how, nw in zip(row, widths, pads, justify, no_wrap):
             inner = w - left - right
-            lines = _wrap(text, inner)
+            lines = [text] if nw else _wrap(text, inner)  # a no-wrap cell too long is cropped below
             if how == "right":
                 lines = [line.rstrip()[:inner].rjust(inner) for line in lines]
             else:
