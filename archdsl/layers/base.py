@@ -309,7 +309,7 @@ class Params:
         cls = type(self)
         todo = cls.__dict__.get("_coercions")
         if todo is None:
-            todo = cls._coercions = tuple((f.name, _COERCIONS[f.type]) for f in fields(cls) if f.type in _COERCIONS)
+            todo = cls._coercions = tuple((f.name, conv) for f in fields(cls) if (conv := _coercion(f.type)))
         for name, conv in todo:
             object.__setattr__(self, name, conv(getattr(self, name)))
 
@@ -318,13 +318,20 @@ def _float(v: Any) -> Any:
     return float(v) if type(v) is int else v
 
 
-#: a field's declared type (a string: these modules use postponed annotations) -> coercion
-_COERCIONS: dict[str, Callable[[Any], Any]] = {
-    "float": _float,
-    "tuple[float, ...]": lambda v: tuple(_float(x) for x in v),
-    "tuple[int, ...]": tuple,
-    "tuple[int, int]": tuple,
-}
+def _floats(v: Any) -> tuple:
+    return tuple(_float(x) for x in v)
+
+
+def _coercion(declared: str) -> Callable[[Any], Any] | None:
+    """The coercion for a field declared `declared` (a string: these modules postpone
+    annotations), as pydantic's lax mode would make it; None when the value is kept as given."""
+    if declared == "float":
+        return _float
+    if declared.startswith("tuple[float"):
+        return _floats
+    if declared.startswith("tuple["):
+        return tuple
+    return None
 
 
 class Kind:
