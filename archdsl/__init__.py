@@ -1,7 +1,11 @@
 """archdsl: a language and compiler for convolutional network architectures.
 
-The pipeline is ``parse -> graph (+ infer) -> report | lower_torch | render``; each stage
-is its own module, and this package exposes it as a few functions:
+The pipeline's stages are modules, each importing only those before it: ``syntax`` (the
+typed program), ``parse`` (Lark), ``sources`` (files and includes), ``evaluate``
+(expressions), ``expand`` (the interpreter) with ``infer`` (shapes and counts through the
+layer registry, ``layers/``), ``network`` (the compiled result and its walker), then the
+back ends ``check``, ``report``, ``render``, ``diff`` and ``lower_torch`` (the only one that
+imports torch). This package is the public API over them:
 
 >>> net = compile("network tiny { input 3x32x32; act relu; conv 3x3 p1 -> 16; gap; fc 10 noact }")
 >>> net.params, net.macs, str(net.output_shape)
@@ -19,10 +23,12 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
-from .diagnostics import ArchError, Collector, Diagnostic
-from .graph import CompiledNetwork, Loader, Unit, build_graph, check_duplicates, select_networks
-from .graph import parse_input as _parse_input
-from .cache import parse
+from .diagnostics import ArchError, Diagnostic
+from .spec import Spec
+from .network import CompiledNetwork
+from .parser import parse
+from .sources import Loader, check_duplicates
+
 # Loaded here, before `def render` below, so that the function keeps the name `archdsl.render`:
 # the first import of a submodule binds its name in the package.
 from . import render as _render_module  # noqa: F401
@@ -31,10 +37,8 @@ if TYPE_CHECKING:
     import torch
 
 __version__ = "0.1.0"
-__all__ = ["ArchError", "CompiledNetwork", "Diagnostic", "build", "compile", "compile_all", "load", "load_weights",
-           "parse", "render", "__version__"]
-
-Source = "str | os.PathLike[str]"
+__all__ = ["ArchError", "CompiledNetwork", "Diagnostic", "Spec", "build", "compile", "compile_all", "load",
+           "load_weights", "parse", "render", "__version__"]
 
 
 def _looks_like_path(source: Any) -> bool:
@@ -43,32 +47,32 @@ def _looks_like_path(source: Any) -> bool:
     return isinstance(source, str) and "\n" not in source and "{" not in source and source.strip() != ""
 
 
-def load(source: "str | os.PathLike[str]") -> Unit:
+def load(source: "str | os.PathLike[str]") -> Spec:
     """Parse a spec (text, or the path of a `.arch` file) and its includes.
 
-    The :class:`~archdsl.graph.Unit` returned compiles any of its networks
-    (:meth:`Unit.compile <archdsl.graph.Unit.compile>`) without reading or parsing again:
+    The :class:`~archdsl.spec.Spec` returned compiles any of its networks
+    (:meth:`Spec.compile <archdsl.spec.Spec.compile>`) without reading or parsing again:
     the way to compile one spec many times (input sizes, parameter sweeps).
 
-    >>> unit = load("network n(w=8) { input 3x32x32; conv 3x3 -> w }")
-    >>> [unit.compile(w=w).params for w in (8, 16)]
+    >>> spec = load("network n(w=8) { input 3x32x32; conv 3x3 -> w }")
+    >>> [spec.compile(w=w).params for w in (8, 16)]
     [224, 448]
     """
-    unit = _load(source)
-    check_duplicates(unit)
-    return unit
+    spec = _load(source)
+    check_duplicates(spec.unit)
+    return spec
 
 
-def _load(source: "str | os.PathLike[str]") -> Unit:
+def _load(source: "str | os.PathLike[str]") -> Spec:
+    if not isinstance(source, (str, os.PathLike)):
+        raise TypeError(f"a spec is text or a path (str or os.PathLike), not {type(source).__name__}")
     loader = Loader()
     if _looks_like_path(source):
         path = Path(source)
         if not path.is_file():
             raise ArchError(Diagnostic("E602", f"no such file: {path}"))
-        unit = loader.load_file(path)
-    else:
-        unit = loader.load_text(str(source), "<string>", Path.cwd())
-    return unit
+        return Spec(loader.load_file(path))
+    return Spec(loader.load_text(str(source), "<string>", Path.cwd()))
 
 
 def compile(source: "str | os.PathLike[str]", network: str | None = None,
@@ -90,27 +94,28 @@ def compile_all(source: "str | os.PathLike[str]", input: "str | Sequence[int] | 
     """Compile every network of a file, in the order written.
 
     Every network is built even when another fails: the ArchError then holds the errors of
-    all of them, and its ``partial`` the networks built (a failing one up to its first error).
+    all of them, in source order, and its ``partial`` the networks built (a failing one up
+    to its first error).
     """
-    unit = _load(source)
-    dims = _parse_input(input)
-    errors = Collector()
+    spec = _load(source)
+    errors: list = []
     try:
-        check_duplicates(unit)
+        check_duplicates(spec.unit)
     except ArchError as e:
-        errors.add(e)
+        errors.extend(e.diagnostics)
     built: list[CompiledNetwork] = []
-    for n in select_networks(unit, None):
-        try:
-            built.append(build_graph(unit, n, dims))
-        except ArchError as e:
-            errors.add(e)
-            built.extend(e.partial)
-    if errors.diagnostics:
-        main = unit.program.file  # report in source order, the file's own errors first
-        ordered = sorted(errors.diagnostics, key=lambda d: (d.span is None, d.span is not None and d.span.file != main,
-                                                            *((d.span.line, d.span.column) if d.span else (0, 0))))
-        err = ArchError(ordered, unit.sources)
+    try:
+        built = spec.compile_all(input)
+    except ArchError as e:
+        errors.extend(e.diagnostics)
+        built = getattr(e, "partial", [])
+        if not errors:
+            raise
+    if errors:
+        main = spec.file  # report in source order, the file's own errors first
+        ordered = sorted(errors, key=lambda d: (d.span is None, d.span is not None and d.span.file != main,
+                                                *((d.span.line, d.span.column) if d.span else (0, 0))))
+        err = ArchError(ordered, spec.unit.sources)
         err.partial = built
         raise err
     return built

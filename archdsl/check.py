@@ -3,30 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from .diagnostics import Diagnostic
+from .network import EXPECTABLE
 
 if TYPE_CHECKING:
-    from .graph import CompiledNetwork, Expectation
-
-
-def _shape(net: "CompiledNetwork") -> tuple[int, ...]:
-    return net.output_shape.dims
-
-
-#: what `expect NAME = ...` can name, and how the figure is read off a compiled network
-EXPECTABLE: dict[str, Callable[["CompiledNetwork"], Any]] = {
-    "params": lambda n: n.params,
-    "params_without_aux": lambda n: n.params_without_aux,
-    "macs": lambda n: n.macs,
-    "macs_without_aux": lambda n: n.macs_without_aux,
-    "flops": lambda n: n.flops,
-    "output": _shape,
-    "shape": lambda n: None,  # checked where it stands: the current tensor's shape
-    "rf": lambda n: n.node(n.output).rf.size[0],
-    "layers": lambda n: sum(1 for i in n.nodes() if i.inputs and not i.kind.category == "merge"),
-}
+    from .network import CompiledNetwork, Expectation
 
 
 @dataclass

@@ -83,9 +83,6 @@ class _Group(click.Group):
 def main(ctx: click.Context, debug: bool) -> None:
     """archdsl: write, check and share convolutional network architectures."""
     ctx.obj = {"debug": debug}
-    # this process uses no pydantic plugin: skip their discovery, a scan of every installed
-    # distribution's entry points that pydantic runs when it builds its first validator
-    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 
 
 def _input_opt(f):
@@ -232,15 +229,15 @@ def render_cmd(file: Path, network: str | None, input_: str | None, output: Path
             find_group(net, only)
         except ValueError as e:
             raise click.UsageError(str(e)) from None
-    elif depth is None and net.graph.number_of_nodes() > 1500 and output.suffix.lower() not in (".dot", ".gv"):
-        _echo_err(f"note: {net.graph.number_of_nodes():,} layers take Graphviz a while to lay out; "
+    elif depth is None and len(net.infos) > 1500 and output.suffix.lower() not in (".dot", ".gv"):
+        _echo_err(f"note: {len(net.infos):,} layers take Graphviz a while to lay out; "
                   "--depth 2 draws a summary")
     try:
         render(net, output, depth=depth, rankdir=rankdir.upper(), only=only)
     except GraphvizNotFound as e:
         _echo_err(f"archdsl render: {e}")
         sys.exit(EXIT_USAGE)
-    click.echo(f"wrote {output} ({net.name}" + (f".{only}" if only else f": {net.graph.number_of_nodes():,} nodes")
+    click.echo(f"wrote {output} ({net.name}" + (f".{only}" if only else f": {len(net.infos):,} nodes")
                + (f", depth {depth}" if depth is not None else "") + ")")
 
 
@@ -279,10 +276,10 @@ def _network_ref(ref: str, input_: str | None):
 
 def _one_network(file: Path, network: str | None, input_: str | None, how: str):
     from . import compile, load
-    from .graph import select_networks
+    from .sources import select_networks
 
     if network is None:
-        nets = select_networks(load(file), None)
+        nets = select_networks(load(file).unit, None)
         if len(nets) > 1:
             raise click.UsageError(f"{file} holds {len(nets)} networks; pick one with {how}: "
                                    + ", ".join(n.name for n in nets))
@@ -307,7 +304,7 @@ def check_paths(files: list[Path], fmt: str, fail_fast: bool, out, err) -> bool:
     shared through `include`) is parsed and reported on a line of its own.
     """
     from . import load
-    from .graph import build_graph
+    from .spec import compile_network
 
     results, failures, libraries = [], 0, []
 
@@ -326,7 +323,7 @@ def check_paths(files: list[Path], fmt: str, fail_fast: bool, out, err) -> bool:
 
     for file in files:
         try:
-            unit = load(file)
+            unit = load(file).unit
         except ArchError as e:
             failures += 1
             error_row(file, None, e)
@@ -339,7 +336,7 @@ def check_paths(files: list[Path], fmt: str, fail_fast: bool, out, err) -> bool:
             continue
         for prog in unit.program.networks:
             try:
-                net = build_graph(unit, prog)
+                net = compile_network(unit, prog)
                 outcomes = net.check()
             except ArchError as e:
                 failures += 1
@@ -386,12 +383,12 @@ def _plain(v):
 def build_and_run(file: Path, network: str | None, input_: str | None, device: str, batch: int,
                   max_params: int | None, out) -> None:
     from . import compile
-    from .graph import select_networks
+    from .sources import select_networks
 
     if network is None:
         from . import load
 
-        nets = select_networks(load(file), None)
+        nets = select_networks(load(file).unit, None)
         if len(nets) > 1:
             raise click.UsageError(f"{file} holds {len(nets)} networks; pick one with -n: "
                                    + ", ".join(n.name for n in nets))
@@ -425,40 +422,8 @@ def build_and_run(file: Path, network: str | None, input_: str | None, device: s
 
 
 def run() -> None:
-    """The `archdsl` command (the console script and ``python -m archdsl.cli``).
-
-    Runs :func:`main`, then, once the output is flushed, ends the process with ``os._exit``
-    when nothing is left for the interpreter's shutdown to do: no exit handler registered
-    (torch, logging, multiprocessing and ``weakref.finalize`` all register one) and no other
-    thread. Tearing down the modules and objects of a compile, pydantic's among them, takes
-    about a seventh of a short command's wall time; mypy ends its command the same way
-    (``mypy.util.hard_exit``). In-process callers use :func:`main`, which always returns or
-    raises as usual.
-    """
-    try:
-        main()
-    except SystemExit as done:
-        code = done.code
-    else:  # pragma: no cover - click's main always exits in standalone mode
-        code = 0
-    code = 0 if code is None else code
-    if not isinstance(code, int) or not _nothing_left_at_exit():
-        sys.exit(code)
-    try:
-        sys.stdout.flush()
-        sys.stderr.flush()
-    except BrokenPipeError:
-        _reader_gone()
-    os._exit(code)
-
-
-def _nothing_left_at_exit() -> bool:
-    import atexit
-
-    # atexit._ncallbacks is CPython's; where it is missing, assume there are handlers
-    callbacks = getattr(atexit, "_ncallbacks", None)
-    threading = sys.modules.get("threading")  # no other thread can have started without it
-    return callbacks is not None and callbacks() == 0 and (threading is None or threading.active_count() == 1)
+    """The `archdsl` command (the console script and ``python -m archdsl.cli``)."""
+    main()
 
 
 if __name__ == "__main__":  # pragma: no cover

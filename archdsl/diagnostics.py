@@ -1,7 +1,7 @@
 """Errors with source spans, rendered like a compiler's: file:line:col, the line, a caret.
 
 Every user mistake becomes a :class:`Diagnostic` with a stable code (docs/errors.md) and a
-:class:`~archdsl.program.Span`; :class:`ArchError` carries one or more of them out of any
+:class:`~archdsl.syntax.Span`; :class:`ArchError` carries one or more of them out of any
 pipeline stage. Internal bugs are *not* ArchErrors, so the CLI can tell the two apart.
 """
 
@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from .program import Span
+from .syntax import Span
 
 #: at most this many diagnostics are printed; the rest are summarised as "... and N more"
 MAX_SHOWN = 10

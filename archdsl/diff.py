@@ -22,10 +22,10 @@ import difflib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterator
 
-from .render import call_text, seq_output, subtree_nodes
+from .network import TAux, call_text, groups, nodes_under, output_of
 
 if TYPE_CHECKING:
-    from .graph import CompiledNetwork
+    from .network import CompiledNetwork
 
 FIELDS = ("op", "output", "params", "macs")
 
@@ -223,25 +223,14 @@ def _layers(net: "CompiledNetwork") -> dict[str, Side]:
 
 def _groups(net: "CompiledNetwork") -> dict[str, Side]:
     """Block calls, named groups and aux heads by path (merge branches are not groups)."""
-    from .graph import TAux, TMerge, TSeq
-
     out: dict[str, Side] = {}
-
-    def visit(items: list) -> None:
-        for it in items:
-            if isinstance(it, TMerge):
-                for br in it.branches:
-                    visit(br.items)
-            elif isinstance(it, (TSeq, TAux)):
-                seq = it.body if isinstance(it, TAux) else it
-                nodes = list(subtree_nodes(seq))
-                last = seq_output(seq)
-                op = f"aux head {it.name}" if isinstance(it, TAux) else call_text(seq)
-                out[seq.path] = Side(op, str(net.node(last).shape) if last else "(its input)",
-                                     sum(net.node(n).params for n in nodes), sum(net.node(n).macs for n in nodes))
-                visit(seq.items)
-
-    visit(net.tree.items)
+    for path, it in groups(net.tree, branches=False).items():
+        seq = it.body if type(it) is TAux else it
+        nodes = nodes_under(seq)
+        last = output_of(seq)
+        op = f"aux head {it.name}" if type(it) is TAux else call_text(seq)
+        out[path] = Side(op, str(net.node(last).shape) if last else "(its input)",
+                         sum(net.node(n).params for n in nodes), sum(net.node(n).macs for n in nodes))
     return out
 
 

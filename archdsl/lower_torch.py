@@ -1,9 +1,9 @@
 """Compiled graph -> ``torch.nn.Module``. The only module of archdsl that imports torch.
 
 The module mirrors the spec's structure: a body is a sequence of named children, a block
-call a named submodule, a concat/add/residual a module whose children are its branches
-(``branch1``, ``branch2``, ... in the order written), an aux head a named child that runs
-only in training mode. A layer with an attached norm and activation is a small sequential
+call a named submodule, a merge (concat, add, residual, mul) a module whose children are
+its branches (``branch1``, ``branch2``, ... in the order written) and whose merge kind
+combines their outputs, an aux head a named child that runs only in training mode. A layer with an attached norm and activation is a small sequential
 module (``conv1.conv``, ``conv1.bn``, ``conv1.relu``); a bare layer is the torch layer itself.
 
 Aux contract: in eval mode ``model(x)`` returns the main output; in training mode, when the
@@ -21,8 +21,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .diagnostics import ArchError, Diagnostic
-from .graph import CompiledNetwork, TAux, TLayer, TMerge, TSeq
 from .infer import NodeInfo
+from .network import CompiledNetwork, TAux, TLayer, TMerge, TSeq, walk
 
 #: building a module with more parameters than this is refused unless `max_params` is raised
 DEFAULT_MAX_PARAMS = 2_000_000_000
@@ -105,12 +105,6 @@ LIB = types.SimpleNamespace(nn=nn, F=F, torch=torch, FlatLinear=FlatLinear, Spat
                             Select=Select, ScaledTanh=ScaledTanh, RadialBasis=RadialBasis)
 
 
-def register_helper(name: str, module_cls: type) -> None:
-    """Make a helper module class available to kinds as ``lib.<name>`` (for kinds defined
-    outside archdsl.layers, e.g. in a user's plugin)."""
-    setattr(LIB, name, module_cls)
-
-
 # ---------------------------------------------------------------- containers
 
 
@@ -146,38 +140,21 @@ class AuxBody(nn.Module):
         return x
 
 
-class Concat(nn.Module):
-    """Runs its branches on the same input and concatenates them on channels."""
+class Merge(nn.Module):
+    """Runs its branches on the same input; its merge kind combines their outputs
+    (``MergeKind.combine``: concatenation, a scaled sum, a product)."""
 
-    def __init__(self, branches: list[tuple[str, nn.Module]]):
+    def __init__(self, branches: list[tuple[str, nn.Module]], kind, params):
         super().__init__()
         for name, m in branches:
             self.add_module(name, m)
+        self.kind, self.params = kind, params
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([b(x) for b in self.children()], 1)
-
-
-class Add(nn.Module):
-    """Runs its branches on the same input and sums them, each times its scale."""
-
-    def __init__(self, branches: list[tuple[str, nn.Module]], scales: tuple[float, ...] = ()):
-        super().__init__()
-        for name, m in branches:
-            self.add_module(name, m)
-        self.scales = tuple(scales) or (1.0,) * len(branches)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = None
-        for s, b in zip(self.scales, self.children()):
-            y = b(x)
-            if s != 1.0:
-                y = y * s
-            out = y if out is None else out + y
-        return out
+        return self.kind.combine(self.params, [b(x) for b in self.children()], LIB)
 
     def extra_repr(self) -> str:
-        return "" if all(s == 1.0 for s in self.scales) else f"scales={self.scales}"
+        return self.kind.label(self.params)
 
 
 class Network(nn.Module):
@@ -207,100 +184,121 @@ class Network(nn.Module):
 # ---------------------------------------------------------------- lowering
 
 
-#: kinds whose output is a new tensor that their own backward pass does not read: an
-#: activation that is the only reader of such an output may overwrite it in place, as
-#: torchvision's and timm's ReLU(inplace=True) do (one tensor fewer to allocate and fill)
-_FRESH_OUTPUT = frozenset({"conv", "fc", "bn", "add", "concat", "maxpool", "avgpool", "gap", "gmp",
-                           "adaptive_avgpool", "adaptive_maxpool", "lrn"})
-
-
 def _in_place(module: nn.Module) -> nn.Module:
     if isinstance(getattr(module, "inplace", None), bool):
         module.inplace = True
     return module
 
 
-def _overwritable(net: CompiledNetwork, info: NodeInfo) -> bool:
+def _readers(net: CompiledNetwork) -> dict[str, int]:
+    readers: dict[str, int] = {}
+    for n in net.nodes():
+        for i in n.inputs:
+            readers[i] = readers.get(i, 0) + 1
+    return readers
+
+
+def _overwritable(net: CompiledNetwork, info: NodeInfo, readers: dict[str, int]) -> bool:
     """May a standalone activation overwrite its input? Only when that input is a fresh
-    output (see _FRESH_OUTPUT, and no attached activation whose backward reads its own
-    output) that nothing else reads: not the network's input, not a tensor shared by
-    branches or an aux head."""
+    output (``Kind.fresh_output``, its attached ops too: no attached activation whose
+    backward reads its own output) that nothing else reads: not the network's input, not a
+    tensor shared by branches or an aux head."""
     if len(info.inputs) != 1:
         return False
     src = net.node(info.inputs[0])
-    if src.kind.name not in _FRESH_OUTPUT or any(op.kind.name != "bn" for op in src.post):
+    if not src.kind.fresh_output or not all(op.kind.fresh_output for op in src.post):
         return False
-    readers = net.__dict__.get("_readers")
-    if readers is None:
-        readers = net.__dict__["_readers"] = {}
-        for n in net.nodes():
-            for i in n.inputs:
-                readers[i] = readers.get(i, 0) + 1
     return readers.get(src.id, 0) == 1
 
 
-def _layer_module(info: NodeInfo, net: CompiledNetwork | None = None) -> nn.Module:
+def _layer_module(info: NodeInfo, net: CompiledNetwork, readers: dict[str, int]) -> nn.Module:
     x = info.in_shapes[0]
     y = info.kind.infer(info.op.params, x)
     main = info.kind.lower(info.op.params, x, y, LIB)
     if not info.post:
-        if info.kind.is_activation and net is not None and _overwritable(net, info):
+        if info.kind.is_activation and _overwritable(net, info, readers):
             _in_place(main)
         return main
     parts: list[tuple[str, nn.Module]] = [(info.kind.name, main)]
+    before = info.kind
     for op in info.post:
         name = op.kind.name
         if any(n == name for n, _ in parts):
             name = f"{name}{sum(1 for n, _ in parts if n.startswith(op.kind.name)) + 1}"
         m = op.kind.lower(op.params, y, y, LIB)
-        # an activation attached to conv/fc/bn overwrites their fresh output (see _FRESH_OUTPUT)
-        if op.kind.is_activation and parts[-1][0] in ("conv", "fc", "bn"):
+        # an attached activation overwrites the fresh output of the op before it (conv, fc, bn)
+        if op.kind.is_activation and before.fresh_output:
             _in_place(m)
         parts.append((name, m))
+        before = op.kind
     layer = Layer()
     for name, m in parts:
         layer.add_module(name, m)
     return layer
 
 
-def _has_aux(item) -> bool:
-    if isinstance(item, TAux):
-        return True
-    if isinstance(item, TSeq):
-        return any(_has_aux(i) for i in item.items)
-    if isinstance(item, TMerge):
-        return any(_has_aux(b) for b in item.branches)
-    return False
+def _holding_aux(net: CompiledNetwork) -> set[int]:
+    """The ids of the bodies and merges that hold an aux head at any depth."""
+    holding: set[int] = set()
+    open_: list = []
+    for v in walk(net.tree):
+        t = type(v.item)
+        if t is TLayer:
+            continue
+        if v.leaving:
+            open_.pop()
+            continue
+        if t is TAux:
+            holding.update(id(c) for c in open_)
+        open_.append(v.item)
+    return holding
 
 
-def _lower_item(net: CompiledNetwork, item) -> nn.Module:
-    if isinstance(item, TLayer):
-        return _layer_module(net.node(item.node), net)
-    if isinstance(item, TSeq):
-        return _lower_seq(net, item)
-    if isinstance(item, TMerge):
-        if any(_has_aux(b) for b in item.branches):
-            raise ArchError(Diagnostic("E412", "aux heads inside concat/add branches cannot be lowered",
-                                       net.node(item.node).span,
-                                       hint="start the aux head on the main path, before or after the merge"))
-        branches = [(b.name, _lower_seq(net, b) if b.items else nn.Identity()) for b in item.branches]
-        return Concat(branches) if item.mode == "concat" else Add(branches, item.scales)
-    if isinstance(item, TAux):
-        return _lower_seq(net, item.body)
-    raise TypeError(item)
-
-
-def _lower_seq(net: CompiledNetwork, seq: TSeq) -> nn.Module:
-    children = []
-    for item in seq.items:
-        role = "aux" if isinstance(item, TAux) else ("pass" if _has_aux(item) else "main")
-        children.append((item.name, _lower_item(net, item), role))
+def _body(children: list[tuple[str, nn.Module, str]]) -> nn.Module:
     if any(role != "main" for _, _, role in children):
         return AuxBody(children)
     body = Body()
     for name, m, _ in children:
         body.add_module(name, m)
     return body
+
+
+def _lower_tree(net: CompiledNetwork) -> nn.Module:
+    """The network's modules, built bottom-up along the tree's walk (no recursion, so any
+    nesting that compiles lowers): a container's children are collected between its entry
+    and its exit, then wrapped."""
+    readers = _readers(net)
+    aux_inside = _holding_aux(net) if net.aux_outputs else set()
+    #: per open container: its children as (name, module, role)
+    stack: list[list[tuple[str, nn.Module, str]]] = []
+    result: nn.Module | None = None
+    for v in walk(net.tree):
+        it, t = v.item, type(v.item)
+        if t is TLayer:
+            stack[-1].append((it.name, _layer_module(net.node(it.node), net, readers), "main"))
+            continue
+        if not v.leaving:
+            stack.append([])
+            continue
+        children = stack.pop()
+        if t is TSeq:
+            module = _body(children) if (children or type(v.parent) is not TMerge) else nn.Identity()
+        elif t is TMerge:
+            if id(it) in aux_inside:
+                raise ArchError(Diagnostic("E412", "aux heads inside merge branches cannot be lowered",
+                                           net.node(it.node).span,
+                                           hint="start the aux head on the main path, before or after the merge"))
+            info = net.node(it.node)
+            module = Merge([(name, m) for name, m, _ in children], info.kind, info.op.params)
+        else:  # TAux: its body, run for its result
+            module = children[0][1]
+        if not stack:
+            result = module
+            break
+        role = "aux" if t is TAux else ("pass" if id(it) in aux_inside else "main")
+        stack[-1].append((it.name, module, role))
+    assert result is not None
+    return result
 
 
 def lower(net: CompiledNetwork, device: str | torch.device = "cpu", max_params: int = DEFAULT_MAX_PARAMS,
@@ -318,7 +316,7 @@ def lower(net: CompiledNetwork, device: str | torch.device = "cpu", max_params: 
     target = torch.device("meta") if not init else torch.device(device)
     with torch.device(target):
         try:
-            body = _lower_seq(net, net.tree)
+            body = _lower_tree(net)
         except ArchError as e:  # E412: show the spec's line
             raise e.with_sources(net.sources) from None
         model = Network(body, net.name, net.input_shape.dims, net.output_shape.dims, tuple(net.aux_outputs))

@@ -1,61 +1,145 @@
-"""Text -> typed program (:mod:`archdsl.program`), with every source position kept.
+"""Stage 2, the parser: text -> typed program (:mod:`archdsl.syntax`), every source position kept.
 
-The grammar (grammar.lark, shipped as package data) is compiled once per process and
-cached on disk by Lark, so that `archdsl compile` pays for it only on the first run.
-Lark builds a parse tree that keeps every token (``keep_all_tokens``), and one bottom-up
-pass (:class:`_ToProgram`) turns it into the typed program, computing each node's span
-from its first and last token. That is the span Lark's ``propagate_positions`` gives
-(keywords and brackets included), without the bookkeeping it does on every reduction:
-with it, positions took a fifth of the parse of a long spec. User mistakes found here
-are raised as :class:`ArchError`, never as Lark exceptions.
+The grammar (grammar.lark, shipped as package data) is compiled by Lark once per process.
+Compiling it takes 70-120 ms, so its tables are kept between runs in archdsl's private
+cache folder (:func:`_lark`): as marshal data (plain values, never code), written
+atomically, read only from a folder that the user alone owns and can write, checked by a
+digest and rebuilt on any doubt. Lark builds a parse tree that keeps every token
+(``keep_all_tokens``), and one bottom-up pass (:class:`_ToProgram`) turns it into the typed
+program, computing each node's span from its first and last token. That is the span Lark's
+``propagate_positions`` gives (keywords and brackets included), without the bookkeeping it
+does on every reduction. User mistakes found here are raised as :class:`ArchError`, never
+as Lark exceptions (:mod:`archdsl.parse_errors` words them).
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
+import marshal
 import os
 import re
+import stat
 from importlib import resources
 from pathlib import Path
 
+import lark
 from lark import Lark, Token, Tree
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.exceptions import UnexpectedInput
 
-from . import cache as _cache
-from . import program as P
+from . import syntax as P
 from .diagnostics import ArchError, Diagnostic
+from .parse_errors import MAX_TREE_DEPTH, check_depth, check_nesting, syntax_errors
 
-#: a spec larger than this is refused before parsing: parsing costs ~20 us a character, so
-#: this bounds it to a few seconds (the largest spec in specs/ is under 10,000 characters)
+#: a spec larger than this is refused before parsing: parsing costs a few microseconds a
+#: character, so this bounds it to about a second (the largest spec in specs/ is under
+#: 10,000 characters)
 MAX_SOURCE_BYTES = 256_000
-#: nesting of braces and parentheses beyond this is refused (Lark's LALR parser and our
-#: recursive stages would otherwise be driven into deep recursion)
-MAX_NESTING = 64
-#: parse trees deeper than this are refused (the recursive walk that builds the program stops
-#: there); 64 nested bodies make a tree about 260 deep
-MAX_TREE_DEPTH = 300
-#: a number literal beyond this is refused where it stands (graph.MAX_VALUE bounds computed values)
+#: a number literal beyond this is refused where it stands (evaluate.MAX_VALUE bounds computed values)
 MAX_LITERAL = 10**15
-#: after a syntax error the parse resumes at the next statement, up to this many errors...
-MAX_SYNTAX_ERRORS = 30
-#: ... and as long as the retries have read fewer than this many characters in all
-RECOVERY_BUDGET = 300_000
+
+_LARK_OPTIONS = dict(parser="lalr", keep_all_tokens=True, maybe_placeholders=False)
+#: the grammar tables' file starts with this line, then the payload's SHA-256, then the payload
+_MAGIC = b"archdsl-grammar-tables 1\n"
+#: a tables file larger than this is not read (they are about 100 KB)
+_MAX_TABLES_BYTES = 4_000_000
+
+
+def cache_dir() -> Path | None:
+    """archdsl's private cache folder, created 0700 if need be; None when caching is off
+    (``ARCHDSL_NO_CACHE=1``) or the folder is not safe to trust: not a real folder, owned by
+    someone else, or writable by others. ``ARCHDSL_CACHE_DIR`` moves it; the default is the
+    platform's per-user cache folder (platformdirs: ``~/.cache/archdsl`` on Linux)."""
+    if os.environ.get("ARCHDSL_NO_CACHE"):
+        return None
+    base = os.environ.get("ARCHDSL_CACHE_DIR")
+    if not base:
+        try:
+            import platformdirs
+
+            base = platformdirs.user_cache_dir("archdsl", appauthor=False)
+        except Exception:  # noqa: BLE001 - no home folder: no cache
+            return None
+    path = Path(base)
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        st = os.lstat(path)
+    except (OSError, ValueError):
+        return None
+    if not stat.S_ISDIR(st.st_mode) or st.st_mode & 0o077 or (hasattr(os, "getuid") and st.st_uid != os.getuid()):
+        return None
+    return path
+
+
+def _tables_file(grammar: str) -> str:
+    key = hashlib.sha256(f"{grammar}\0{lark.__version__}\0{marshal.version}".encode()).hexdigest()[:20]
+    return f"grammar-{key}.tables"
+
+
+def _read_tables(path: Path) -> dict | None:
+    """The cached tables, or None if missing, foreign, oversized, corrupt or truncated."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if (not stat.S_ISREG(st.st_mode) or st.st_size > _MAX_TABLES_BYTES or st.st_mode & 0o022
+                or (hasattr(os, "getuid") and st.st_uid != os.getuid())):
+            return None
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            blob = f.read(_MAX_TABLES_BYTES + 1)
+    finally:
+        os.close(fd)
+    head, digest, payload = blob[:len(_MAGIC)], blob[len(_MAGIC):len(_MAGIC) + 64], blob[len(_MAGIC) + 65:]
+    if head != _MAGIC or digest != hashlib.sha256(payload).hexdigest().encode():
+        return None
+    try:
+        tables = marshal.loads(payload)
+    except (EOFError, ValueError, TypeError):
+        return None
+    return tables if isinstance(tables, dict) and set(tables) == {"data", "memo"} else None
+
+
+def _write_tables(path: Path, tables: dict) -> None:
+    """Write atomically: a new file opened exclusively (no link followed), then renamed."""
+    payload = marshal.dumps(tables)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(_MAGIC + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload)
+        os.replace(tmp, path)
+    except OSError:  # a full or read-only disk only loses the cache
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
 
 
 @functools.lru_cache(maxsize=1)
 def _lark() -> Lark:
-    grammar = resources.files("archdsl").joinpath("grammar.lark").read_text()
-    cache_dir = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "archdsl"
-    try:
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        import hashlib
-        import lark
+    """The parser: rebuilt from the cached tables when they are there and sound (about 6 ms),
+    else compiled from the grammar (70-120 ms) and its tables cached for the next run. Lark's
+    own ``cache=`` option is not used: it pickles, and falls back to the shared temp folder."""
+    from lark.grammar import Rule
+    from lark.lexer import TerminalDef
 
-        key = hashlib.sha256((grammar + lark.__version__).encode()).hexdigest()[:16]
-        cache: str | bool = str(cache_dir / f"grammar-{key}.lark-cache")
-    except OSError:  # read-only home: Lark's own temp-dir cache still helps
-        cache = True
-    return Lark(grammar, parser="lalr", keep_all_tokens=True, maybe_placeholders=False, cache=cache)
+    grammar = resources.files("archdsl").joinpath("grammar.lark").read_text()
+    folder = cache_dir()
+    path = folder / _tables_file(grammar) if folder is not None else None
+    tables = _read_tables(path) if path is not None else None
+    if tables is not None:
+        try:
+            # Lark's own format for a parser's tables (what its standalone generator embeds)
+            return Lark._load_from_dict(tables["data"], tables["memo"])
+        except Exception:  # noqa: BLE001 - tables of another Lark, or damaged: compile afresh
+            pass
+    parser = Lark(grammar, **_LARK_OPTIONS)
+    if path is not None:
+        data, memo = parser.memo_serialize([TerminalDef, Rule])
+        _write_tables(path, {"data": data, "memo": memo})
+    return parser
 
 
 @functools.lru_cache(maxsize=1)
@@ -105,12 +189,17 @@ def _number(text: str, span: P.Span | None = None) -> int | float:
 _SHORT = {"p": "pad", "g": "groups", "d": "dilation"}
 
 
+class _Branches(list):
+    """A merge's branches (the value of the `branches` rule), told apart from a call's
+    parenthesised arguments (a plain list)."""
+
+
 class _TooDeep(Exception):
     """The tree is deeper than MAX_TREE_DEPTH: _check_depth says where."""
 
 
 class _ToProgram:
-    """Lark tree -> pydantic program. Each method names the grammar rule it builds and takes
+    """Lark tree -> typed program. Each method names the grammar rule it builds and takes
     `ext`, the rule's first and last token (its span: :meth:`_s`), and the rule's values:
     its subtrees' values and its tokens, keywords and punctuation left out. An optional
     part that is absent gives no value (no placeholders), so a method tells its optional
@@ -185,12 +274,12 @@ class _ToProgram:
         return P.Body(span=self._s(ext), stmts=tuple(s for s in c if s is not None))
 
     def branches(self, ext, c):
-        return tuple(c)
+        return _Branches(c)
 
     # -- statements
     def labeled(self, ext, c):
         name, stmt = c
-        return stmt.model_copy(update={"label": str(name), "label_span": self._t(name), "span": self._s(ext)})
+        return P.replace(stmt, label=str(name), label_span=self._t(name), span=self._s(ext))
 
     def input(self, ext, c):
         return P.Input(span=self._s(ext), dims=c[0])
@@ -207,14 +296,6 @@ class _ToProgram:
             orelse = P.Body(span=orelse.span, stmts=(orelse,))
         return P.If(span=self._s(ext), test=c[0], then=c[1], orelse=orelse)
 
-    def concat(self, ext, c):
-        return P.Concat(span=self._s(ext), branches=c[0])
-
-    def add(self, ext, c):
-        return P.Add(span=self._s(ext), branches=c[0])
-
-    def residual(self, ext, c):
-        return P.Residual(span=self._s(ext), options=tuple(c[:-1]), body=c[-1])
 
     def aux(self, ext, c):
         return P.Aux(span=self._s(ext), name=str(c[0]), body=c[1])
@@ -228,10 +309,19 @@ class _ToProgram:
     def dims_value(self, ext, c):
         return self._dims_token(c[0])
 
-    def invocation(self, ext, c):  # NAME [callparen] arg* [arrow]: callparen is a list, arrow a tuple
+    def invocation(self, ext, c):  # NAME [callparen] arg* [arrow] [branches]: a list, a tuple, _Branches
         name, *rest = c
+        branches = rest.pop() if rest and type(rest[-1]) is _Branches else None
         call = rest.pop(0) if rest and type(rest[0]) is list else None
         out, post = rest.pop() if rest and type(rest[-1]) is tuple else (None, ())
+        if branches is not None:  # a merge: `concat { A | B }`, `residual scale=0.2 { F }`
+            if call is not None or out is not None:
+                raise ArchError(Diagnostic(
+                    "E202", f"'{name}' with branches is a merge: it takes options and branches only",
+                    self._t(name), found="parentheses" if call is not None else "`->`",
+                    hint=f"write `{name} {{ A | B }}`, options as key=value before the '{{'"))
+            return P.Merge(span=self._s(ext), kind=str(name), kind_span=self._t(name),
+                           options=tuple(self._arg(a) for a in rest), branches=tuple(branches))
         return P.Invocation(
             span=self._s(ext),
             name=str(name),
@@ -338,382 +428,16 @@ class _ToProgram:
         return P.Bool(span=self._s(ext), value=False)
 
 
-# ---------------------------------------------------------------- syntax errors
-
-_WORDS = {
-    "NAME": "a name",
-    "INT": "an integer",
-    "FLOAT": "a number",
-    "DIMS": "a size such as 3x3",
-    "STRING": 'a quoted path such as "blocks.arch"',
-    "_SEP": "the end of the statement (a newline or ';')",
-    "SHORTOPT": "an option such as p1, g2 or d2",
-    "SCOPED": "act, norm or bias",
-    "$END": "the end of the file",
-}
-
-#: sets of terminals that read better as one phrase: (terminals that must all be expected,
-#: terminals the phrase stands for, the phrase)
-_PHRASES = (
-    ({"DIMS", "SHORTOPT", "NAME"}, {"DIMS", "SHORTOPT", "NAME", "INT", "FLOAT", "MINUS"},
-     "a layer argument (such as 3x3, 3/2, p1, g2, ceil or key=value)"),
-    ({"INT", "NAME", "LPAR"}, {"INT", "FLOAT", "NAME", "LPAR", "MINUS", "PLUS", "NOT", "TRUE", "FALSE"},
-     "an expression (a number, a name or '(')"),
-    ({"DIMS", "INT"}, {"DIMS", "INT", "FLOAT", "NAME", "MINUS"}, "a size such as 2, 3x3 or 3x224x224"),
-    ({"NAME", "SCOPED"}, {"NAME", "SCOPED"}, "a statement"),
-    ({"NETWORK", "BLOCK"}, {"NETWORK", "BLOCK", "LET", "INCLUDE"}, "'network', 'block', 'let' or 'include'"),
-    ({"_SEP"}, {"_SEP"}, _WORDS["_SEP"]),
-)
-
-
-def _describe_terminal(name: str) -> str:
-    if name in _WORDS:
-        return _WORDS[name]
-    for t in _lark().terminals:
-        if t.name == name:
-            pattern = t.pattern
-            if pattern.type == "str":
-                return f"'{pattern.value}'"
-    return name.lower()
-
-
-def _expected_words(expected, text: str, pos: int | None) -> str | None:
-    """What the parser would have accepted, in words: `an expression`, not six token names."""
-    left = set(expected or ())
-    if "VBAR" in left and (pos is None or _enclosing_keyword(text, pos) not in ("concat", "add")):
-        left.discard("VBAR")  # '|' only separates branches: do not offer it elsewhere
-    words = []
-    for needed, covered, phrase in _PHRASES:
-        if needed <= left:
-            words.append(phrase)
-            left -= covered
-    words += sorted(_describe_terminal(t) for t in left)
-    if not words:
-        return None
-    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
-
-
-def _describe_token(tok: Token) -> str:
-    if tok.type == "$END":
-        return "the end of the file"
-    if tok.type == "_SEP":
-        return "the end of the line" if "\n" in tok or tok.startswith("#") else "';'"
-    text = str(tok)
-    return f"'{text}'" if len(text) <= 40 else f"'{text[:37]}...'"
-
-
-def _mask(source: str) -> str:
-    """`source` with comments and quoted strings blanked: braces and separators in them
-    must not count when statements and bodies are delimited."""
-    return re.sub(r'#[^\n]*|"[^"\n]*"', lambda m: " " * len(m.group()), source)
-
-
-def _depth_at(masked: str, pos: int) -> int:
-    depth = 0
-    for ch in masked[:pos]:
-        if ch == "{":
-            depth += 1
-        elif ch == "}":
-            depth = max(depth - 1, 0)
-    return depth
-
-
-def _enclosing_keyword(text: str, pos: int) -> str | None:
-    """The word before the innermost '{' still open at `pos` (`concat`, `repeat 3`, ...)."""
-    masked = _mask(text)
-    depth = 0
-    for i in range(min(pos, len(masked)) - 1, -1, -1):
-        ch = masked[i]
-        if ch == "}":
-            depth += 1
-        elif ch == "{":
-            if depth == 0:
-                words = re.findall(r"[A-Za-z_]\w*", masked[max(0, i - 200):i].split("\n")[-1])
-                return words[0] if words else None
-            depth -= 1
-    return None
-
-
-def _statement_region(masked: str, pos: int) -> tuple[int, int]:
-    """The extent of the statement holding offset `pos`: back to the previous separator
-    (newline, ';', '{' or '|'), forward to the next one, bodies included."""
-    if masked[pos:pos + 1] == "}" and _depth_at(masked, pos) == 0:
-        return pos, pos + 1  # a '}' that closes nothing
-    start = pos
-    while start > 0:
-        ch = masked[start - 1]
-        if ch in "\n;{|":
-            break
-        if ch == "}":  # a body within the statement (`concat { ... } )`): step over it
-            depth, j = 0, start - 1
-            while j >= 0:
-                if masked[j] == "}":
-                    depth += 1
-                elif masked[j] == "{":
-                    depth -= 1
-                    if depth == 0:
-                        break
-                j -= 1
-            if j < 0:
-                break
-            start = j
-            continue
-        start -= 1
-    end, depth = pos, 0
-    while end < len(masked):
-        ch = masked[end]
-        if ch == "{":
-            depth += 1
-        elif ch == "}":
-            if depth == 0:
-                break
-            depth -= 1
-        elif depth == 0 and ch in "\n;|":
-            break
-        end += 1
-    if end == pos and masked[pos:pos + 1] in ("|", ";"):
-        end = pos + 1  # the offending token is itself a separator (`a || b`): drop it
-    elif not masked[start:end].strip() and start > 0 and masked[start - 1] in "|;":
-        start -= 1  # nothing between two separators (`concat { a | }`): drop the first
-    return start, end
-
-
-def _item_start(masked: str, pos: int) -> int:
-    """Where the top-level item (network, block, let, include) holding `pos` begins."""
-    depth, start = 0, 0
-    for i, ch in enumerate(masked[:pos]):
-        if ch == "{":
-            depth += 1
-        elif ch == "}":
-            depth = max(depth - 1, 0)
-        elif depth == 0 and ch in "\n;":
-            start = i + 1
-    return start
-
-
-def _blank(text: str, start: int, end: int) -> str:
-    """Replace text[start:end] by spaces, keeping line breaks: positions stay valid."""
-    return text[:start] + re.sub(r"[^\r\n]", " ", text[start:end]) + text[end:]
-
-
-def _error_offset(err: UnexpectedInput) -> int | None:
-    """Offset of the offending text, or None when the error is at the end of the file."""
-    if isinstance(err, UnexpectedToken):
-        return None if err.token.type == "$END" else err.token.start_pos
-    if isinstance(err, UnexpectedCharacters):
-        return err.pos_in_stream
-    return None
-
-
-def _syntax_errors(first: UnexpectedInput, file: str, source: str) -> ArchError:
-    """Every syntax error of a file: after each, the statement holding it is blanked and the
-    parse resumes, so that independent mistakes are reported together. A new error inside
-    or before the blanked text may be a consequence of the blanking, so recovery stops there."""
-    diags = [_syntax_error(first, file, source)]
-    text, masked, err = source, _mask(source), first
-    budget = RECOVERY_BUDGET
-    while len(diags) < MAX_SYNTAX_ERRORS:
-        pos = _error_offset(err)
-        if pos is None:
-            break
-        start, end = _statement_region(masked, pos)
-        if not text[start:end].strip():
-            break
-        # items before the failing one parsed: blank them too, so that each retry costs only
-        # the rest of the file
-        item = _item_start(masked, start)
-        text, masked = _blank(_blank(text, 0, item), start, end), _blank(_blank(masked, 0, item), start, end)
-        budget -= len(text) - item
-        if budget < 0:
-            break
-        try:
-            _lark().parse(text)
-            break
-        except UnexpectedInput as e:
-            err = e
-        new_pos = _error_offset(err)
-        if new_pos is not None and new_pos < end:
-            break
-        diags.append(_syntax_error(err, file, text))
-    return ArchError(diags, {file: source})
-
-
-_LOOKALIKES = {"→": "->", "×": "x", "−": "-", "–": "-", "—": "-", "；": ";", "：": ":", "（": "(", "）": ")",
-               "“": '"', "”": '"', "｛": "{", "｝": "}", "｜": "|", "＝": "="}
-
-
-def _syntax_error(err: UnexpectedInput, file: str, source: str) -> Diagnostic:
-    line = getattr(err, "line", 1) or 1
-    column = getattr(err, "column", 1) or 1
-    if isinstance(err, UnexpectedToken) and err.token.type == "_SEP":
-        # point at the end of the previous line, where the statement was cut short
-        line, column = err.token.line, err.token.column
-    if isinstance(err, (UnexpectedEOF,)) or (isinstance(err, UnexpectedToken) and err.token.type == "$END"):
-        lines = source.split("\n")  # the end: just after the last line that holds anything
-        line = max((i for i, text in enumerate(lines, 1) if text.strip()), default=1)
-        column = len(lines[line - 1]) + 1
-        opened = _unclosed(source)
-        if opened is not None:
-            o_line, o_col = opened
-            return Diagnostic(
-                "E104",
-                "unclosed '{': the file ends inside this body",
-                P.Span(file=file, line=o_line, column=o_col, end_line=o_line, end_column=o_col + 1),
-                expected="'}'",
-                found="the end of the file",
-                hint="add the missing '}' to close this body",
-            )
-        return Diagnostic(
-            "E102",
-            "unexpected end of file: the last statement is incomplete",
-            P.Span(file=file, line=line, column=column, end_line=line, end_column=column + 1),
-            expected=_expected_words(getattr(err, "expected", ()), source, len(source)),
-            found="the end of the file",
-            hint=_hint_after_arrow(source, len(source)),
-        )
-    if isinstance(err, UnexpectedCharacters):
-        ch = source[err.pos_in_stream] if err.pos_in_stream < len(source) else ""
-        hint = None
-        if ch in "[]":
-            hint = "lists are written without brackets: `mlpconv 160,96`"
-        elif ch == "'":
-            hint = 'paths are quoted with double quotes: include "blocks.arch"'
-        elif ch in _LOOKALIKES:  # typographic characters, as copied from a paper's PDF
-            hint = f"write {_LOOKALIKES[ch]!r} instead"
-        return Diagnostic(
-            "E103",
-            f"unexpected character {ch!r}",
-            P.Span(file=file, line=line, column=column, end_line=line, end_column=column + 1),
-            expected=_expected_words(err.allowed, source, err.pos_in_stream),
-            found=repr(ch),
-            hint=hint,
-        )
-    assert isinstance(err, UnexpectedToken)
-    tok = err.token
-    expected = set(err.expected)
-    one_line = tok.end_line == tok.line and tok.type != "_SEP"  # a separator: underline its first character
-    end_col = (tok.end_column or column + len(tok)) if one_line else column + 1
-    found = _describe_token(tok)
-    message = f"unexpected {found.removeprefix('the end of the ').replace('line', 'end of line')}"
-    hint = None
-    pos = tok.start_pos
-    before = _mask(source[:pos]).rstrip()
-    if tok.type == "RBRACE" and _depth_at(_mask(source), pos) == 0:
-        message = "unexpected '}': it closes nothing"
-        hint = "remove it, or look above for a missing '{'"
-    elif {"NETWORK", "BLOCK"} <= expected and tok.type == "NAME":
-        hint = "a file holds `network`, `block`, `let` and `include`; layers go inside `network NAME { ... }`"
-    elif tok.type == "LBRACE" and expected == {"NAME"}:
-        hint = "give it a name: `network NAME { ... }`, `block NAME() { ... }`, `aux NAME { ... }`"
-    elif tok.type == "LBRACE" and expected == {"LPAR"}:
-        hint = "a block lists its parameters in parentheses, even when it has none: `block NAME() { ... }`"
-    elif tok.type == "LBRACE" and before.split()[-1:] == ["repeat"]:
-        hint = "repeat needs a count: `repeat 3 { ... }`"
-    elif before.endswith("->"):
-        hint = _hint_after_arrow(source, pos)
-    elif tok.type == "EQUAL" and "COLON" in expected:
-        hint = "constants are declared with `let NAME = value`"
-    elif tok.type == "NAME" and "_SEP" in expected:
-        hint = "separate statements with a newline or ';'"
-    return Diagnostic(
-        "E101",
-        message,
-        P.Span(file=file, line=line, column=column, end_line=line, end_column=max(end_col, column + 1)),
-        expected=_expected_words(expected, source, pos),
-        found=found,
-        hint=hint,
-    )
-
-
-def _hint_after_arrow(source: str, pos: int) -> str | None:
-    if _mask(source[:pos]).rstrip().endswith("->"):
-        return "`->` is followed by the number of output channels, e.g. `-> 64`"
-    return None
-
-
-def _unclosed(source: str) -> tuple[int, int] | None:
-    """Line and column of the innermost '{' left open at the end of `source`, if any."""
-    stack: list[tuple[int, int]] = []
-    for ln, text in enumerate(_mask(source).split("\n"), 1):
-        for col, ch in enumerate(text, 1):
-            if ch == "{":
-                stack.append((ln, col))
-            elif ch == "}" and stack:
-                stack.pop()
-    return stack[-1] if stack else None
-
-
-def _check_nesting(source: str, file: str) -> None:
-    depth = 0
-    line, col = 1, 0
-    for ch in source:
-        col += 1
-        if ch == "\n":
-            line, col = line + 1, 0
-        elif ch in "{(":
-            depth += 1
-            if depth > MAX_NESTING:
-                raise ArchError(
-                    Diagnostic(
-                        "E105",
-                        f"nesting deeper than {MAX_NESTING} levels",
-                        P.Span(file=file, line=line, column=col, end_line=line, end_column=col + 1),
-                        hint="braces and parentheses may nest at most "
-                        f"{MAX_NESTING} deep; use blocks to structure the network",
-                    ),
-                    {file: source},
-                )
-        elif ch in "})":
-            depth = max(depth - 1, 0)
-
-
-def _check_depth(tree: Tree, file: str, source: str) -> None:
-    """Refuse a parse tree deeper than MAX_TREE_DEPTH (walked without recursion), blaming the
-    innermost statement holding the deepest node: `- - - ... 1` or `1+1+...+1` would exhaust
-    Python's stack in the recursive stages. Called when the walk stops at that depth."""
-    stack = [(tree, 1, tree)]
-    while stack:
-        node, depth, stmt = stack.pop()
-        if depth > MAX_TREE_DEPTH:  # blame the innermost statement holding it
-            first, last = _edge_token(stmt, 0), _edge_token(stmt, -1)
-            line, col = (first.line, first.column) if first is not None else (1, 1)
-            end = last.end_column if last is not None and last.end_line == line else col + 1
-            raise ArchError(Diagnostic(
-                "E105", f"this statement nests more than {MAX_TREE_DEPTH} levels deep",
-                P.Span(file=file, line=line, column=col, end_line=line, end_column=end),
-                hint="split long expressions with `let`, deep structures into blocks"), {file: source})
-        if node.data in _STATEMENTS:
-            stmt = node
-        stack.extend((c, depth + 1, stmt) for c in node.children if isinstance(c, Tree))
-
-
-def _edge_token(tree: Tree, end: int) -> Token | None:
-    """The first (end=0) or last (end=-1) token of `tree`, walked without recursion."""
-    stack: list = [tree]
-    while stack:
-        node = stack.pop()
-        if type(node) is Token:
-            return node
-        if node is not None:
-            children = node.children
-            stack.extend(reversed(children) if end == 0 else children)
-    return None
-
-
-_STATEMENTS = frozenset({"invocation", "let", "input", "scoped", "repeat", "if_stmt", "concat", "add", "residual",
-                         "aux", "expect", "labeled", "block", "network", "include"})
-
 
 def parse(source: str, file: str = "<string>") -> P.Program:
-    """Parse spec text into a :class:`~archdsl.program.Program`.
+    """Parse spec text into a :class:`~archdsl.syntax.Program`.
 
     >>> prog = parse("network tiny { input 1x8x8; conv 3x3 -> 4 }")
     >>> [n.name for n in prog.networks]
     ['tiny']
     """
-    cached = _cache.lookup(source, file)  # a parse depends only on the text, the name and this code
-    if cached is not None:
-        return cached
+    if not isinstance(source, str):
+        raise TypeError(f"parse() takes spec text (a str), not {type(source).__name__}")
     if len(source) > MAX_SOURCE_BYTES:
         raise ArchError(
             Diagnostic(
@@ -723,56 +447,25 @@ def parse(source: str, file: str = "<string>") -> P.Program:
                 hint="split it into files joined with `include`",
             )
         )
-    _check_nesting(source, file)
-    with _cache.collector_paused():
-        program = _parse(source, file)
-    _cache.store(source, file, program)
-    return program
+    check_nesting(source, file)
+    with P.gc_paused():
+        return _parse(source, file)
 
 
 def _parse(source: str, file: str) -> P.Program:
     try:
         tree = _lark().parse(source)
     except UnexpectedInput as err:
-        raise _syntax_errors(err, file, source) from None
+        raise syntax_errors(err, file, source, _lark()) from None
     try:
         items = _ToProgram(file).transform(tree)
     except (ArchError, _TooDeep) as err:
         # a tree too deep is reported first, wherever it is (E105 at the innermost statement
         # holding it), as it would be if the depth were checked before the walk
-        _check_depth(tree, file, source)
+        check_depth(tree, file, source)
         if isinstance(err, _TooDeep):
-            raise AssertionError("_check_depth found no node deeper than MAX_TREE_DEPTH") from None
+            raise AssertionError("check_depth found no node deeper than MAX_TREE_DEPTH") from None
         raise err.with_sources({file: source}) from None
     return P.Program(file=file, source=source, items=tuple(items))
 
 
-def read_source(path: str | os.PathLike) -> str:
-    """Read a spec file as UTF-8; undecodable bytes become an E107 error at their position."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read(4 * MAX_SOURCE_BYTES + 1)  # UTF-8 takes at most 4 bytes a character
-    except OSError as err:
-        raise ArchError(Diagnostic("E602", f"cannot read {path}: {err.strerror or err}")) from None
-    if len(data) > 4 * MAX_SOURCE_BYTES:  # refused before the whole file is read
-        head = data[:200].decode("utf-8", "replace").split("\n")[0]
-        raise ArchError(Diagnostic(
-            "E106", f"{path} is larger than {4 * MAX_SOURCE_BYTES:,} bytes; "
-                    f"the limit is {MAX_SOURCE_BYTES:,} characters",
-            P.Span(file=str(path), line=1, column=1, end_line=1, end_column=2),
-            hint="split it into files joined with `include`"), {str(path): head})
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as err:
-        before = data[: err.start].decode("utf-8", "replace")
-        line = before.count("\n") + 1
-        col = len(before) - (before.rfind("\n") + 1) + 1
-        raise ArchError(
-            Diagnostic(
-                "E107",
-                f"the file is not valid UTF-8 (byte 0x{data[err.start]:02x} at offset {err.start})",
-                P.Span(file=str(path), line=line, column=col, end_line=line, end_column=col + 1),
-                hint="save the spec as UTF-8",
-            ),
-            {str(path): data.decode("utf-8", "replace")},
-        ) from None

@@ -26,10 +26,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
+
+from .network import TAux, TLayer, TMerge, TSeq, call_text, groups, is_branch, nodes_under, output_of
 
 if TYPE_CHECKING:
-    from .graph import CompiledNetwork, TSeq
+    from .network import CompiledNetwork
 
 #: fill colour of each layer category, in legend order
 CATEGORY_COLOURS: dict[str, str] = {
@@ -54,59 +56,6 @@ class GraphvizNotFound(RuntimeError):
 
     def __init__(self) -> None:
         super().__init__(INSTALL_HINT)
-
-
-# ---------------------------------------------------------------- tree helpers (shared with diff)
-
-
-def subtree_nodes(item: Any) -> Iterator[str]:
-    """Every graph node inside a tree item (layer, merge, body, aux head), in build order."""
-    from .graph import TAux, TLayer, TMerge, TSeq
-
-    if isinstance(item, TLayer):
-        yield item.node
-    elif isinstance(item, TMerge):
-        for br in item.branches:
-            yield from subtree_nodes(br)
-        yield item.node
-    elif isinstance(item, TSeq):
-        for it in item.items:
-            yield from subtree_nodes(it)
-    elif isinstance(item, TAux):
-        yield from subtree_nodes(item.body)
-
-
-def seq_output(seq: "TSeq") -> str | None:
-    """The graph node a body returns (None for an empty body, which passes its input on)."""
-    from .graph import TAux, TLayer, TMerge, TSeq
-
-    for it in reversed(seq.items):
-        if isinstance(it, (TLayer, TMerge)):
-            return it.node
-        if isinstance(it, TSeq):
-            out = seq_output(it)
-            if out is not None:
-                return out
-        # an aux head returns its input: look further back
-        assert isinstance(it, TAux)
-    return None
-
-
-def format_value(v: Any) -> str:
-    """A block argument as the spec would write it."""
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, float):
-        return f"{v:g}"
-    return str(v)
-
-
-def call_text(seq: "TSeq") -> str:
-    """`inception(c1=64, c3r=96, ...)` for a block call; the group's name otherwise."""
-    if seq.block is None:
-        return seq.name
-    args = ", ".join(f"{k}={format_value(v)}" for k, v in seq.args.items())
-    return f"{seq.block}({args})"
 
 
 def si(n: int | float) -> str:
@@ -159,7 +108,7 @@ class _Layout:
         # one group: the tensors it reads from outside are drawn as its inputs, and the depth
         # counts from the group's own body
         item = find_group(net, only)
-        members = set(subtree_nodes(item))
+        members = set(nodes_under(item))
         for n in net.graph.nodes:
             if n in members:
                 for u in net.node(n).inputs:
@@ -171,8 +120,6 @@ class _Layout:
 
     # -- walking the tree
     def _items(self, items: list, container: _Cluster, level: int) -> None:
-        from .graph import TAux, TLayer, TMerge, TSeq
-
         i = 0
         while i < len(items):
             it = items[i]
@@ -212,7 +159,7 @@ class _Layout:
         when each builds the same layers: a stage's first block may add a projection that the
         others lack, although all are called with the same arguments."""
         cut = len(seq.path) + 1
-        return tuple((n[cut:], self.net.node(n).label()) for n in subtree_nodes(seq))
+        return tuple((n[cut:], self.net.node(n).label()) for n in nodes_under(seq))
 
     def _node(self, node: str, container: _Cluster, name: str, vid: str) -> None:
         info = self.net.node(node)
@@ -235,10 +182,10 @@ class _Layout:
 
     def _collapsed(self, run: list["TSeq"], container: _Cluster, aux: str | None) -> None:
         first, last = run[0], run[-1]
-        members = [n for seq in run for n in subtree_nodes(seq)]
+        members = [n for seq in run for n in nodes_under(seq)]
         params = sum(self.net.node(n).params for n in members)
         macs = sum(self.net.node(n).macs for n in members)
-        out = seq_output(last)
+        out = output_of(last)
         shape = self.net.node(out).shape if out is not None else None
         name = first.name if len(run) == 1 else f"{first.name} .. {last.name} x{len(run)}"
         title = f"aux head {aux}" if aux else name
@@ -275,11 +222,12 @@ class _Layout:
                 shape = str(self.net.node(u).shape)
                 if merge is not None and rv == v:
                     label = shape
-                    if k < len(merge.branches) and next(subtree_nodes(merge.branches[k]), None) is None:
+                    if k < len(merge.branches) and not merge.branches[k].items:
                         attrs["style"] = "dashed"  # an empty branch: the identity
                         label += " (identity)"
-                    if k < len(merge.scales) and merge.scales[k] != 1.0:
-                        label += f" x{merge.scales[k]:g}"
+                    note = info.kind.branch_note(info.op.params, k)
+                    if note:
+                        label += f" {note}"
                     attrs["label"] = label
                 elif self.cluster_of.get(ru) != self.cluster_of.get(rv):
                     attrs["label"] = shape
@@ -298,11 +246,7 @@ def _shape(shape) -> str:
 
 
 def _merge_text(merge, info) -> str:
-    if merge.mode == "add" and merge.scales:
-        # `residual scale=S` is x + S * f(x): branch 1 is f, branch 2 the identity
-        s = merge.scales[0]
-        return "residual: x + f(x)" if s == 1.0 else f"residual: x + {s:g} f(x)"
-    return merge.mode
+    return info.kind.caption(info.op.params)
 
 
 # ---------------------------------------------------------------- DOT
@@ -312,42 +256,27 @@ def find_group(net: "CompiledNetwork", path: str):
     """The block call, named group, aux head or merge branch at `path` (``inception3a``,
     ``resnet_imagenet1.layer2``). Raises ValueError, naming the groups there are."""
     from .diagnostics import did_you_mean
-    from .graph import TAux, TMerge, TSeq
 
-    groups: dict[str, Any] = {}
-
-    def visit(items: list) -> None:
-        for it in items:
-            if isinstance(it, TMerge):
-                for br in it.branches:
-                    groups[br.path] = br
-                    visit(br.items)
-            elif isinstance(it, (TSeq, TAux)):
-                seq = it.body if isinstance(it, TAux) else it
-                groups[seq.path] = it
-                visit(seq.items)
-
-    visit(net.tree.items)
-    if path not in groups:
-        named = [p for p, g in groups.items() if not (isinstance(g, TSeq) and g.block is None
-                                                      and g.name.startswith("branch"))]
-        tails = [p for p in groups if p.endswith("." + path)]
+    found = groups(net.tree)
+    if path not in found:
+        named = [p for p, g in found.items() if not is_branch(g)]
+        tails = [p for p in found if p.endswith("." + path)]
         hint = ("did you mean " + " or ".join(f"'{p}'" for p in tails[:3]) + "?" if tails else None) or \
-            did_you_mean(path, groups) or ("groups: " + ", ".join(named[:12]) +
+            did_you_mean(path, found) or ("groups: " + ", ".join(named[:12]) +
                                               (f", ... ({len(named)} in all)" if len(named) > 12 else "")
                                               if named else "it has no blocks or groups")
         raise ValueError(f"{net.name} has no block or group '{path}'; {hint}")
-    return groups[path]
+    return found[path]
 
 
 def title(net: "CompiledNetwork", only: str | None = None) -> str:
     """The diagram's title: name, input -> output, parameters and MACs (of one group with `only`)."""
     if only is not None:
         item = find_group(net, only)
-        nodes = list(subtree_nodes(item))
+        nodes = list(nodes_under(item))
         first = net.node(nodes[0]) if nodes else None
         seq = item.body if hasattr(item, "body") else item
-        out = seq_output(seq)
+        out = output_of(seq)
         shape_in = first.in_shapes[0] if first is not None and first.in_shapes else "?"
         shape_out = net.node(out).shape if out is not None else shape_in
         params = sum(net.node(n).params for n in nodes)

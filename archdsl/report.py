@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .graph import CompiledNetwork
+    from .network import CompiledNetwork
 
 SCHEMA = 1
 BYTES_PER_VALUE = 4  # float32

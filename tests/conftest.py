@@ -38,7 +38,7 @@ def spec_networks() -> list[tuple[Path, str]]:
     cases = []
     for path in sorted(SPECS.rglob("*.arch")):
         unit = archdsl.load(path)
-        for net in unit.program.networks:
+        for net in unit.unit.program.networks:
             cases.append((path, net.name))
     return cases
 

@@ -26,7 +26,8 @@ from torch import nn  # noqa: E402
 
 import archdsl  # noqa: E402
 from archdsl.layers import kinds  # noqa: E402
-from archdsl.lower_torch import TAux, TLayer, TMerge, TSeq, count_parameters, lower  # noqa: E402
+from archdsl.lower_torch import count_parameters, lower  # noqa: E402
+from archdsl.network import nodes_under  # noqa: E402
 
 # ---------------------------------------------------------------- helpers
 
@@ -44,25 +45,8 @@ def built(src: str, **compile_kw):
 def _expected_shapes(net) -> dict[str, tuple[int, ...]]:
     """Module path (as named_modules() spells it) -> inferred output shape, for every
     layer and merge node of the structural tree, aux heads included."""
-    out: dict[str, tuple[int, ...]] = {}
-
-    def walk(seq: TSeq, prefix: str) -> None:
-        for item in seq.items:
-            path = f"{prefix}.{item.name}"
-            if isinstance(item, TLayer):
-                out[path] = net.node(item.node).shape.dims
-            elif isinstance(item, TSeq):
-                walk(item, path)
-            elif isinstance(item, TMerge):
-                out[path] = net.node(item.node).shape.dims
-                for b in item.branches:
-                    if b.items:
-                        walk(b, f"{path}.{b.name}")
-            elif isinstance(item, TAux):
-                walk(item.body, path)
-
-    walk(net.tree, "body")
-    return out
+    # a node's id is its module path below the network's body, in branches and aux heads too
+    return {f"body.{n}": net.node(n).shape.dims for n in nodes_under(net.tree)}
 
 
 def check_every_shape(net, model, batch: int = 2) -> None:
@@ -462,12 +446,36 @@ def add_cases(kind):
     src = net_src("3x8x8", "  add { conv 3x3 p1 -> 3 | identity }")
     same_output(src, lambda x, m: x + F.conv2d(x, m.body.add1.branch1.conv1.weight, m.body.add1.branch1.conv1.bias,
                                                padding=1))
+
+
+@case("residual")
+def residual_cases(kind):
     # Szegedy et al. 2016 (Inception-ResNet): x + S * f(x)
     src = net_src("3x8x8", "  residual scale=0.2 { conv 3x3 p1 -> 3 }")
     net, model = same_output(src, lambda x, m: x + 0.2 * F.conv2d(
         x, m.body.residual1.branch1.conv1.weight, m.body.residual1.branch1.conv1.bias, padding=1))
     assert [n for n, _ in model.body.residual1.named_children()] == ["branch1", "branch2"]
     assert net.node("residual1").op.params.scales == (0.2, 1.0)
+    net, model = built(net_src("3x8x8", "  residual { conv 3x3 p1 -> 3 }"))
+    assert isinstance(model.body.residual1.branch2, torch.nn.Identity)
+
+
+@case("mul")
+def mul_cases(kind):
+    # squeeze-and-excitation (Hu et al. 2018): a Cx1x1 gate broadcast over the CxHxW map
+    src = net_src("8x6x6", "  se: mul {\n    identity\n  | gap; conv 1x1 -> 2 relu; conv 1x1 -> 8 sigmoid\n  }")
+
+    def ref(x, m):
+        b = m.body.se.branch2
+        g = F.relu(F.conv2d(x.mean((2, 3), keepdim=True), b.conv1.conv.weight, b.conv1.conv.bias))
+        return x * torch.sigmoid(F.conv2d(g, b.conv2.conv.weight, b.conv2.conv.bias))
+
+    net, _ = same_output(src, ref)
+    assert net.output_shape.dims == (8, 6, 6) and net.macs == 8 * 2 + 2 * 8
+    # same-shape branches multiply element-wise
+    same_output(net_src("3x4x4", "  mul { identity | sigmoid }"), lambda x, m: x * torch.sigmoid(x))
+    with pytest.raises(archdsl.ArchError, match="mul: the branches' shapes differ"):
+        archdsl.compile(net_src("8x6x6", "  mul { identity | gap; conv 1x1 -> 4 }"))
 
 
 # ---------------------------------------------------------------- the registry

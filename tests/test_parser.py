@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 from lark import Lark, Token, Tree
 
-from archdsl import ArchError, cache
-from archdsl import program as P
+from archdsl import ArchError
+from archdsl import syntax as P
 from archdsl import parser
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -78,12 +78,11 @@ def test_programs_equal_the_reference_on_every_text(reference):
     texts = _texts()
     assert len(texts) > 100
     parsed = 0
-    with cache.disabled():
-        for file, source in texts:
-            ours = _outcome(parser.parse, source, file)
-            if isinstance(ours, P.Program):
-                parsed += 1
-                assert ours == _reference_parse(reference, source, file), file
+    for file, source in texts:
+        ours = _outcome(parser.parse, source, file)
+        if isinstance(ours, P.Program):
+            parsed += 1
+            assert ours == _reference_parse(reference, source, file), file
     assert parsed > 60  # the comparison is not vacuous: most texts are valid
 
 
@@ -91,16 +90,15 @@ def test_programs_equal_the_reference_on_mutants(reference):
     rng = random.Random(5)
     seeds = [t for _, t in _texts()]
     compared = 0
-    with cache.disabled():
-        for _ in range(400):
-            data = fuzz.mutate(rng.choice(seeds), rng)
-            source = data.decode("utf-8", "replace")
-            if len(source) > parser.MAX_SOURCE_BYTES:
-                continue
-            ours = _outcome(parser.parse, source, "m.arch")
-            if isinstance(ours, P.Program):
-                compared += 1
-                assert ours == _reference_parse(reference, source, "m.arch"), source
+    for _ in range(400):
+        data = fuzz.mutate(rng.choice(seeds), rng)
+        source = data.decode("utf-8", "replace")
+        if len(source) > parser.MAX_SOURCE_BYTES:
+            continue
+        ours = _outcome(parser.parse, source, "m.arch")
+        if isinstance(ours, P.Program):
+            compared += 1
+            assert ours == _reference_parse(reference, source, "m.arch"), source
     assert compared > 50
 
 
@@ -119,3 +117,103 @@ def test_a_tree_too_deep_is_reported_before_other_mistakes():
     with pytest.raises(ArchError) as err:
         parser.parse(f"network n {{\n  input 4\n  fc(99999999999999999999999)\n  fc({deep})\n}}\n", "d.arch")
     assert [(d.code, d.span.line) for d in err.value.diagnostics] == [("E105", 4)]
+
+
+# ---------------------------------------------------------------- the typed program and the grammar tables
+
+
+def test_every_parsed_spec_conforms_to_the_typed_programs_annotations():
+    """The program is plain dataclasses, built only by the parser: pydantic checks each parsed
+    text against the annotations (strict: an int is no float, a list no tuple)."""
+    import pydantic
+    from pydantic import TypeAdapter
+
+    adapter = TypeAdapter(P.Program)
+    checked = 0
+    for file, source in _texts():
+        prog = _outcome(parser.parse, source, file)
+        if isinstance(prog, P.Program):
+            assert adapter.validate_python(prog) == prog, file
+            checked += 1
+    assert checked > 60
+    bad = P.replace(prog, items=list(prog.items))  # a list where the annotation says tuple
+    with pytest.raises(pydantic.ValidationError):
+        adapter.validate_python(bad)
+    with pytest.raises(pydantic.ValidationError):
+        adapter.validate_python(P.replace(prog, file=3))
+
+
+def _tables(folder: Path) -> list[Path]:
+    return sorted(folder.glob("grammar-*.tables"))
+
+
+def _fresh_parser(monkeypatch, folder: Path):
+    monkeypatch.setenv("ARCHDSL_CACHE_DIR", str(folder))
+    monkeypatch.delenv("ARCHDSL_NO_CACHE", raising=False)
+    parser._lark.cache_clear()
+    try:
+        return parser._lark()
+    finally:
+        parser._lark.cache_clear()
+
+
+def test_the_grammar_tables_are_cached_as_data_in_a_private_folder(monkeypatch, tmp_path):
+    folder = tmp_path / "cache"
+    built = _fresh_parser(monkeypatch, folder)
+    (tables,) = _tables(folder)
+    assert folder.stat().st_mode & 0o777 == 0o700 and tables.stat().st_mode & 0o777 == 0o600
+    assert tables.read_bytes().startswith(b"archdsl-grammar-tables 1\n")  # marshal data, not a pickle
+    loaded = _fresh_parser(monkeypatch, folder)
+    source = (ROOT / "specs" / "googlenet.arch").read_text()
+    assert loaded.parse(source) == built.parse(source)
+    assert [t.name for t in loaded.terminals] == [t.name for t in built.terminals]
+
+
+@pytest.mark.parametrize("damage", ["truncated", "flipped", "foreign", "group-writable", "symlink"])
+def test_a_damaged_or_foreign_tables_file_is_a_miss_never_an_error(monkeypatch, tmp_path, damage):
+    folder = tmp_path / "cache"
+    _fresh_parser(monkeypatch, folder)
+    (tables,) = _tables(folder)
+    blob = tables.read_bytes()
+    if damage == "truncated":
+        tables.write_bytes(blob[: len(blob) // 2])
+    elif damage == "flipped":
+        tables.write_bytes(blob[:-10] + bytes(b ^ 0xFF for b in blob[-10:]))
+    elif damage == "foreign":  # a well-formed file whose payload is not the tables
+        import hashlib
+        import marshal
+
+        payload = marshal.dumps({"data": {}, "memo": {}})
+        tables.write_bytes(b"archdsl-grammar-tables 1\n" + hashlib.sha256(payload).hexdigest().encode()
+                           + b"\n" + payload)
+    elif damage == "group-writable":
+        tables.chmod(0o666)
+    else:
+        other = tmp_path / "elsewhere"
+        other.write_bytes(blob)
+        tables.unlink()
+        tables.symlink_to(other)
+    lark = _fresh_parser(monkeypatch, folder)
+    assert lark.parse("network n { input 3x8x8; conv 3x3 -> 4 }")
+    assert parser.parse("network n { input 3x8x8 }").networks[0].name == "n"
+
+
+def test_a_folder_others_can_write_is_not_used(monkeypatch, tmp_path):
+    folder = tmp_path / "shared"
+    folder.mkdir(mode=0o777)
+    folder.chmod(0o777)
+    _fresh_parser(monkeypatch, folder)
+    assert _tables(folder) == []
+    monkeypatch.setenv("ARCHDSL_CACHE_DIR", str(folder))
+    assert parser.cache_dir() is None
+
+
+def test_no_cache_means_no_file(monkeypatch, tmp_path):
+    monkeypatch.setenv("ARCHDSL_NO_CACHE", "1")
+    monkeypatch.setenv("ARCHDSL_CACHE_DIR", str(tmp_path / "c"))
+    parser._lark.cache_clear()
+    try:
+        parser._lark()
+    finally:
+        parser._lark.cache_clear()
+    assert not (tmp_path / "c").exists()

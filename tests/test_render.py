@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 import archdsl
 from archdsl.cli import main
-from archdsl.graph import TAux, TLayer, TMerge, TSeq
+from archdsl.network import TAux, TLayer, TMerge, TSeq
 from archdsl.render import (AUTO_MAX_NODES, GraphvizNotFound, auto_depth, dot_available, render, title,
                             to_dot, to_svg)
 

@@ -64,19 +64,36 @@ def _figures(net) -> list[tuple]:
 
 
 def test_a_loaded_spec_compiles_its_networks_alike_in_any_order():
-    """The memo tables are shared by every network of a file (and every file): compiling a
-    file's networks last to first, from empty tables, gives what first to last gives."""
-    from archdsl import cache
+    """Compiling a file's networks last to first gives what first to last gives: nothing
+    one compile does changes another."""
     from conftest import SPECS
 
     for path in sorted(SPECS.rglob("*.arch")):
-        unit = archdsl.load(path)
-        assert unit.networks == [n.name for n in unit.program.networks]
-        forward = [_everything(unit.compile(name)) for name in unit.networks]
-        cache.clear()
-        unit = archdsl.load(path)
-        backward = [_everything(unit.compile(name)) for name in reversed(unit.networks)]
+        spec = archdsl.load(path)
+        assert spec.networks == [n.name for n in spec.unit.program.networks]
+        forward = [_everything(spec.compile(name)) for name in spec.networks]
+        spec = archdsl.load(path)
+        backward = [_everything(spec.compile(name)) for name in reversed(spec.networks)]
         assert forward == backward[::-1], path.name
+
+
+def test_every_spec_and_doc_example_compiles_twice_in_one_process_as_once():
+    """Every spec in specs/ and every example of docs/language.md, compiled again in the same
+    process, gives exactly the first compile: nodes, spans, scopes, receptive fields, the
+    structural tree and every `expect`. (A process-wide memo of block calls once gave a
+    second call a different receptive field than a fresh expansion.)"""
+    import test_language as docs
+
+    first = [_everything(archdsl.compile(path, name)) for path, name in CASES]
+    again = [_everything(archdsl.compile(path, name)) for path, name in CASES]
+    for (path, name), a, b in zip(CASES, first, again):
+        assert a == b, name
+    sources = [docs._source(e) for e in docs.ARCH if not e.options.keys() & {"file", "error"}]
+    sources = [s for s in sources if "include" not in s]
+    assert len(sources) > 20
+    once = [[_everything(n) for n in archdsl.compile_all(s)] for s in sources]
+    twice = [[_everything(n) for n in archdsl.compile_all(s)] for s in sources]
+    assert once == twice
 
 
 def test_unit_compile_takes_input_and_parameters_and_names_a_network():
@@ -90,36 +107,16 @@ def test_unit_compile_takes_input_and_parameters_and_names_a_network():
         unit.compile("c")
 
 
-def test_memo_tables_change_no_figure():
-    """Binding and inference are memoised by statement text and the identity of shared
-    objects (graph._BIND_MEMO, infer._MEMO): every network must come out the same with every memo
-    table emptied first, and when built again from full tables."""
-    from archdsl import cache
-
-    cases = CASES
-    with cache.disabled():
-        cold = []
-        for path, name in cases:
-            cache.clear()
-            cold.append(_figures(archdsl.compile(path, name)))
-    warm = [_figures(archdsl.compile(path, name)) for path, name in cases]
-    again = [_figures(archdsl.compile(path, name)) for path, name in cases]
-    assert cold == warm == again
-
-
 def test_statements_written_alike_bind_with_their_own_values_and_places():
-    """Layer bindings are memoised by a statement's text (graph.Builder._stmt_key): statements
-    written alike in different places must still bind with the values their names have
-    there, and a mistake must be reported where it is written, with the memo tables empty
-    or full."""
-    from archdsl import ArchError, cache
+    """Statements written alike in different places bind with the values their names have
+    there, and a mistake is reported where it is written, the first time and the second."""
+    from archdsl import ArchError
 
     text = ("block a(p) {\n  conv 3x3 pad=p -> 4\n}\n"
             "block b(p) {\n  conv 3x3 pad=p -> 4\n}\n"
             "network n {\n  input 4x8x8\n  a(1)\n  b(0)\n  conv 3x3 pad=1 -> 4\n  conv 3x3 pad=1 -> 4\n}\n"
             "network bad {\n  input 4x8x8\n  a(1)\n  b(-1)\n}\n")
-    cache.clear()
-    for _ in range(2):  # empty tables, then full ones
+    for _ in range(2):
         unit = archdsl.load(text)
         layers = [i for i in unit.compile("n").nodes() if i.kind.name == "conv"]
         assert [(i.shape.dims, i.span.line) for i in layers] == [
@@ -132,7 +129,7 @@ def test_statements_written_alike_bind_with_their_own_values_and_places():
 
 def _tree(item) -> tuple:
     """The structural tree (what lowering and rendering walk) as plain tuples."""
-    from archdsl.graph import TAux, TLayer, TMerge, TSeq
+    from archdsl.network import TAux, TLayer, TMerge, TSeq
 
     if isinstance(item, TLayer):
         return ("layer", item.name, item.node)
@@ -140,7 +137,7 @@ def _tree(item) -> tuple:
         return ("seq", item.name, item.block, tuple(item.args.items()), item.path,
                 tuple(_tree(i) for i in item.items))
     if isinstance(item, TMerge):
-        return ("merge", item.name, item.mode, item.node, item.scales, tuple(_tree(b) for b in item.branches))
+        return ("merge", item.name, item.node, tuple(_tree(b) for b in item.branches))
     assert isinstance(item, TAux)
     return ("aux", item.name, _tree(item.body))
 
@@ -149,38 +146,6 @@ def _everything(net) -> tuple:
     nodes = [(i.id, tuple(i.inputs), i.shape.dims, tuple(s.dims for s in i.in_shapes), i.params, i.macs,
               tuple(i.rf), i.aux, i.scope, i.span, i.label()) for i in net.nodes()]
     checks = [(o.what, o.ok, str(o.found)) for o in net.check()]
-    return (nodes, _tree(net.tree), net.input, net.output, net.aux_outputs, checks,
-            sorted(net._layers.edges) if hasattr(net, "_layers") else None)
+    return (nodes, _tree(net.tree), net.input, net.output, net.aux_outputs, checks)
 
 
-def test_block_calls_copied_from_an_earlier_call_equal_a_fresh_expansion(monkeypatch):
-    """A block call made alike before is copied (graph.Builder._replay) instead of expanded:
-    every spec must come out exactly as when every call is expanded afresh, node ids, spans,
-    scopes, receptive fields, the structural tree, the edges and every `expect` included."""
-    from archdsl import cache
-    from archdsl.graph import Builder
-
-    from archdsl import graph
-
-    for path, name in CASES:  # fill the memo: the second compile of each copies every call it can
-        archdsl.compile(path, name)
-    assert len(graph._CALLS) > 100
-    replayed = [_everything(archdsl.compile(path, name)) for path, name in CASES]
-    cache.clear()
-    monkeypatch.setattr(Builder, "_call_key", lambda *args: None)
-    fresh = [_everything(archdsl.compile(path, name)) for path, name in CASES]
-    for (path, name), a, b in zip(CASES, replayed, fresh):
-        assert a == b, name
-
-
-def test_the_block_call_memo_holds_a_bounded_number_of_nodes(monkeypatch):
-    from archdsl import graph
-
-    monkeypatch.setattr(graph, "_CALLS_NODE_LIMIT", 40)
-    for w in range(1, 30):
-        net = archdsl.compile(f"block b(w) {{ conv 3x3 p1 -> w; conv 3x3 p1 -> w }}\n"
-                              f"network n {{ input 3x8x8; b({w}); b({w}); b({w + 1}) }}")
-        assert net.params == (3 * 9 * w + w) + 3 * (w * 9 * w + w) + (w * 9 * (w + 1) + w + 1) + \
-            (w + 1) * 9 * (w + 1) + (w + 1)
-        held = sum(len(e.nodes) for e in graph._CALLS.values())
-        assert held <= 40 and held <= graph._calls_nodes

@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
-from typing import Any, Callable, ClassVar, Iterable, Sequence
+from typing import Any, Callable, ClassVar, Iterable, NamedTuple, Sequence
 
 from ..diagnostics import ArchError, Diagnostic, did_you_mean
-from ..program import Expr, KwArg, ListArg, Span, Window
+from ..syntax import Expr, KwArg, ListArg, Span, Window
 
 
 # ---------------------------------------------------------------- shapes
@@ -93,6 +93,42 @@ class RF:
 
 
 IDENTITY_RF = RF()
+
+
+class Field(NamedTuple):
+    """Receptive field of a tensor, per axis (H, W), in input pixels: its size, its jump
+    (the distance between neighbouring outputs) and the centre of its first window.
+
+    A named tuple rather than a frozen dataclass: one is made per node, and a frozen
+    dataclass's constructor costs several times as much."""
+
+    size: tuple[int, int] = (1, 1)
+    jump: tuple[int, int] = (1, 1)
+    start: tuple[float, float] = (0.5, 0.5)
+
+
+#: the network input's field: one pixel
+INPUT_FIELD = Field()
+
+
+def advance(f: Field, step: RF) -> Field:
+    """The field after a layer with receptive-field step `step` (the recurrence of :class:`RF`)."""
+    (r0, r1), (j0, j1), (s0, s1) = f
+    (k0, k1), (t0, t1), (p0, p1) = step.k, step.s, step.p
+    return Field((r0 + (k0 - 1) * j0, r1 + (k1 - 1) * j1), (j0 * t0, j1 * t1),
+                 (s0 + ((k0 - 1) / 2 - p0) * j0, s1 + ((k1 - 1) / 2 - p1) * j1))
+
+
+def widest(fields: Sequence[Field]) -> Field:
+    """Where branches merge: the largest field (by area, then by size), the first of equals.
+    A merge's output depends on every branch, so its field is the union of theirs; with the
+    branches' windows centred alike (as in every classic network) that is the largest."""
+    rf = fields[0]
+    for f in fields[1:]:
+        (a0, a1), (b0, b1) = f.size, rf.size
+        if (a0 * a1, a0, a1) > (b0 * b1, b0, b1):
+            rf = f
+    return rf
 
 
 # ---------------------------------------------------------------- argument reading
@@ -295,14 +331,13 @@ def _is_expr(a) -> bool:
 class Params:
     """A kind's parameters: a frozen dataclass, compared and hashed by value.
 
-    Each kind declares its own as ``@dataclass(frozen=True) class XParams(Params)``. They are
-    keys of the memo tables (``infer._MEMO``, the binding memos of ``graph``), so two layers
-    written alike must give equal params, whatever the spelling: ``__post_init__`` makes an
+    Each kind declares its own as ``@dataclass(frozen=True) class XParams(Params)``. Two
+    layers written alike give equal params, whatever the spelling (the diff and the
+    diagrams compare them): ``__post_init__`` makes an
     int given for a ``float`` field a float and any sequence given for a ``tuple`` field a
     tuple. They are plain dataclasses rather than pydantic models because a compile makes
     thousands of them and, in a short command, building pydantic's validators for them cost
-    more than the compile itself; the typed program (:mod:`archdsl.program`) is where
-    validation belongs, and it stays pydantic.
+    more than the compile itself.
     """
 
     def __post_init__(self) -> None:
@@ -354,8 +389,12 @@ class Kind:
     has_bias: ClassVar[bool] = False
     #: accepts a flat (N,) input
     accepts_flat: ClassVar[bool] = False
-    #: accepts a spatial (C,H,W) input
-    accepts_spatial: ClassVar[bool] = True
+    #: its output is a new tensor that its own backward pass does not read, so an activation
+    #: that is its only reader may overwrite it in place (torchvision's ReLU(inplace=True))
+    fresh_output: ClassVar[bool] = False
+    #: subtracts a per-channel mean (batch norm): a bias just before it is redundant (Ioffe
+    #: and Szegedy 2015, §3.2), so `bias auto` drops it from the layer before
+    cancels_bias: ClassVar[bool] = False
 
     Params: ClassVar[type[Params]] = Params
 
@@ -393,12 +432,49 @@ class Kind:
 
 
 class MergeKind(Kind):
-    """Kinds with several inputs (concat, add). Their ``infer`` gets every branch's shape."""
+    """Kinds with several inputs, written `NAME [options] { A | B | ... }`: every branch runs
+    on the same input and the kind combines their outputs.
+
+    A merge kind owns, in one place: its options (``bind``, read like a layer's arguments),
+    its shape rule over the branches (``infer_many``, raising ShapeError; ``odd_branch``
+    names the branch to blame), its counts (``count_params_many``, ``macs_many``), its
+    receptive-field rule (``field``), its lowering (``combine``: the merged tensor from the
+    branches' outputs, with torch handed in as for ``lower``) and its label.
+    """
 
     category = "merge"
+    fresh_output = True
+    #: the statement's own branches, at least
+    min_branches: ClassVar[int] = 2
+    #: the identity is added as a last branch (`residual { F }` is x + S * F(x))
+    identity_branch: ClassVar[bool] = False
 
     def infer_many(self, p: Params, xs: Sequence[Shape]) -> Shape:
         raise NotImplementedError
+
+    def odd_branch(self, p: Params, xs: Sequence[Shape]) -> int:
+        """The index of the branch a shape error blames: the first unlike the first."""
+        return next((k for k in range(1, len(xs)) if xs[k] != xs[0]), 1)
+
+    def count_params_many(self, p: Params, xs: Sequence[Shape], y: Shape) -> int:
+        return 0
+
+    def macs_many(self, p: Params, xs: Sequence[Shape], y: Shape) -> int:
+        return 0
+
+    def field(self, p: Params, fields: Sequence[Field]) -> Field:
+        return widest(fields)
+
+    def combine(self, p: Params, ys: list, lib) -> Any:
+        raise NotImplementedError(f"{self.name} cannot be lowered to torch")
+
+    def caption(self, p: Params) -> str:
+        """The merge node's text in diagrams."""
+        return self.name
+
+    def branch_note(self, p: Params, k: int) -> str | None:
+        """What a diagram writes on the edge of branch `k` besides its shape (a scale)."""
+        return None
 
 
 REGISTRY: dict[str, Kind] = {}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from ..program import Span
 from .base import RF, Args, Kind, Params, Shape, ShapeError, chw, pair, pool_out, register, short
 
 
@@ -39,6 +38,7 @@ def read_padding(a: Args, kernel: tuple[int, int], stride: tuple[int, int], dila
 @register
 class Conv(Kind):
     name = "conv"
+    fresh_output = True
     category = "conv"
     summary = "2-D convolution"
     example = "conv 7x7/2 p3 -> 64"

@@ -19,6 +19,7 @@ class Fc(Kind):
     do with torch.flatten(x, 1))."""
 
     name = "fc"
+    fresh_output = True
     aliases = ("linear",)
     category = "fc"
     summary = "fully connected; flattens a CxHxW input first"

@@ -19,6 +19,8 @@ class BatchNorm(Kind):
     `eps` defaults to PyTorch's 1e-5; torchvision's Inception and GoogLeNet use 1e-3."""
 
     name = "bn"
+    fresh_output = True
+    cancels_bias = True
     aliases = ("batchnorm",)
     category = "norm"
     summary = "batch normalisation (gamma and beta are parameters, running stats are buffers)"
@@ -61,6 +63,7 @@ class Lrn(Kind):
     """
 
     name = "lrn"
+    fresh_output = True
     category = "norm"
     summary = "local response normalisation across channels (Caffe / PyTorch convention)"
     example = "lrn 5 alpha=1e-4 beta=0.75 k=2"

@@ -20,10 +20,12 @@ class PoolParams(Params):
 class _Pool(Kind):
     category = "pool"
     Params = PoolParams
+    #: takes the flag `exclude_pad` (padding left out of an average's divisor)
+    averages: bool = False
 
     def bind(self, a: Args) -> PoolParams:
         ceil = a.flag("ceil")
-        exclude = a.flag("exclude_pad") if self.name == "avgpool" else False
+        exclude = a.flag("exclude_pad") if self.averages else False
         kernel, stride, span = a.window("window")
         # stride defaults to the window, as in PyTorch's MaxPool2d/AvgPool2d (Caffe defaults to 1)
         stride = stride or a.kw("stride", count=2, minimum=1) or kernel
@@ -60,6 +62,7 @@ class _Pool(Kind):
 @register
 class MaxPool(_Pool):
     name = "maxpool"
+    fresh_output = True
     summary = "max pooling; `ceil` rounds the output size up as Caffe does"
     example = "maxpool 3/2 ceil"
 
@@ -70,6 +73,8 @@ class MaxPool(_Pool):
 @register
 class AvgPool(_Pool):
     name = "avgpool"
+    fresh_output = True
+    averages = True
     summary = "average pooling; `exclude_pad` leaves padding out of the divisor"
     example = "avgpool 3/1 p1 exclude_pad"
 
@@ -93,6 +98,7 @@ class _Global(Kind):
 @register
 class GlobalAvgPool(_Global):
     name = "gap"
+    fresh_output = True
     summary = "global average pooling to Cx1x1"
     example = "gap"
 
@@ -103,6 +109,7 @@ class GlobalAvgPool(_Global):
 @register
 class GlobalMaxPool(_Global):
     name = "gmp"
+    fresh_output = True
     summary = "global max pooling to Cx1x1"
     example = "gmp"
 
@@ -145,6 +152,7 @@ class _Adaptive(Kind):
 @register
 class AdaptiveAvgPool(_Adaptive):
     name = "adaptive_avgpool"
+    fresh_output = True
     summary = "average pooling to a fixed output size (torchvision's AdaptiveAvgPool2d)"
     example = "adaptive_avgpool 7x7"
 
@@ -155,6 +163,7 @@ class AdaptiveAvgPool(_Adaptive):
 @register
 class AdaptiveMaxPool(_Adaptive):
     name = "adaptive_maxpool"
+    fresh_output = True
     summary = "max pooling to a fixed output size"
     example = "adaptive_maxpool 6x6"
 

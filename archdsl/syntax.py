@@ -1,25 +1,64 @@
-"""The typed program: what the parser produces, a tree of frozen pydantic models.
+"""Stage 1, syntax: the typed program the parser produces, a tree of frozen dataclasses.
 
 Every node keeps the :class:`Span` it came from, so that any later stage can point at the
 exact text a user wrote. Nothing here knows about layer kinds: a layer statement is an
-:class:`Invocation` (a word and its arguments) that the graph stage resolves against the
-layer registry and the blocks in scope.
+:class:`Invocation` (a word and its arguments), and a merge a :class:`Merge` (a word and its
+branches), which the expansion stage resolves against the layer registry and the blocks in
+scope.
+
+The nodes are plain frozen dataclasses, built only by :mod:`archdsl.parser`, whose grammar
+already guarantees their types. They were pydantic models; measured on GoogLeNet's spec,
+building pydantic's validators on a process's first parse took 70-150 ms and importing
+pydantic another 50-100 ms, against 3 ms for the whole transform into dataclasses.
+tests/test_syntax.py still checks every parsed spec against these annotations with
+pydantic's ``TypeAdapter``, so a transform that builds an ill-typed node fails a test.
 """
 
 from __future__ import annotations
 
-from typing import Literal, Optional, Union
+import contextlib
+import gc
+from dataclasses import dataclass, replace
+from typing import Iterator, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict
+__all__ = ["replace", "gc_paused"]  # dataclasses.replace: the stages derive nodes with it (labels, spans)
 
 
-class Span(BaseModel):
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Run the block with Python's cyclic garbage collector off, then restore it.
+
+    Parsing and expanding allocate many objects that live as long as their result (parse
+    tree nodes, spans, layer records) and almost no reference cycles. CPython starts a
+    collection every 700 net allocations, and every so often a full one that walks every
+    object alive, so across a large spec it examines the same long-lived objects again and
+    again (about a third of a 10,000-line compile). Both stages are bounded
+    (parse.MAX_SOURCE_BYTES, expand.MAX_NODES and MAX_STEPS), and so is the garbage they
+    leave for the next collection."""
+    if not gc.isenabled():  # already paused (a stage within another), or off by the caller's choice
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+#: how pydantic validates a parsed program against these annotations (tests/test_parser.py
+#: does, for every spec): strictly, every node again, although it is already built
+_VALIDATION = {"strict": True, "revalidate_instances": "always"}
+
+
+def _node(cls):
+    """Every node: immutable, compared by value, keyword-only (a statement's optional label
+    comes before its own fields in the class hierarchy)."""
+    cls.__pydantic_config__ = _VALIDATION
+    return dataclass(frozen=True, slots=True, kw_only=True)(cls)
+
+
+@_node
+class Span:
     """A region of a source file; lines and columns are 1-based, `end_column` exclusive."""
-
-    # defer_build: pydantic builds a model's validator when it first validates, not when the
-    # class is created; a program loaded from archdsl.cache is never validated again, so the
-    # compile path skips building them altogether (most of this module's import time)
-    model_config = ConfigDict(frozen=True, defer_build=True)
 
     file: str
     line: int
@@ -31,27 +70,30 @@ class Span(BaseModel):
         return f"{self.file}:{self.line}:{self.column}"
 
 
-class Node(BaseModel):
-    model_config = ConfigDict(frozen=True, defer_build=True)
-
+@_node
+class Node:
     span: Span
 
 
 # ---------------------------------------------------------------- expressions
 
 
+@_node
 class Num(Node):
     value: Union[int, float]
 
 
+@_node
 class Bool(Node):
     value: bool
 
 
+@_node
 class Name(Node):
     id: str
 
 
+@_node
 class Attr(Node):
     """`in.c`: an attribute of a built-in object (only `in`, the current tensor)."""
 
@@ -59,20 +101,24 @@ class Attr(Node):
     attr: str
 
 
+@_node
 class BinOp(Node):
     op: Literal["+", "-", "*", "/", "//", "%", "**", "==", "!=", "<", "<=", ">", ">=", "and", "or"]
     left: "Expr"
     right: "Expr"
 
 
+@_node
 class Neg(Node):
     operand: "Expr"
 
 
+@_node
 class Not(Node):
     operand: "Expr"
 
 
+@_node
 class Cond(Node):
     """`a if test else b`"""
 
@@ -81,6 +127,7 @@ class Cond(Node):
     orelse: "Expr"
 
 
+@_node
 class Func(Node):
     """A built-in function: min, max, int, floor, ceil, round, abs."""
 
@@ -94,6 +141,7 @@ Expr = Union[Num, Bool, Name, Attr, BinOp, Neg, Not, Cond, Func]
 # ---------------------------------------------------------------- layer arguments
 
 
+@_node
 class Window(Node):
     """`5x5/1`, `3/2`, `1x7`, `k x k`, or a single bare atom such as `4096`, `ceil`, `classes`."""
 
@@ -107,12 +155,14 @@ class Window(Node):
         return None
 
 
+@_node
 class ListArg(Node):
     """`160,96` or `6,3,2,1`."""
 
     items: tuple[Expr, ...]
 
 
+@_node
 class KwArg(Node):
     """`alpha=1e-4`, `pad=0,3`; the shorthands `p2`, `g2`, `d2` become pad/groups/dilation."""
 
@@ -123,6 +173,7 @@ class KwArg(Node):
 Arg = Union[Window, ListArg, KwArg]
 
 
+@_node
 class CallKw(Node):
     key: str
     value: Expr
@@ -131,11 +182,13 @@ class CallKw(Node):
 # ---------------------------------------------------------------- statements
 
 
+@_node
 class Stmt(Node):
     label: Optional[str] = None
     label_span: Optional[Span] = None
 
 
+@_node
 class Invocation(Stmt):
     """A layer (`conv 3x3 p1 -> 64 noact`) or a block call (`inception(64, 96, c5=32)`)."""
 
@@ -147,15 +200,18 @@ class Invocation(Stmt):
     post: tuple[Arg, ...] = ()
 
 
+@_node
 class Let(Stmt):
     name: str
     value: Expr
 
 
+@_node
 class Input(Stmt):
     dims: tuple[Expr, ...]
 
 
+@_node
 class Scoped(Stmt):
     """`act relu`, `norm bn eps=1e-3`, `bias off`: a default for the rest of the body."""
 
@@ -163,40 +219,45 @@ class Scoped(Stmt):
     value: Invocation
 
 
+@_node
 class Body(Node):
     stmts: tuple["AnyStmt", ...]
 
 
+@_node
 class Repeat(Stmt):
     count: Expr
     var: Optional[str] = None
     body: Body
 
 
+@_node
 class If(Stmt):
     test: Expr
     then: Body
     orelse: Optional[Body] = None
 
 
-class Concat(Stmt):
+@_node
+class Merge(Stmt):
+    """`concat { A | B }`, `add { A | B }`, `residual scale=0.2 { F }`: a word naming a merge
+    kind of the registry (resolved by the expansion stage, so that a new merge needs no
+    grammar change), its options, and its branches, each run on the same input."""
+
+    kind: str
+    kind_span: Span
+    #: read by the merge kind as a layer's arguments are (`scale=0.2`)
+    options: tuple[Arg, ...] = ()
     branches: tuple[Body, ...]
 
 
-class Add(Stmt):
-    branches: tuple[Body, ...]
-
-
-class Residual(Stmt):
-    options: tuple[KwArg, ...] = ()
-    body: Body
-
-
+@_node
 class Aux(Stmt):
     name: str
     body: Body
 
 
+@_node
 class Expect(Stmt):
     """`expect params = N`, `expect macs = N within 1%`, `expect output = 1000`, `expect shape = 64x56x56`."""
 
@@ -205,29 +266,33 @@ class Expect(Stmt):
     tolerance: Optional[float] = None
 
 
-AnyStmt = Union[Invocation, Let, Input, Scoped, Repeat, If, Concat, Add, Residual, Aux, Expect]
+AnyStmt = Union[Invocation, Let, Input, Scoped, Repeat, If, Merge, Aux, Expect]
 
 
 # ---------------------------------------------------------------- top level
 
 
+@_node
 class Param(Node):
     name: str
     default: Optional[Expr] = None
 
 
+@_node
 class Block(Node):
     name: str
     params: tuple[Param, ...]
     body: Body
 
 
+@_node
 class Network(Node):
     name: str
     params: tuple[Param, ...]
     body: Body
 
 
+@_node
 class Include(Node):
     path: str
 
@@ -235,10 +300,9 @@ class Include(Node):
 Item = Union[Include, Let, Block, Network]
 
 
-class Program(BaseModel):
+@_node
+class Program:
     """One parsed file. `source` is kept so diagnostics can show the offending line."""
-
-    model_config = ConfigDict(frozen=True, defer_build=True)
 
     file: str
     source: str
@@ -251,7 +315,3 @@ class Program(BaseModel):
     @property
     def blocks(self) -> list[Block]:
         return [i for i in self.items if isinstance(i, Block)]
-
-
-# The forward references ("Expr", "AnyStmt") are resolved from this module's namespace when
-# each model first validates (defer_build above); no explicit model_rebuild() is needed.

@@ -1,0 +1,127 @@
+"""The compile entry points: a loaded spec, and one network of it compiled.
+
+:class:`Spec` is what :func:`archdsl.load` returns: a file and its includes, parsed once,
+from which any of its networks compiles with its own input shape and parameters.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from . import syntax as P
+from .budget import check_command
+from .diagnostics import ArchError, Collector, Diagnostic, did_you_mean
+from .evaluate import MAX_VALUE
+from .expand import Builder
+from .network import CompiledNetwork
+from .sources import Unit, select_networks
+
+
+def parse_input(input: "str | Sequence[int] | None") -> tuple[int, ...] | None:
+    """An input shape given outside the spec (`--input 3x299x299`, ``input=(3, 299, 299)``)."""
+    if input is None:
+        return None
+    if isinstance(input, str):
+        parts = input.lower().replace(" ", "").split("x")
+        if not all(p.isascii() and p.isdigit() and len(p) <= 7 for p in parts) or len(parts) not in (1, 3):
+            raise ArchError(Diagnostic("E601", f"bad input shape '{input}'", expected="CxHxW, e.g. 3x224x224",
+                                       found=input))
+        dims = tuple(int(p) for p in parts)
+    elif isinstance(input, (tuple, list)):
+        if any(type(d) is not int for d in input):  # not bool, not 8.5: sizes are whole numbers
+            raise ArchError(Diagnostic("E601", f"bad input shape {tuple(input)!r}",
+                                       expected="whole numbers, e.g. (3, 224, 224)", found=repr(tuple(input))))
+        dims = tuple(input)
+    else:
+        raise TypeError(f"input must be 'CxHxW' or a tuple of ints, not {type(input).__name__}")
+    if len(dims) not in (1, 3) or any(d < 1 for d in dims) or any(d > 1_000_000 for d in dims):
+        raise ArchError(Diagnostic("E601", f"bad input shape '{'x'.join(map(str, dims))}'",
+                                   expected="CxHxW with every size between 1 and 1,000,000",
+                                   found="x".join(map(str, dims))))
+    return dims
+
+
+def check_overrides(overrides: dict[str, Any], network: P.Network, sources: dict[str, str]) -> None:
+    """Network parameters given from outside: each must name a parameter of the network and be
+    a number within the value bound, as an expression's value would be."""
+    names = [p.name for p in network.params]
+    for key, value in overrides.items():
+        if key not in names:
+            raise ArchError(Diagnostic("E202", f"network '{network.name}' has no parameter '{key}'",
+                                       hint=did_you_mean(key, names) or f"its parameters: {', '.join(names) or 'none'}"),
+                            sources)
+        if type(value) not in (int, float, bool) or (type(value) is not bool and not abs(value) <= MAX_VALUE):
+            raise ArchError(Diagnostic("E304" if isinstance(value, (int, float)) else "E207",
+                                       f"network parameter '{key}': the value is not a number within the limit",
+                                       expected=f"an int, float or bool of at most {MAX_VALUE:,}",
+                                       found=type(value).__name__), sources)
+
+
+def compile_network(unit: Unit, network: P.Network, input: tuple[int, ...] | None = None,
+                    overrides: dict[str, Any] | None = None) -> CompiledNetwork:
+    """Expand and infer one network. Raises ArchError (with sources) on any mistake."""
+    if overrides:
+        check_overrides(overrides, network, unit.sources)
+    try:
+        with P.gc_paused():
+            return Builder(unit, network, input, overrides).build()
+    except ArchError as e:
+        raise e.with_sources(unit.sources)
+    except RecursionError:
+        raise ArchError(Diagnostic("E304", "the spec nests too deeply to expand", network.span),
+                        unit.sources) from None
+
+
+class Spec:
+    """A loaded spec: a file and its includes, parsed once, from which any of its networks
+    compiles (:func:`archdsl.load`)."""
+
+    def __init__(self, unit: Unit):
+        self.unit = unit
+
+    @property
+    def networks(self) -> list[str]:
+        """The names of the file's networks, in the order written."""
+        return self.unit.networks
+
+    @property
+    def file(self) -> str:
+        return self.unit.program.file
+
+    @property
+    def program(self) -> P.Program:
+        """The file's typed program, as parsed."""
+        return self.unit.program
+
+    def compile(self, network: str | None = None, input: "str | Sequence[int] | None" = None,
+                **params: Any) -> CompiledNetwork:
+        """Compile one network: `network` picks one (required when the file holds several),
+        `input` overrides the spec's input shape, keyword arguments override network parameters."""
+        nets = select_networks(self.unit, network)
+        if len(nets) > 1:
+            raise ArchError(Diagnostic("E203", f"{self.file} holds {len(nets)} networks; name one",
+                                       hint="networks: " + ", ".join(n.name for n in nets)), self.unit.sources)
+        return compile_network(self.unit, nets[0], parse_input(input), params or None)
+
+    def compile_all(self, input: "str | Sequence[int] | None" = None) -> list[CompiledNetwork]:
+        """Every network, in the order written; every one is built even when another fails:
+        the ArchError then holds the errors of all, and its ``partial`` the networks built."""
+        dims = parse_input(input)
+        errors = Collector()
+        built: list[CompiledNetwork] = []
+        nets = select_networks(self.unit, None)
+        check_command(self.unit, nets)
+        for n in nets:
+            try:
+                built.append(compile_network(self.unit, n, dims))
+            except ArchError as e:
+                errors.add(e)
+                built.extend(e.partial)
+        if errors.diagnostics:
+            err = ArchError(errors.diagnostics, self.unit.sources)
+            err.partial = built
+            raise err
+        return built
+
+    def __repr__(self) -> str:
+        return f"<Spec {self.file}: {', '.join(self.networks) or 'no networks'}>"
