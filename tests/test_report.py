@@ -66,6 +66,18 @@ def test_report_golden(file, network, fmt, golden):
     golden(f"reports/{network}.{_EXT[fmt]}", render(report, fmt))
 
 
+#: (spec file, network, width): tables wider than their width, whose names and ops wrap
+NARROW_CASES = [
+    ("googlenet.arch", "googlenet_torchvision", 120),
+    ("googlenet.arch", "googlenet", 80),
+]
+
+
+@pytest.mark.parametrize("file,network,width", NARROW_CASES)
+def test_narrow_table_golden(file, network, width, golden):
+    golden(f"reports/{network}.width{width}.txt", compiled(file, network).report().to_table(width))
+
+
 # ---------------------------------------------------------------- JSON schema
 
 
