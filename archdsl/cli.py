@@ -16,7 +16,7 @@ from typing import Iterable
 import click
 
 from . import __version__
-from .diagnostics import ArchError
+from .diagnostics import ArchError, color_wanted
 
 EXIT_SPEC, EXIT_USAGE, EXIT_INTERNAL = 1, 2, 3
 #: 128 + SIGPIPE: what a shell reports for a command stopped by a closed pipe
@@ -27,8 +27,14 @@ def _echo_err(text: str) -> None:
     click.echo(text, err=True)
 
 
+def _echo_error(err: ArchError) -> None:
+    """Diagnostics to stderr: in colour on a terminal, plain when piped or NO_COLOR is set."""
+    color = color_wanted(sys.stderr)
+    click.echo(err.render(color=color), err=True, color=color)
+
+
 def _fail(err: ArchError) -> None:
-    _echo_err(err.render())
+    _echo_error(err)
     # E6xx are mistakes in the command line; so is E203, a network name (-n) the file lacks
     usage = all(d.code.startswith("E6") or d.code == "E203" for d in err.diagnostics)
     sys.exit(EXIT_USAGE if usage else EXIT_SPEC)
@@ -162,7 +168,7 @@ def check_cmd(paths: tuple[Path, ...], fmt: str, fail_fast: bool) -> None:
     files = list(_arch_files(paths))
     if not files:
         raise click.UsageError("no .arch files in " + ", ".join(str(p) for p in paths))
-    ok = check_paths(files, fmt, fail_fast, click.echo, _echo_err)
+    ok = check_paths(files, fmt, fail_fast, click.echo, _echo_error)
     sys.exit(0 if ok else EXIT_SPEC)
 
 
@@ -300,8 +306,8 @@ def check_paths(files: list[Path], fmt: str, fail_fast: bool, out, err) -> bool:
     """Check every network of every file: one line each, then a summary. True when all pass.
 
     A failing line names the location (file:line:col) of the first failing `expect` or of the
-    error; the full diagnostics go to `err`. A file without networks (blocks and constants
-    shared through `include`) is parsed and reported on a line of its own.
+    error; the full diagnostics go to `err`, an ArchError at a time. A file without networks
+    (blocks and constants shared through `include`) is parsed and reported on a line of its own.
     """
     from . import load
     from .spec import compile_network
@@ -319,7 +325,7 @@ def check_paths(files: list[Path], fmt: str, fail_fast: bool, out, err) -> bool:
                         "location": location, "message": d.message})
         line("FAIL", f"{file}:{network}" if network else str(file), f"error[{d.code}] at {location}: {d.message}")
         if fmt == "text":
-            err(e.render())
+            err(e)
 
     for file in files:
         try:
@@ -357,7 +363,7 @@ def check_paths(files: list[Path], fmt: str, fail_fast: bool, out, err) -> bool:
                 stats += f"  expect {bad[0].what} failed at {bad[0].expectation.stmt.span.where()}{more}"
             line("FAIL" if bad else "ok", f"{file}:{net.name}", stats)
             if bad and fmt == "text":
-                err(ArchError([o.diagnostic() for o in bad], net.sources).render())
+                err(ArchError([o.diagnostic() for o in bad], net.sources))
             if bad:
                 failures += 1
                 if fail_fast:

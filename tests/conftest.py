@@ -31,6 +31,13 @@ def pytest_configure(config):
         torch.set_num_threads(1)
 
 
+@pytest.fixture(autouse=True)
+def _plain_diagnostics(monkeypatch):
+    """Outputs are compared as plain text: a FORCE_COLOR in the caller's environment must not
+    colour the diagnostics (the colour tests set it where they want it)."""
+    monkeypatch.delenv("FORCE_COLOR", raising=False)
+
+
 def spec_networks() -> list[tuple[Path, str]]:
     """Every (file, network) in specs/, in a stable order: each is a test case."""
     import archdsl

@@ -417,6 +417,110 @@ def test_internal_errors_in_a_subprocess_exit_3_without_traceback():
     assert "internal error" in proc.stderr and "Traceback" not in proc.stderr
 
 
+# ---------------------------------------------------------------- colour on a terminal
+
+ESC = "\x1b["
+_SGR = re.compile(r"\x1b\[[0-9;]*m")
+TYPO = "tests/errors/empty_output.arch"
+
+
+def _cli_env(**env: str) -> dict[str, str]:
+    base = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "FORCE_COLOR", "TERM")}
+    return dict(base, COLUMNS="120", **env)
+
+
+def _stderr(*args: str, **env: str) -> str:
+    proc = subprocess.run([sys.executable, "-m", "archdsl.cli", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120, env=_cli_env(**env))
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    return proc.stderr
+
+
+def _stderr_on_a_terminal(*args: str, **env: str) -> str:
+    """stderr of the command when it is a terminal (a pseudo-terminal; stdout stays a pipe)."""
+    pty = pytest.importorskip("pty")
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.run([sys.executable, "-m", "archdsl.cli", *args], cwd=ROOT, stdout=subprocess.DEVNULL,
+                              stderr=slave, timeout=120, env=_cli_env(**env))
+        os.close(slave)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the terminal's other end is closed and drained
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(master)
+    assert proc.returncode == 1
+    return b"".join(chunks).decode().replace("\r\n", "\n")
+
+
+def test_piped_diagnostics_have_no_colour():
+    assert ESC not in _stderr("compile", TYPO)
+    assert ESC not in _stderr("check", "tests/errors/expect_failed.arch")
+
+
+def test_diagnostics_on_a_terminal_are_in_colour_and_say_the_same():
+    plain = _stderr("compile", TYPO)
+    coloured = _stderr_on_a_terminal("compile", TYPO)
+    assert f"{ESC}1;31merror[E402]:{ESC}0m" in coloured  # the severity, the carets, the gutter
+    assert f"{ESC}1;31m^" in coloured and f"{ESC}1;34m   6 | {ESC}0m" in coloured
+    assert _SGR.sub("", coloured) == plain
+
+
+def test_force_color_colours_a_pipe_and_no_color_wins():
+    plain = _stderr("compile", TYPO)
+    forced = _stderr("compile", TYPO, FORCE_COLOR="1")
+    assert ESC in forced and _SGR.sub("", forced) == plain
+    checked = _stderr("check", "tests/errors/expect_failed.arch", FORCE_COLOR="1")
+    assert f"{ESC}1;31merror[E501]:" in checked
+    assert _stderr("compile", TYPO, FORCE_COLOR="1", NO_COLOR="1") == plain
+    assert _stderr("compile", TYPO, FORCE_COLOR="0") == plain
+    assert ESC not in _stderr_on_a_terminal("compile", TYPO, NO_COLOR="1")
+    assert ESC not in _stderr_on_a_terminal("compile", TYPO, TERM="dumb")
+
+
+def test_colour_is_wanted_only_where_it_can_be_seen(monkeypatch):
+    from archdsl.diagnostics import color_wanted
+
+    class Stream:
+        def __init__(self, tty: bool):
+            self.tty = tty
+
+        def isatty(self) -> bool:
+            return self.tty
+
+    for name in ("NO_COLOR", "FORCE_COLOR", "TERM"):
+        monkeypatch.delenv(name, raising=False)
+    assert color_wanted(Stream(True)) and not color_wanted(Stream(False)) and not color_wanted(object())
+    monkeypatch.setenv("NO_COLOR", "")  # empty: as if unset (no-color.org)
+    assert color_wanted(Stream(True))
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    assert color_wanted(Stream(False))
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert not color_wanted(Stream(True)) and not color_wanted(Stream(False))
+
+
+def test_colour_changes_no_character_of_the_text():
+    with pytest.raises(ArchError) as info:
+        archdsl.compile(ERRORS / "empty_output.arch")
+    err = info.value
+    assert _SGR.sub("", err.render(color=True)) == err.render() == str(err)
+    assert ESC not in err.render()
+
+
+def test_no_diagnostic_imports_rich():
+    for env in ({}, {"FORCE_COLOR": "1"}):
+        proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "archdsl.cli", "compile", TYPO], cwd=ROOT,
+                              capture_output=True, text=True, timeout=120, env=_cli_env(**env))
+        imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
+        assert "archdsl.diagnostics" in imported and not any(m.split(".")[0] == "rich" for m in imported)
+
+
 # ---------------------------------------------------------------- the catalogue (docs/errors.md)
 
 

@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import archdsl
-from archdsl.report import CONVENTIONS, SCHEMA
+from archdsl.report import CONVENTIONS, MIN_WRAP_WIDTH, SCHEMA, TABLE_COLUMNS, draw_table
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -61,6 +64,18 @@ def test_report_golden(file, network, fmt, golden):
         pytest.skip(f"specs/{file} is not there")
     report = compiled(file, network).report()
     golden(f"reports/{network}.{_EXT[fmt]}", render(report, fmt))
+
+
+#: (spec file, network, width): tables wider than their width, whose names and ops wrap
+NARROW_CASES = [
+    ("googlenet.arch", "googlenet_torchvision", 120),
+    ("googlenet.arch", "googlenet", 80),
+]
+
+
+@pytest.mark.parametrize("file,network,width", NARROW_CASES)
+def test_narrow_table_golden(file, network, width, golden):
+    golden(f"reports/{network}.width{width}.txt", compiled(file, network).report().to_table(width))
 
 
 # ---------------------------------------------------------------- JSON schema
@@ -173,3 +188,116 @@ def test_reports_are_deterministic_across_processes():
                               env=dict(os.environ, PYTHONHASHSEED=seed), timeout=120)
         assert proc.returncode == 0, proc.stderr
         assert proc.stdout == here + "\n"
+
+
+# ---------------------------------------------------------------- the plain table (report.draw_table)
+
+
+def _table_min_width(columns, rows) -> int:
+    """The narrowest the rules allow: numbers at full width, wrapping columns at their floor."""
+    total = 2 * (len(columns) - 1)
+    for i, (head, _, wraps) in enumerate(columns):
+        natural = max([len(head)] + [len(r[i]) for r in rows])
+        total += min(natural, max(len(head), MIN_WRAP_WIDTH)) if wraps else natural
+    return total
+
+
+def _check_table(drawn: str, title: str, columns, rows) -> None:
+    """Read `drawn` back, column by column, and check it holds every cell where the rules
+    say: numbers whole, right-aligned under their header; wrapped text with nothing lost.
+    The columns are the report's shape: wrapping text columns first, then numbers, the last
+    of which is never empty (so that a row's first line can be told from its continuation)."""
+    lines = drawn.splitlines()
+    assert lines[0] == title
+    header = lines[1]
+    spans = [m.span() for m in re.finditer(r"\S+", header)]
+    assert [header[a:b] for a, b in spans] == [c[0] for c in columns]  # one header each, in order
+    bounds = []
+    for i, ((head, right, _), (a, b)) in enumerate(zip(columns, spans)):
+        if right:  # a number column keeps its natural width: its header ends the column
+            natural = max([len(head)] + [len(r[i]) for r in rows])
+            bounds.append((b - natural, b))
+        else:
+            bounds.append((a, None))  # ends two characters before the next column starts
+    for i in range(len(bounds) - 1):
+        if bounds[i][1] is None:
+            bounds[i] = (bounds[i][0], bounds[i + 1][0] - 2)
+    last_a, last_b = bounds[-1]
+    starts = [k for k in range(2, len(lines)) if lines[k][last_a:last_b].strip()]
+    assert len(starts) == len(rows) and (not rows or starts[0] == 2)
+    for row, first, stop in zip(rows, starts, starts[1:] + [len(lines)]):
+        block = [line.ljust(max(b for _, b in bounds)) for line in lines[first:stop]]
+        for cell, (a, b), (_, right, _) in zip(row, bounds, columns):
+            if right:
+                assert block[0][a:b] == cell.rjust(b - a), (cell, block[0])
+                assert not any(line[a:b].strip() for line in block[1:])
+            else:
+                assert "".join(line[a:b] for line in block).replace(" ", "") == cell.replace(" ", "")
+
+
+_TEXT = st.text(alphabet=st.sampled_from("ab x._->0123456789"), max_size=40)
+_NUMBER = st.one_of(st.integers(0, 10**13).map("{:,}".format),
+                    st.lists(st.integers(1, 4096), min_size=1, max_size=3).map(lambda s: "x".join(map(str, s))))
+
+
+@st.composite
+def _tables(draw):
+    n_text, n_num = draw(st.integers(1, 2)), draw(st.integers(1, 4))
+    heads = draw(st.lists(st.text(alphabet="abcdefghijklmnop", min_size=1, max_size=12),
+                          min_size=n_text + n_num, max_size=n_text + n_num))
+    columns = tuple((h, i >= n_text, i < n_text) for i, h in enumerate(heads))
+    cell = [_TEXT] * n_text + [st.one_of(st.just(""), _NUMBER)] * (n_num - 1) + [_NUMBER]
+    rows = draw(st.lists(st.tuples(*cell), max_size=8))
+    return columns, rows
+
+
+@settings(max_examples=300, deadline=None)
+@given(table=_tables(), width=st.integers(1, 160))
+def test_the_table_never_crops_a_number_and_fits_when_the_numbers_fit(table, width):
+    columns, rows = table
+    drawn = draw_table("t", columns, rows, width)
+    _check_table(drawn, "t", columns, rows)  # numbers whole and aligned, wrapped text complete
+    widest = max(map(len, drawn.splitlines()[1:]))
+    natural = _table_min_width([(h, r, False) for h, r, _ in columns], rows)
+    narrowest = _table_min_width(columns, rows)
+    if width >= narrowest:  # the numbers fit: so does every line
+        assert widest == min(width, natural)
+    else:  # they do not: the lines overflow as little as the rules allow
+        assert widest == narrowest
+    assert draw_table("t", columns, rows, width) == drawn
+    assert draw_table("t", columns, rows, widest) == drawn  # laid out again at its own width: the same
+
+
+def test_the_header_is_aligned_with_its_column():
+    columns = (("name", False, True), ("n", True, False), ("size", True, False))
+    drawn = draw_table("", columns, [("a", "1,234,567", "7"), ("a longer name", "8", "")], 80)
+    assert drawn == ("name                   n  size\n"
+                     "a              1,234,567     7\n"
+                     "a longer name          8\n")
+
+
+def test_a_narrow_table_wraps_names_at_dots_and_ops_at_spaces():
+    columns = (("layer", False, True), ("op", False, True), ("params", True, False))
+    rows = [("inception3a.concat1.branch1.conv1", "conv 7x7/2 p3 -> 64 +bn eps=0.001 +relu", "9,248")]
+    assert draw_table("t", columns, rows, 36) == ("t\n"
+                                                  "layer          op             params\n"
+                                                  "inception3a.   conv 7x7/2 p3   9,248\n"
+                                                  "concat1.       -> 64 +bn\n"
+                                                  "branch1.conv1  eps=0.001\n"
+                                                  "               +relu\n")
+    # below the narrowest the numbers allow, the text columns stop at 8 and the line overflows
+    assert draw_table("t", columns, rows, 20).splitlines()[1:3] == ["layer     op        params",
+                                                                     "inceptio  conv       9,248"]
+
+
+@pytest.mark.parametrize("network", ["googlenet", "googlenet_torchvision"])
+def test_the_report_table_keeps_every_figure_at_every_width(network):
+    """`--width 30` used to cut 118,013,952 to 118,01: at any width, every cell is where it belongs."""
+    report = compiled("googlenet.arch", network).report()
+    title = f"{report.network}  ({report.file})"
+    rows = report.table_rows()
+    for width in range(1, 131):
+        text = report.to_table(width)
+        _check_table(text.split("\n\n")[0] + "\n", title, TABLE_COLUMNS, rows)
+        if width >= _table_min_width(TABLE_COLUMNS, rows):
+            assert all(len(line) <= width for line in text.split("\n\n")[0].splitlines()[1:])
