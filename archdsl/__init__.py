@@ -4,7 +4,7 @@ The pipeline's stages are modules, each importing only those before it: ``syntax
 typed program), ``parse`` (Lark), ``sources`` (files and includes), ``evaluate``
 (expressions), ``expand`` (the interpreter) with ``infer`` (shapes and counts through the
 layer registry, ``layers/``), ``network`` (the compiled result and its walker), then the
-back ends ``check``, ``report``, ``render``, ``diff`` and ``lower_torch`` (the only one that
+back ends ``check``, ``report``, ``diagram``, ``diff`` and ``lower_torch`` (the only one that
 imports torch). This package is the public API over them:
 
 >>> net = compile("network tiny { input 3x32x32; act relu; conv 3x3 p1 -> 16; gap; fc 10 noact }")
@@ -29,9 +29,6 @@ from .network import CompiledNetwork
 from .parser import parse
 from .sources import Loader, check_duplicates
 
-# Loaded here, before `def render` below, so that the function keeps the name `archdsl.render`:
-# the first import of a submodule binds its name in the package.
-from . import render as _render_module  # noqa: F401
 
 if TYPE_CHECKING:
     import torch
@@ -146,7 +143,7 @@ def load_weights(module: "torch.nn.Module", reference: "torch.nn.Module", **kw: 
 def render(source: "str | os.PathLike[str] | CompiledNetwork", network: str | None = None, output: str | None = None,
            **kw: Any) -> str:
     """Draw a network with Graphviz; returns the DOT text (and writes `output` if given)."""
-    from .render import render as _render
+    from .diagram import render as _render
 
     net = source if isinstance(source, CompiledNetwork) else compile(source, network, kw.pop("input", None))
     return _render(net, output, **kw)

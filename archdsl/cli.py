@@ -220,7 +220,7 @@ def kinds_cmd() -> None:
 def render_cmd(file: Path, network: str | None, input_: str | None, output: Path, depth: int | None,
                rankdir: str, only: str | None) -> None:
     """Draw a network of FILE with Graphviz."""
-    from .render import GraphvizNotFound, output_format, render
+    from .diagram import GraphvizNotFound, output_format, render
 
     _ensure_file(file)
     try:
@@ -229,7 +229,7 @@ def render_cmd(file: Path, network: str | None, input_: str | None, output: Path
         raise click.UsageError(str(e)) from None
     net = _one_network(file, network, input_, "-n NAME")
     if only is not None:
-        from .render import find_group
+        from .diagram import find_group
 
         try:
             find_group(net, only)

@@ -282,7 +282,7 @@ class CompiledNetwork:
 
     def _repr_mimebundle_(self, include=None, exclude=None):  # Jupyter: show the diagram
         try:
-            from .render import to_svg
+            from .diagram import to_svg
 
             return {"image/svg+xml": to_svg(self), "text/plain": repr(self)}
         except Exception:  # noqa: BLE001 - no Graphviz: fall back to text

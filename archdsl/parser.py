@@ -47,8 +47,8 @@ _MAX_TABLES_BYTES = 4_000_000
 
 def cache_dir() -> Path | None:
     """archdsl's private cache folder, created 0700 if need be; None when caching is off
-    (``ARCHDSL_NO_CACHE=1``) or the folder is not safe to trust: not a real folder, owned by
-    someone else, or writable by others. ``ARCHDSL_CACHE_DIR`` moves it; the default is the
+    (``ARCHDSL_NO_CACHE=1``) or the folder is not safe to trust: not a real folder (a link),
+    owned by someone else, or writable by others. ``ARCHDSL_CACHE_DIR`` moves it; the default is the
     platform's per-user cache folder (platformdirs: ``~/.cache/archdsl`` on Linux)."""
     if os.environ.get("ARCHDSL_NO_CACHE"):
         return None
@@ -66,7 +66,9 @@ def cache_dir() -> Path | None:
         st = os.lstat(path)
     except (OSError, ValueError):
         return None
-    if not stat.S_ISDIR(st.st_mode) or st.st_mode & 0o077 or (hasattr(os, "getuid") and st.st_uid != os.getuid()):
+    # what matters is who can write there: a folder of one's own that others can read (an
+    # older archdsl made ~/.cache/archdsl 0755) is still trusted
+    if not stat.S_ISDIR(st.st_mode) or st.st_mode & 0o022 or (hasattr(os, "getuid") and st.st_uid != os.getuid()):
         return None
     return path
 

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 import archdsl
 from archdsl.cli import main
 from archdsl.network import TAux, TLayer, TMerge, TSeq
-from archdsl.render import (AUTO_MAX_NODES, GraphvizNotFound, auto_depth, dot_available, render, title,
+from archdsl.diagram import (AUTO_MAX_NODES, GraphvizNotFound, auto_depth, dot_available, render, title,
                             to_dot, to_svg)
 
 from conftest import ROOT, spec_ids, spec_networks
@@ -230,7 +230,7 @@ def test_negative_depth_and_bad_rankdir_are_refused():
 
 def test_same_spec_same_dot_across_processes():
     # another process with another string-hash seed: no ids or set orders leak into the text
-    code = ("import archdsl, sys; from archdsl.render import to_dot; "
+    code = ("import archdsl, sys; from archdsl.diagram import to_dot; "
             "sys.stdout.write(to_dot(archdsl.compile(sys.argv[1], 'googlenet'), depth=1))")
     env = {**os.environ, "PYTHONHASHSEED": "12345"}
     other = subprocess.run([sys.executable, "-c", code, str(ROOT / "specs" / "googlenet.arch")],
@@ -240,7 +240,7 @@ def test_same_spec_same_dot_across_processes():
 
 
 def test_render_does_not_import_torch():
-    code = ("import sys, archdsl; from archdsl.render import to_dot; "
+    code = ("import sys, archdsl; from archdsl.diagram import to_dot; "
             "to_dot(archdsl.compile(sys.argv[1], 'resnet18')); "
             "assert 'torch' not in sys.modules, 'render imported torch'")
     subprocess.run([sys.executable, "-c", code, str(ROOT / "specs" / "resnet.arch")], check=True)
