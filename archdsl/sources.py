@@ -87,6 +87,7 @@ class Loader:
         self.sources: dict[str, str] = {}
         self._units: dict[str, Unit] = {}
         self._chars = 0
+        self._files = 0
         self.root: Path | None = None
 
     def load_text(self, source: str, file: str, base_dir: Path | None = None) -> Unit:
@@ -171,7 +172,8 @@ class Loader:
                         hint=f"paths are relative to the folder of the including file ({_display_path(base_dir)})")))
                     continue
                 if key not in self._units:
-                    if len(self._units) >= MAX_FILES:
+                    self._files += 1
+                    if self._files > MAX_FILES:
                         errors.add(ArchError(Diagnostic(
                             "E304", f"the spec includes more than {MAX_FILES} files", item.span)))
                         continue
