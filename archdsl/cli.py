@@ -175,7 +175,15 @@ def check_cmd(paths: tuple[Path, ...], fmt: str, fail_fast: bool) -> None:
 def _arch_files(paths: Iterable[Path]) -> Iterable[Path]:
     for p in paths:
         if p.is_dir():
-            yield from sorted(p.rglob("*.arch"))
+            # a folder's specs are the files inside it: a link that leads out (a pull request's
+            # `model.arch -> /etc/passwd`) is skipped, never read
+            root = p.resolve()
+            for f in sorted(p.rglob("*.arch")):
+                real = f.resolve()
+                if real == root or root not in real.parents or not real.is_file():
+                    _echo_err(f"note: skipped {f}: a link to outside {p}")
+                    continue
+                yield f
         elif p.is_file():
             yield p
         else:

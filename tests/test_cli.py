@@ -277,3 +277,16 @@ def test_version():
     assert proc.returncode == 0 and archdsl.__version__ in proc.stdout
 
 
+
+
+def test_check_of_a_folder_skips_links_that_lead_out_and_never_prints_them(tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("root:x:0:0:the secret line {\n")
+    folder = tmp_path / "pr"
+    folder.mkdir()
+    (folder / "model.arch").symlink_to(secret)
+    (folder / "ok.arch").write_text("network n { input 3x8x8; conv 3x3 -> 2 }\n")
+    proc = run("check", str(folder))
+    assert proc.returncode == 0, proc.stderr
+    assert "secret" not in proc.stdout + proc.stderr.replace(str(secret), "")
+    assert "skipped" in proc.stderr and "1 of 1 networks ok" in proc.stdout
