@@ -132,22 +132,6 @@ def test_compile_never_imports_torch():
     assert not [m for m in imported if m == "torch" or m.startswith("torch.")]
 
 
-def test_a_cached_compile_needs_neither_lark_nor_a_pydantic_validator(tmp_path):
-    """The second `archdsl compile` of an unchanged spec loads its program from the disk cache:
-    it imports no Lark and builds no pydantic validator (pydantic's plugin loader, imported when
-    the first validator is built, costs more than the whole compile). Layer params are
-    dataclasses for this reason; this fails if one becomes a pydantic model again."""
-    sys.path.insert(0, str(ROOT))  # bench/ sits beside the package, as in tests/test_bench_smoke.py
-    from bench.command import modules_of_compile
-
-    env = {**os.environ, "ARCHDSL_CACHE_DIR": str(tmp_path)}
-    env.pop("ARCHDSL_NO_CACHE", None)
-    watched = {"lark", "pydantic.plugin._loader"}
-    first, second = (modules_of_compile(str(ROOT / "specs" / "googlenet.arch"), env) for _ in range(2))
-    assert "archdsl.graph" in first and "archdsl.graph" in second  # both compiled
-    assert (first & watched, second & watched) == (watched, set())
-
-
 # ---------------------------------------------------------------- usage errors: exit 2
 
 
