@@ -3,7 +3,7 @@
     python -m bench                      # everything, every model (several minutes)
     python -m bench --quick              # a smoke run: one small model, few repetitions
     python -m bench --models resnet50 googlenet --repeat 7 --out /tmp/B.md
-    python -m bench --sections analysis agreement
+    python -m bench --sections headline command
     python -m bench --baseline f590abd   # also time an earlier revision's `archdsl compile`
 """
 
@@ -15,12 +15,12 @@ import sys
 import time
 from pathlib import Path
 
-from . import agreement, analysis, command, forward, machine, scale
+from . import agreement, analysis, command, forward, fresh, machine, scale
 from .models import BY_NAME, MODELS, QUICK, ROOT, missing, select
 from .peers import PEERS, usable
 from .report import kib_to_mib, ms, n, seconds, table, times
 
-SECTIONS = ("analysis", "command", "agreement", "forward", "scale", "memory")
+SECTIONS = ("headline", "analysis", "command", "agreement", "forward", "scale", "memory")
 COMMAND_SPEC = "specs/googlenet.arch"
 
 
@@ -37,6 +37,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--baseline", metavar="REV", help="an earlier git revision whose `archdsl compile` and "
                     "import time to measure beside this one's")
     ap.add_argument("--no-compile", action="store_true", help="skip torch.compile (slow: minutes per model)")
+    ap.add_argument("--classic", metavar="PEER", choices=[p.name for p in PEERS], default=None,
+                    help="the classic peer of the headline (default: the fastest in this run's analysis section, "
+                    "else ptflops)")
     ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads for everything torch runs "
                     "here (default: torch's own choice); 1 keeps timings steady on a machine shared with other work, "
                     "and compares one core with one core (archdsl's analysis is single-threaded Python)")
@@ -66,31 +69,34 @@ def main(argv: list[str] | None = None) -> int:
     out: list[str] = []
     summary: list[str] = []
 
+    analysis_rows = None
     if "analysis" in args.sections:
-        log("analysis speed")
-        rows = analysis.run(models, peers, repeat, log)
+        log("analysis speed, in-process")
+        analysis_rows = rows = analysis.run(models, peers, repeat, log)
         out.append(_analysis_md(rows, peers))
-        warm = [r.slowest_ratio() for r in rows if r.slowest_ratio() is not None]
-        cold = [r.slowest_ratio(cold=True) for r in rows if r.slowest_ratio(cold=True) is not None]
-        safe = {r.model.name: r.conservative_ratio() for r in rows if r.conservative_ratio() is not None}
-        ends = [r.end_to_end_ratio() for r in rows if r.end_to_end_ratio() is not None]
-        firsts = {r.model.name: r.first_ratio() for r in rows if r.first_ratio() is not None}
-        if warm:
-            missed = [k for k, v in safe.items() if v < 100]
+        loaded = [r.slowest_ratio() for r in rows if r.slowest_ratio() is not None]
+        path = [r.slowest_ratio(path=True) for r in rows if r.slowest_ratio(path=True) is not None]
+        safe = [r.conservative_ratio() for r in rows if r.conservative_ratio() is not None]
+        if loaded:
             summary.append(
-                f"- **Analysis**: archdsl computes shapes, params and MACs from the parsed spec {times(min(warm))} "
-                f"to {times(max(warm))} faster than the fastest peer tool on the built model (medians), "
-                f"{times(min(safe.values()))} to {times(max(safe.values()))} in the least "
-                f"favourable reading (the peer's fastest run against archdsl's median); {times(min(cold))} to "
-                f"{times(max(cold))} with the file read and parsed in the timed call. Target >= 100x: "
-                + ("met on every model" if not missed else f"met on {len(safe) - len(missed)} of {len(safe)} models, "
-                   f"not on {', '.join(missed)} (least favourable reading)")
-                + (f". The first compile of a network in a process (memo tables empty): {times(min(firsts.values()))}"
-                   f" to {times(max(firsts.values()))} (100x on "
-                   f"{sum(v >= 100 for v in firsts.values())} of {len(firsts)})" if firsts else "")
-                + f"; with the parse timed: {'met' if min(cold) >= 100 else 'not met'}."
-                + (f" End to end (the peer's user builds the model first, archdsl reads the text): "
-                   f"{times(min(ends))} to {times(max(ends))}." if ends else ""))
+                f"- **In-process analysis** (repeated calls, after a warm-up): archdsl computes shapes, params and "
+                f"MACs from the loaded spec {times(min(loaded))} to {times(max(loaded))} faster than the fastest "
+                f"classic peer tool on the built model (medians; {times(min(safe))} to {times(max(safe))} in the "
+                f"least favourable reading), {times(min(path))} to {times(max(path))} compiling from the path.")
+
+    if "headline" in args.sections:
+        log("headline: first compile in a fresh process")
+        if args.classic:
+            classic, why = {p.name: p for p in PEERS}[args.classic], "given with `--classic`"
+        else:
+            classic, why = fresh.pick_classic(peers, analysis_rows)
+        if classic is not None and classic not in peers:
+            log(f"  {classic.name} is not usable here: {peer_notes[classic.name]}")
+            classic = None
+        log(f"  classic peer: {classic.name if classic else 'none'} ({why})")
+        rows = fresh.run(models, classic, repeat, threads if args.threads else 0, log)
+        out.insert(0, _headline_md(rows, classic, repeat, threads, why))
+        summary.insert(0, _headline_line(rows))
 
     if "command" in args.sections:
         log("whole commands")
@@ -135,10 +141,9 @@ def main(argv: list[str] | None = None) -> int:
         if big:
             parts = []
             for shape, r in big.items():
-                parts.append(f"{shape} out: {r.stats.median:.2f} s cold ({r.per_layer_us:.0f} us per layer), "
-                             f"{r.cached.median:.2f} s with the parse cached (target < 2 s: "
-                             f"{'met' if r.stats.median < 2 else 'not met'} cold, "
-                             f"{'met' if r.cached.median < 2 else 'not met'} cached)")
+                parts.append(f"{shape} out: the whole command {r.command.median:.2f} s cold (target < 2 s: "
+                             f"{'met' if r.command.median < 2 else 'NOT MET'}), its first compile in a fresh "
+                             f"process {r.first.median:.2f} s ({r.per_layer_us:.0f} us per layer)")
             summary.append("- **Scale**: 10,000 layers, " + "; ".join(parts).replace("written out", "every layer "
                            "written out").replace("repeated out", "written as a `repeat`") + ".")
 
@@ -175,7 +180,7 @@ NOTES = """
   kept for what it does not reproduce. `archdsl compile` never imports torch. Layer kinds'
   parameters are frozen dataclasses, not pydantic models: building their validators (and
   importing the plugin loader pydantic imports with the first one) took longer than the compile
-  itself (tests/test_cli.py checks that a cached compile builds no validator). And once its output
+  itself. And once its output
   is flushed, the command ends with `os._exit` unless an exit handler or another thread is left
   (`cli.run`): the interpreter's teardown of the modules and objects took about a seventh of the
   command's wall time.
@@ -244,14 +249,16 @@ def _header(args, repeat, models, absent, peers, peer_notes, load_before, starte
         "# Benchmarks",
         "",
         "archdsl computes a network's shapes, parameters and multiply-accumulates from its text; today one "
-        "builds the network in PyTorch and runs fvcore, ptflops, thop, torchinfo or calflops on it. This file "
+        "builds the network in PyTorch and runs torch's own FlopCounterMode (on the meta device, the strongest "
+        "peer), fvcore, ptflops, thop, torchinfo or calflops on it. This file "
         f"compares the two, side by side, in one run on one machine. Regenerate it with `{cmd}` "
         "(`--quick` for a smoke run; the bench tools come with `pip install -e .[bench]`).",
         "",
         "Every time is the median of repeated runs, with the minimum and maximum in parentheses; "
         f"{repeat} timed run{'s' * (repeat != 1)} per figure unless a table says otherwise, after an untimed "
         f"warm-up. torch ran with {threads} intra-op thread{'s' * (threads != 1)} (its default here: "
-        f"{default_threads}) for the peers, the agreement checks and the built modules"
+        f"{default_threads}) for the peers (the headline's fresh processes too), the agreement checks and the "
+        "built modules"
         + (": one core against one core, as archdsl's analysis is single-threaded Python, and steady on a "
            "machine shared with other work." if threads == 1 else "."),
         "",
@@ -284,36 +291,114 @@ def _header(args, repeat, models, absent, peers, peer_notes, load_before, starte
     return "\n".join(lines)
 
 
+def _mark(ok: bool | None) -> str:
+    return "-" if ok is None else ("pass" if ok else "**fail**")
+
+
+def _headline_md(rows, classic, repeat: int, threads: int, why: str) -> str:
+    cname = classic.name if classic is not None else None
+    out = ["## Headline: the first compile in a fresh process, parse included", "",
+           f"Each figure: {repeat} fresh `python` processes (median, min-max), after one untimed round. Each "
+           "process imports its libraries first, untimed (*import*, reported apart), then times one call with "
+           "`time.perf_counter`. *archdsl*: `archdsl.compile(spec path, network)`: the file read and parsed, "
+           "every node made, inferred and counted. *meta counter*: the torchvision/timm model constructed under "
+           "`with torch.device(\"meta\")` and a meta input of the spec's input shape run through it under "
+           "`torch.utils.flop_counter.FlopCounterMode(display=False)` (MACs = flops / 2, params = the sum of the "
+           "parameters' `numel()`): torch's own counter, no weights initialised and no arithmetic done. "
+           + (f"*{cname}*: the model constructed on the CPU, then counted by {cname} ({why}). " if cname else "")
+           + "Both torch models with `weights=None`, aux heads off and `init_weights=False` where the constructor "
+           f"offers it; torch with {threads} intra-op thread{'s' * (threads != 1)}; every process with an empty "
+           "cache folder (`XDG_CACHE_HOME`). Times in ms. *per node*: archdsl's time over its number of graph "
+           "nodes (`len(list(net.nodes()))`, the input included). *meta / archdsl*: how many times faster "
+           "archdsl is (medians); target: faster than the meta counter on every model, and >= 10x on GoogLeNet "
+           "and every deeper model. *least favourable*: the meta counter's fastest process over archdsl's "
+           "slowest. *with imports*: the same ratio with each side's import counted. *figures*: params and MACs "
+           "equal the published ones (archdsl / meta counter).", ""]
+    headers = ["model", "nodes", "archdsl ms", "per node us", "meta counter ms", "meta / archdsl", "target",
+               "least favourable", "archdsl import ms", "torch import ms", "with imports"]
+    if cname:
+        headers += [f"{cname} ms", f"{cname} / archdsl"]
+    headers.append("figures")
+    body = []
+    for r in rows:
+        a, m = r.archdsl, r.meta
+        aside, mside = isinstance(a, fresh.Side), isinstance(m, fresh.Side)
+        cells = [r.model.name, f"{r.nodes:,}" if aside else "-", a.time.ms(2) if aside else a,
+                 f"{r.per_node_us:,.0f}" if aside else "-", m.time.ms(2) if mside else m,
+                 f"{r.ratio():.2f}x" if r.ratio() is not None else "-",
+                 f"{'>= 10x' if r.model.deep else '> 1x'}: {_mark(r.passed())}",
+                 f"{r.least_favourable():.2f}x" if r.least_favourable() is not None else "-",
+                 a.imports.ms(0) if aside else "-", m.imports.ms(0) if mside else "-",
+                 f"{r.ratio(total=True):.2f}x" if r.ratio(total=True) is not None else "-"]
+        if cname:
+            c = r.classic
+            cells += [c.time.ms(1) if isinstance(c, fresh.Side) else str(c),
+                      times(r.ratio("classic")) if r.ratio("classic") is not None else "-"]
+        cells.append(" / ".join({True: "✓", False: "✗", None: "-"}[r.agrees(k)] for k in ("archdsl", "meta")))
+        body.append(cells)
+    out.append(table(headers, body))
+    passed = [r for r in rows if r.passed()]
+    out.append(f"Targets met on {len(passed)} of {len(rows)} models"
+               + (f"; not on {', '.join(r.model.name for r in rows if r.passed() is False)}" if len(passed) < len(rows)
+                  else "") + ".\n")
+    return "\n".join(out)
+
+
+def _headline_line(rows) -> str:
+    ok = [r for r in rows if r.ratio() is not None]
+    if not ok:
+        return "- **First compile in a fresh process**: not measured (see the headline table)."
+    lo, hi = min(ok, key=lambda r: r.ratio()), max(ok, key=lambda r: r.ratio())
+    shallow = [r for r in ok if not r.model.deep]
+    deep = [r for r in ok if r.model.deep]
+    per_node = [r.per_node_us for r in ok]
+    faster = [r for r in ok if r.ratio() > 1]
+    ten = [r for r in deep if r.ratio() >= 10]
+    parts = [f"- **First compile in a fresh process** (the headline; parse included, imports apart): archdsl "
+             f"{min(r.archdsl.time.median for r in ok) * 1e3:.1f} to {max(r.archdsl.time.median for r in ok) * 1e3:.1f}"
+             f" ms, torch's FlopCounterMode on the meta device {min(r.meta.time.median for r in ok) * 1e3:.1f} to "
+             f"{max(r.meta.time.median for r in ok) * 1e3:.1f} ms; meta / archdsl from {lo.ratio():.2f}x "
+             f"({lo.model.name}) to {hi.ratio():.2f}x ({hi.model.name}). Target faster than the meta counter on "
+             f"every model: {'met' if len(faster) == len(ok) else 'NOT MET'} ({len(faster)} of {len(ok)})"]
+    if deep:
+        parts.append(f"target >= 10x on GoogLeNet and deeper: {'met' if len(ten) == len(deep) else 'NOT MET'} "
+                     f"({len(ten)} of {len(deep)}"
+                     + (f"; {', '.join(f'{r.model.name} {r.ratio():.2f}x' for r in deep if r.ratio() < 10)}"
+                        if len(ten) < len(deep) else "") + ")")
+    if shallow:
+        parts.append("shallower models: " + ", ".join(f"{r.model.name} {r.ratio():.2f}x" for r in shallow))
+    parts.append(f"{min(per_node):,.0f} to {max(per_node):,.0f} us per node. Imports (untimed above): archdsl "
+                 f"{min(r.archdsl.imports.median for r in ok) * 1e3:.0f}-{max(r.archdsl.imports.median for r in ok) * 1e3:.0f}"
+                 f" ms, torch {min(r.meta.imports.median for r in ok) * 1e3:,.0f}-"
+                 f"{max(r.meta.imports.median for r in ok) * 1e3:,.0f} ms.")
+    return "; ".join(parts)
+
+
 def _analysis_md(rows, peers) -> str:
     names = [p.name for p in peers]
-    out = ["## 1. Analysis speed: the figures of one network, in-process", "",
-           "archdsl, each time ending with params, MACs and the output shape: *loaded*: `unit.compile(network)` "
-           "on the spec loaded beforehand with `archdsl.load(path)` (the text parsed; every node made, inferred "
-           "and counted in the timed call), the counterpart of the peers' model built beforehand, with archdsl's "
-           "memo tables (bindings, per-layer inference, block expansions) as earlier compiles left them, as a "
-           "peer runs after a warm-up call; *first*: the same with every memo table emptied before the call, the "
-           "first compile of this network in a process; *path*: `archdsl.compile(path, network)`, which reads the "
-           "file again and finds its parse in memory (a second compile in a notebook); *cold*: the same with every "
-           "cache off and every memo table emptied, Lark's parse included. "
-           "Peers: one call of the tool on the torchvision/timm model, built beforehand (its construction is not "
-           "counted), input batch 1, eval mode. Times in ms. *x fastest peer*: the "
-           "fastest peer's median over archdsl's median (loaded / first / cold); *least favourable*: the fastest peer's "
-           "fastest run over archdsl's median; *constructor*: the torchvision/timm constructor, weights "
-           "initialised, which a peer's user runs first; *end to end*: from nothing built to the figures, the "
-           "fastest peer plus the constructor over archdsl cold.", ""]
-    headers = ["model", "layers", "archdsl loaded", "archdsl first", "archdsl path", "archdsl cold"] + names + [
-        "x fastest peer: loaded / first / cold", "least favourable: loaded / cold", "constructor", "end to end"]
+    out = ["## 1. Analysis speed: the figures of one network, in-process, repeated", "",
+           "Each tool called again and again in one process (a notebook, a sweep), after a warm-up call: "
+           "whatever it keeps from one call to the next counts. archdsl, each time ending with params, MACs and "
+           "the output shape: *loaded*: `unit.compile(network)` on the spec loaded beforehand with "
+           "`archdsl.load(path)`, the counterpart of the peers' model built beforehand; *path*: "
+           "`archdsl.compile(path, network)`, the file read and parsed again. Peers: one call of the tool on the "
+           "torchvision/timm model, built beforehand (its construction is not counted), input batch 1, eval mode. "
+           "Times in ms. *x fastest peer*: the fastest peer's median over archdsl's median (loaded / path); "
+           "*least favourable*: the fastest peer's fastest run over archdsl's loaded median; *constructor*: the "
+           "torchvision/timm constructor, weights initialised, which a peer's user runs first. What a user pays "
+           "once, in a fresh process, is the headline's.", ""]
+    headers = ["model", "layers", "archdsl loaded", "archdsl path"] + names + [
+        "x fastest peer: loaded / path", "least favourable", "constructor"]
     body = []
     for r in rows:
         layers = sum(1 for i in r.model.compile().nodes()) - 1
-        cells = [r.model.name, f"{layers:,}", ms(r.loaded, 3) if r.loaded else "-",
-                 ms(r.first, 3) if r.first else "-", ms(r.warm, 3), ms(r.cold, 2)]
+        cells = [r.model.name, f"{layers:,}", ms(r.loaded, 3), ms(r.path, 3)]
         for p in names:
             s = r.peers.get(p)
             cells.append(ms(s, 1) if not isinstance(s, str) else s)
-        cells.append(f"{times(r.slowest_ratio())} / {times(r.first_ratio())} / {times(r.slowest_ratio(cold=True))}")
-        cells.append(f"{times(r.conservative_ratio())} / {times(r.conservative_ratio(cold=True))}")
-        cells += [ms(r.construct, 0), times(r.end_to_end_ratio())]
+        cells.append(f"{times(r.slowest_ratio())} / {times(r.slowest_ratio(path=True))}")
+        cells.append(times(r.conservative_ratio()))
+        cells.append(ms(r.construct, 0))
         body.append(cells)
     out.append(table(headers, body))
     if rows and names:
@@ -342,45 +427,44 @@ def _agreement_table(results, names, what: str) -> str:
 
 
 def _command_md(repeat: int, baseline: str | None, with_torchinfo: bool) -> tuple[str, str]:
-    import tempfile
-
     spec = COMMAND_SPEC
-    fresh = Path(tempfile.mkdtemp(prefix="archdsl-cache-"))
+    warm = command.fresh_cache()  # every run of the warm command uses it: the warm-up round's run first
+    cold = f"`archdsl compile {spec}`, cold"
     cmds = {
-        f"`archdsl compile {spec}`": (command.compile_argv(spec), command._env(ARCHDSL_CACHE_DIR=str(fresh))),
-        f"`archdsl compile {spec}`, no parse cache": (command.compile_argv(spec),
-                                                       command._env(ARCHDSL_NO_CACHE="1")),
-        "`archdsl compile specs/nin.arch`": (command.compile_argv("specs/nin.arch"),
-                                             command._env(ARCHDSL_CACHE_DIR=str(fresh))),
+        cold: (command.compile_argv(spec), command.cold_env),
+        f"`archdsl compile {spec}`, warm": (command.compile_argv(spec), command.measured_env(warm)),
+        "`archdsl compile specs/nin.arch`, cold": (command.compile_argv("specs/nin.arch"), command.cold_env),
     }
     if with_torchinfo:
         cmds["one-liner: torchvision googlenet + torchinfo summary"] = (
-            [command.PYTHON, "-c", command.TORCHINFO_ONE_LINER], None)
-    cmds["one-liner: torchvision googlenet + torch FlopCounterMode"] = (
-        [command.PYTHON, "-c", command.FLOPCOUNTER_ONE_LINER], None)
+            [command.PYTHON, "-c", command.TORCHINFO_ONE_LINER], command.cold_env)
+    cmds["one-liner: torchvision googlenet + torch FlopCounterMode, meta device"] = (
+        [command.PYTHON, "-c", command.FLOPCOUNTER_ONE_LINER], command.cold_env)
     tree = None
     if baseline:
         tree = command.checkout_revision(baseline)
         for s in (spec, "specs/nin.arch"):
-            cmds[f"`archdsl compile {s}` at {baseline}"] = (
+            cmds[f"`archdsl compile {s}` at {baseline}, cold"] = (
                 [command.PYTHON, "-c", "from archdsl.cli import main; main()", "compile", str(ROOT / s)],
-                command.baseline_env(tree, fresh), tree)
-    # the warm-up run fills the disk cache of the first command: its timed runs are warm ones
+                lambda: command.baseline_env(tree), tree)
     res = command.time_commands(cmds, repeat=repeat, warmup=1)
-    first = next(iter(cmds))
-    ours = res[first]["wall"].median
+    ours = res[cold]["wall"].median
     rows = []
     for name, r in res.items():
         rows.append([name, seconds(r["wall"]), seconds(r["cpu"]), kib_to_mib(r["rss"].median),
-                     "1.0x" if name == first else times(r["wall"].median / ours)])
+                     "1.0x" if name == cold else times(r["wall"].median / ours)])
+    warm_s = res[f"`archdsl compile {spec}`, warm"]["wall"].median
     out = ["## 2. Whole commands: interpreter start included", "",
-           f"Each command run {repeat} times, the commands in turn, after one untimed round (which also fills "
-           "archdsl's parse cache, as any earlier run of the same spec would, and caches its bytecode, as "
-           "any installed package has it: this environment sets PYTHONDONTWRITEBYTECODE, which the benchmark "
-           "unsets for its commands). Seconds of wall time and of CPU "
-           "(user + system), peak resident memory, and each command's wall time relative to "
-           "`archdsl compile`'s.", "",
-           table(["command", "wall s", "CPU s", "peak RSS", "vs archdsl"], rows)]
+           f"Each command run {repeat} times, the commands in turn, after one untimed round (which caches "
+           "archdsl's bytecode, as any installed package has it: this environment sets PYTHONDONTWRITEBYTECODE, "
+           "which the benchmark unsets for its commands, and warms the operating system's page cache). *cold*: "
+           "every run with a new empty cache folder (`XDG_CACHE_HOME`), as the first run on a machine; *warm*: "
+           "every run with the one cache folder that the runs before it used (whatever a run leaves there for "
+           "the next counts). Seconds of wall time and of CPU (user + system), peak resident memory, and each "
+           "command's wall time relative to the cold `archdsl compile`'s.", "",
+           table(["command", "wall s", "CPU s", "peak RSS", "vs archdsl"], rows),
+           f"Targets: cold < 0.35 s: {_mark(ours < 0.35)} ({ours:.3f} s); warm < 0.2 s: {_mark(warm_s < 0.2)} "
+           f"({warm_s:.3f} s).", ""]
     # where the start-up goes
     now, mods = command.import_profile(repeat=max(3, repeat))
     compile_mods = command.modules_of_compile(spec)
@@ -389,7 +473,7 @@ def _command_md(repeat: int, baseline: str | None, with_torchinfo: bool) -> tupl
                                                        "numpy"}
     base = None
     if tree is not None:
-        base, _ = command.import_profile(env=command.baseline_env(tree, fresh), repeat=max(3, repeat), cwd=tree)
+        base, _ = command.import_profile(env=command.baseline_env(tree), repeat=max(3, repeat), cwd=tree)
     keys = sorted(set(now) | set(base or {}), key=lambda k: -max(now.get(k, 0), (base or {}).get(k, 0)))[:12]
     hdr = ["package (self time, ms)"] + ([f"at {baseline}"] if base else []) + ["now"]
     body = [[k] + ([f"{base.get(k, 0):.0f}"] if base else []) + [f"{now.get(k, 0):.0f}"] for k in keys]
@@ -401,18 +485,18 @@ def _command_md(repeat: int, baseline: str | None, with_torchinfo: bool) -> tupl
             f"it imports: {', '.join(sorted(heavy)) or 'none'}.", ""]
     if tree is not None:
         command.cleanup(tree)
-    command.cleanup(fresh)
     one = next((k for k in res if k.startswith("one-liner: torchvision googlenet + torchinfo")), None) or \
         next(k for k in res if k.startswith("one-liner"))
-    low = res[one]["wall"].min / res[first]["wall"].max
+    low = res[one]["wall"].min / res[cold]["wall"].max
     base_line = ""
     if baseline:
-        b = res[f"`archdsl compile {spec}` at {baseline}"]["wall"].median
-        base_line = f" It took {b:.3f} s at {baseline}, before this work ({b / ours:.1f}x longer)."
-    line = (f"- **Whole command**: `archdsl compile {spec}` takes {ours:.3f} s wall, interpreter start included "
-            f"(target < 0.5 s: {'met' if ours < 0.5 else 'not met'}); the {one.split(': ', 1)[1]} one-liner "
-            f"{res[one]['wall'].median:.2f} s, {res[one]['wall'].median / ours:.1f}x longer ({low:.1f}x in the "
-            f"least favourable reading; target >= 10x: "
+        b = res[f"`archdsl compile {spec}` at {baseline}, cold"]["wall"].median
+        base_line = f" It took {b:.3f} s at {baseline} ({b / ours:.1f}x longer)."
+    line = (f"- **Whole command**: `archdsl compile {spec}` takes {ours:.3f} s wall cold (an empty cache folder; "
+            f"interpreter start included; target < 0.35 s: {'met' if ours < 0.35 else 'NOT MET'}) and "
+            f"{warm_s:.3f} s warm (target < 0.2 s: {'met' if warm_s < 0.2 else 'NOT MET'}); the "
+            f"{one.split(': ', 1)[1]} one-liner {res[one]['wall'].median:.2f} s, {res[one]['wall'].median / ours:.1f}x "
+            f"longer ({low:.1f}x in the least favourable reading; target >= 10x: "
             f"{'met' if res[one]['wall'].median / ours >= 10 else 'not met'}).{base_line}")
     return "\n".join(out), line
 
@@ -493,16 +577,17 @@ def _forward_md(rows, threads: int) -> str:
 
 def _scale_md(rows) -> str:
     out = ["## 5. Scale: compile time against depth", "",
-           "In-process `archdsl.compile`, *cold* (no parse cache: parsing included) and with the parsed spec "
-           "*cached* in memory (a second compile of an unchanged file: the graph stage alone). "
-           "*written*: every layer a statement of its own "
-           "(conv / bn / relu in turn: the parser's worst case); *repeated*: a residual unit of 7 layers written "
-           "once and expanded by `repeat` (the graph stage's case). Layers are graph nodes, the input excluded.",
-           ""]
-    body = [[r.label, f"{r.layers:,}", f"{r.chars:,}", ms(r.stats, 1), f"{r.per_layer_us:.1f}", ms(r.cached, 1),
-             f"{r.cached_per_layer_us:.1f}" if r.cached is not None else "-"] for r in rows]
-    out.append(table(["spec", "layers", "characters", "cold ms", "cold us/layer", "parse cached ms",
-                      "cached us/layer"], body))
+           "Fresh processes, as in the headline, each with an empty cache folder: *first compile*: "
+           "`archdsl.compile(file)` timed in a process that has imported archdsl (untimed); *whole command*: "
+           "`archdsl compile FILE` (interpreter start, import and the table printed included). "
+           "*written*: every layer a statement of its own (conv / bn / relu in turn: the parser's worst case); "
+           "*repeated*: a residual unit of 7 layers written once and expanded by `repeat` (the expansion's "
+           "case). Layers are graph nodes, the input excluded. Target: 10,000 layers under 2 s for the whole "
+           "command, cold.", ""]
+    body = [[r.label, f"{r.layers:,}", f"{r.chars:,}", ms(r.first, 1), f"{r.per_layer_us:.1f}", seconds(r.command),
+             _mark(r.command.median < 2) if r.layers >= 9000 else ""] for r in rows]
+    out.append(table(["spec", "layers", "characters", "first compile ms", "us/layer", "whole command s",
+                      "< 2 s"], body))
     return "\n".join(out)
 
 
@@ -528,7 +613,7 @@ def _memory_md(quick: bool) -> tuple[str, str]:
             gen_line = f"; {kib_to_mib(big['rss'].median)} for the generated 10,000-layer spec"
     rows.append(["`python -c pass` (the interpreter alone)", kib_to_mib(base["rss"].median), seconds(base["wall"])])
     out = ["## 6. Memory", "", "Peak resident set size of the whole process (the operating system's account, "
-           "`os.wait4`), median of 3 runs after a warm-up.", "",
+           "`os.wait4`), median of 3 cold runs (an empty cache folder each) after a warm-up.", "",
            table(["command", "peak RSS", "wall s"], rows)]
     line = (f"- **Memory**: `archdsl compile` peaks at {kib_to_mib(runs['rss'].median)} on the largest spec "
             f"({network}, {nodes:,} nodes){gen_line}.")

@@ -29,6 +29,9 @@ class Model:
     params: int  # published
     macs: int  # published
     has_aux: bool = False
+    #: as deep as GoogLeNet (22 weight layers on its longest path) or deeper: the models of the
+    #: headline's ">= 10x the meta-device counter" target (alexnet 8, vgg16 16, squeezenet1_0 18)
+    deep: bool = False
     kwargs: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -76,17 +79,17 @@ MODELS: tuple[Model, ...] = (
     Model("vgg16", "vgg.arch", "vgg16", (3, 224, 224), "torchvision", "vgg16",
           138_357_544, 15_470_264_320),
     Model("googlenet", "googlenet.arch", "googlenet_torchvision", (3, 224, 224), "torchvision", "googlenet",
-          6_624_904, 1_498_376_192, has_aux=True),
+          6_624_904, 1_498_376_192, has_aux=True, deep=True),
     Model("inception_v3", "inception_v3.arch", "inception_v3", (3, 299, 299), "torchvision", "inception_v3",
-          23_834_568, 5_713_216_096, has_aux=True),
+          23_834_568, 5_713_216_096, has_aux=True, deep=True),
     Model("resnet50", "resnet.arch", "resnet50", (3, 224, 224), "torchvision", "resnet50",
-          25_557_032, 4_089_184_256),
+          25_557_032, 4_089_184_256, deep=True),
     Model("densenet121", "densenet.arch", "densenet121", (3, 224, 224), "torchvision", "densenet121",
-          7_978_856, 2_834_161_664),
+          7_978_856, 2_834_161_664, deep=True),
     Model("squeezenet1_0", "squeezenet.arch", "squeezenet1_0", (3, 224, 224), "torchvision", "squeezenet1_0",
           1_248_424, 818_924_576),
     Model("inception_v4", "inception_v4.arch", "inception_v4", (3, 299, 299), "timm", "inception_v4",
-          42_679_816, 12_253_974_624),
+          42_679_816, 12_253_974_624, deep=True),
 )
 
 BY_NAME = {m.name: m for m in MODELS}

@@ -7,9 +7,11 @@ modules: a convolution, a batch norm and a ReLU are three):
 * ``repeated``: residual stages written once and expanded by ``repeat`` (the graph
   stage's case: the text stays short while the network grows).
 
-Compile time is measured in-process, cold (no parse cache: the text is parsed every time)
-and with the parsed spec cached (what a second compile of an unchanged file costs: the
-graph stage alone); per-layer time shows whether growth is linear.
+Each size is measured in fresh processes, as the headline is (bench/fresh.py): the first
+``archdsl.compile`` of the file in a process that has imported archdsl (the import untimed),
+and the whole command, ``archdsl compile FILE`` (interpreter start and table output
+included), cold (an empty cache folder every run). Per-layer time shows whether growth is
+linear.
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .models import SPECS
-from .timing import Stats, measure
+from . import command
+from .fresh import ARCHDSL_CHILD, child
+from .models import ROOT, SPECS
+from .timing import Stats
 
 
 def written_spec(layers: int) -> str:
@@ -52,59 +56,44 @@ class ScaleRow:
     label: str
     layers: int  # graph nodes, the input excluded
     chars: int
-    stats: Stats  # cold
-    cached: Stats | None = None  # the parsed spec cached in memory
+    first: Stats  # the first compile in a fresh process
+    command: Stats  # the whole command, cold
 
     @property
     def per_layer_us(self) -> float:
-        return self.stats.median / max(self.layers, 1) * 1e6
-
-    @property
-    def cached_per_layer_us(self) -> float | None:
-        return None if self.cached is None else self.cached.median / max(self.layers, 1) * 1e6
+        return self.first.median / max(self.layers, 1) * 1e6
 
 
-def _compile_cold(path: Path, network: str | None):
-    import archdsl
-    from archdsl import cache
-
-    cache.clear()  # and the memo tables: as in a fresh process
-    with cache.disabled():
-        return archdsl.compile(path, network)
-
-
-def _compile_cached(path: Path, network: str | None):
-    import archdsl
-
-    return archdsl.compile(path, network)
+def _measure(path: Path, network: str, repeat: int) -> tuple[int, Stats, Stats]:
+    """(layers, first compile in a fresh process, whole command cold), `repeat` processes each
+    after one untimed round."""
+    spec = str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+    firsts = [child(ARCHDSL_CHILD, spec, network, "0") for _ in range(repeat + 1)][1:]
+    whole = command.time_commands({"a": (command.compile_argv(spec, "-n", network), None)}, repeat=repeat,
+                                  warmup=1)["a"]["wall"]
+    return firsts[0]["nodes"] - 1, Stats(tuple(r["s"] for r in firsts)), whole
 
 
 def run(sizes: list[int], repeat: int, log=print) -> list[ScaleRow]:
     rows = []
+    repeat = max(3, min(repeat, 5))
     with tempfile.TemporaryDirectory(prefix="archdsl-scale-") as tmp:
         for shape, make in (("written", written_spec), ("repeated", repeated_spec)):
             for n in sizes:
                 path = Path(tmp) / f"{shape}_{n}.arch"
                 text = make(n)
                 path.write_text(text)
-                net = _compile_cold(path, "deep")
-                layers = sum(1 for _ in net.nodes()) - 1
-                stats = measure(lambda: _compile_cold(path, "deep"), repeat=max(3, min(repeat, 5)), warmup=1)
-                cached = measure(lambda: _compile_cached(path, "deep"), repeat=max(3, min(repeat, 5)), warmup=1)
-                rows.append(ScaleRow(f"{shape} {n:,}", layers, len(text), stats, cached))
-                log(f"  {shape} {n:,}: {layers:,} layers, {stats.ms()} ms cold ({rows[-1].per_layer_us:.1f} us/layer), "
-                    f"{cached.ms()} ms cached")
+                layers, first, whole = _measure(path, "deep", repeat)
+                rows.append(ScaleRow(f"{shape} {n:,}", layers, len(text), first, whole))
+                log(f"  {shape} {n:,}: {layers:,} layers, first compile {first.ms()} ms "
+                    f"({rows[-1].per_layer_us:.1f} us/layer), whole command {whole.median:.2f} s cold")
         deepest = SPECS / "preact_resnet.arch"
         if deepest.is_file() and "network preact_resnet1001" in deepest.read_text():
-            net = _compile_cold(deepest, "preact_resnet1001")
-            layers = sum(1 for _ in net.nodes()) - 1
-            stats = measure(lambda: _compile_cold(deepest, "preact_resnet1001"), repeat=max(3, min(repeat, 5)),
-                            warmup=1)
-            cached = measure(lambda: _compile_cached(deepest, "preact_resnet1001"), repeat=max(3, min(repeat, 5)),
-                             warmup=1)
-            rows.append(ScaleRow("preact_resnet1001 (specs/preact_resnet.arch)", layers,
-                                 len(deepest.read_text()), stats, cached))
-            log(f"  preact_resnet1001: {layers:,} layers, {stats.ms()} ms")
+            layers, first, whole = _measure(deepest, "preact_resnet1001", repeat)
+            rows.append(ScaleRow("preact_resnet1001 (specs/preact_resnet.arch)", layers, len(deepest.read_text()),
+                                 first, whole))
+            log(f"  preact_resnet1001: {layers:,} layers, first compile {first.ms()} ms, "
+                f"whole command {whole.median:.2f} s cold")
     return rows
 
 

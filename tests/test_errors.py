@@ -317,7 +317,7 @@ def test_deep_expressions_are_refused_not_crashed():
 def test_exponents_and_products_are_bounded():
     for expr, text in (("2 ** 100", "exponent too large"), ("10 ** 16", "absurdly large"),
                        ("1000000 * 1000000 * 1000000", "absurdly large"),
-                       ("1_100_188_2 ** 64", "about 10^450"),  # found by bench.fuzz: too large for a float
+                       ("1_100_188_2 ** 64", "about 10^450"),  # found by tests/fuzzing.py: too large for a float
                        ("max(3, int(1e15) * 2)", "absurdly large")):
         err = _refused_quickly(f"network n {{\n  input 3x8x8\n  conv 3x3 -> {expr}\n}}")
         assert text in err.first.message

@@ -1,5 +1,5 @@
-"""Fuzzing, bounded for CI (`python -m bench.fuzz --minutes 10` is the long run; both use
-the generators and checks of bench/fuzz.py).
+"""Fuzzing, bounded for CI (`python tests/fuzzing.py --examples 20000` is the long run; both
+use the generators and checks of tests/fuzzing.py, a helper module beside the tests).
 
 * Mutants of every spec in specs/ (tokens deleted, inserted, duplicated, swapped; random
   bytes; huge numbers; deep nesting; very long lines; invalid UTF-8; truncation; the
@@ -14,21 +14,16 @@ a failure shrinks to a small one).
 
 from __future__ import annotations
 
-import os
 import random
-import sys
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import fuzzing as fuzz
+
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # bench/ is a package at the repository root
-    sys.path.insert(0, str(ROOT))
-
-from bench import fuzz  # noqa: E402
-
 SEEDS = sorted((ROOT / "specs").glob("*.arch"))
 FUZZ = settings(deadline=None, derandomize=True, database=None, print_blob=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
@@ -37,15 +32,10 @@ FUZZ = settings(deadline=None, derandomize=True, database=None, print_blob=True,
 
 @pytest.fixture(scope="module")
 def workspace():
-    old = os.environ.get("ARCHDSL_NO_CACHE")
-    os.environ["ARCHDSL_NO_CACHE"] = "1"  # mutants would only fill the parse cache
     ws = fuzz.Workspace()
-    yield ws
+    with ws.isolated():  # whatever a compile caches stays in the workspace
+        yield ws
     ws.cleanup()
-    if old is None:
-        os.environ.pop("ARCHDSL_NO_CACHE", None)
-    else:
-        os.environ["ARCHDSL_NO_CACHE"] = old
 
 
 def _seed(workspace, name: str) -> Path:

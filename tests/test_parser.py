@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import random
 import re
-import sys
 from importlib import resources
 from pathlib import Path
 
@@ -23,11 +22,9 @@ from archdsl import ArchError
 from archdsl import syntax as P
 from archdsl import parser
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # bench/ is a package at the repository root
-    sys.path.insert(0, str(ROOT))
+import fuzzing as fuzz
 
-from bench import fuzz  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
