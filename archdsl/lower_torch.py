@@ -639,7 +639,10 @@ def load_weights(module: nn.Module, reference: nn.Module, example: torch.Tensor 
         param = next(module.parameters(), None)
         example = torch.randn(2, *shape, device=param.device if param is not None else "cpu")
     ours = _stateful_leaves_in_call_order(module, example)
-    theirs = _stateful_leaves_in_call_order(reference, example.to(next(reference.parameters()).device))
+    held = next(reference.parameters(), None)
+    if held is None:
+        held = next(reference.buffers(), None)
+    theirs = _stateful_leaves_in_call_order(reference, example if held is None else example.to(held.device))
     for i, ((on, om), (tn, tm)) in enumerate(zip(ours, theirs)):
         if strict_types and _family(om) != _family(tm):
             raise WeightMismatch(f"layer #{i + 1} differs in kind: archdsl '{on}' is {type(om).__name__}, "
