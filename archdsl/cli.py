@@ -185,12 +185,18 @@ def _arch_files(paths: Iterable[Path]) -> Iterable[Path]:
 @_input_opt
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:1, ...")
 @click.option("--batch", type=click.IntRange(1, 4096), default=1, show_default=True)
-@click.option("--max-params", type=int, default=None, help="Refuse to build above this many parameters.")
+@click.option("--max-params", type=click.IntRange(0), default=None,
+              help="Refuse to build above this many parameters (default 2,000,000,000).")
+@click.option("--max-buffers", type=click.IntRange(0), default=None,
+              help="Refuse to build above this many buffer values (default 16,777,216).")
+@click.option("--max-activation", type=click.IntRange(0), default=None,
+              help="Refuse to build when a layer's forward pass at --batch makes a tensor of more values "
+                   "(default 1,073,741,824).")
 def build_cmd(file: Path, network: str | None, input_: str | None, device: str, batch: int,
-              max_params: int | None) -> None:
+              max_params: int | None, max_buffers: int | None, max_activation: int | None) -> None:
     """Lower a network to PyTorch, run one forward pass and print its shape, size and time."""
     _ensure_file(file)
-    build_and_run(file, network, input_, device, batch, max_params, click.echo)
+    build_and_run(file, network, input_, device, batch, max_params, click.echo, max_buffers, max_activation)
 
 
 @main.command("kinds")
@@ -384,7 +390,8 @@ def _plain(v):
 
 
 def build_and_run(file: Path, network: str | None, input_: str | None, device: str, batch: int,
-                  max_params: int | None, out) -> None:
+                  max_params: int | None, out, max_buffers: int | None = None,
+                  max_activation: int | None = None) -> None:
     from . import compile
     from .graph import select_networks
 
@@ -396,32 +403,82 @@ def build_and_run(file: Path, network: str | None, input_: str | None, device: s
             raise click.UsageError(f"{file} holds {len(nets)} networks; pick one with -n: "
                                    + ", ".join(n.name for n in nets))
     net = compile(file, network, input_)
-    import torch
+    torch = _import_torch()
 
-    from .lower_torch import DEFAULT_MAX_PARAMS, count_parameters, lower
+    from . import lower_torch as L
 
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise click.UsageError("--device cuda: no CUDA device is available (torch.cuda.is_available() is False)")
-    t0 = time.perf_counter()
-    model = lower(net, device=device, max_params=DEFAULT_MAX_PARAMS if max_params is None else max_params).eval()
-    t1 = time.perf_counter()
-    x = torch.randn(batch, *net.input_shape.dims, device=device)
-    with torch.inference_mode():
-        y = model(x)
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        t2 = time.perf_counter()
-        y = model(x)
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        t3 = time.perf_counter()
-    n = count_parameters(model)
+    _check_device(torch, device)
+    limits = (L.DEFAULT_MAX_PARAMS if max_params is None else max_params,
+              L.DEFAULT_MAX_BUFFERS if max_buffers is None else max_buffers,
+              L.DEFAULT_MAX_ACTIVATION if max_activation is None else max_activation)
+    L.check_limits(net, *limits, batch=batch)  # the forward passes' batch too, before anything is built
+    # lowering, running and counting recurse once per level of nesting: all of it on a deep
+    # enough stack (a plain call for any network but a deeply nested one)
+    model, y, n, t0, t1, t2, t3 = L.on_deep_stack(L.nesting_depth(net), _build_and_time, torch, L, net, device,
+                                                  batch, limits)
     out(f"{net.name}: output {tuple(y.shape)} on {device}")
     out(f"parameters: {n:,} (analytic {net.params:,}: {'equal' if n == net.params else 'DIFFERENT'})")
     out(f"build {1e3 * (t1 - t0):.1f} ms, first forward {1e3 * (t2 - t1):.1f} ms, "
         f"second forward {1e3 * (t3 - t2):.1f} ms (batch {batch})")
     if n != net.params or tuple(y.shape[1:]) != net.output_shape.dims:
         raise RuntimeError("the built module disagrees with the analytic report")
+
+
+def _build_and_time(torch, L, net, device: str, batch: int, limits: tuple[int, int, int]):
+    t0 = time.perf_counter()
+    model = L.lower(net, device=device, max_params=limits[0], max_buffers=limits[1],
+                    max_activation=limits[2]).eval()
+    t1 = time.perf_counter()
+    try:
+        x = torch.randn(batch, *net.input_shape.dims, device=device)
+        with torch.inference_mode():
+            y = model(x)
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            t2 = time.perf_counter()
+            y = model(x)
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            t3 = time.perf_counter()
+    except (MemoryError, RuntimeError) as e:
+        if not L.is_allocation_failure(e):
+            raise
+        raise L.allocation_failed(net, e, "a forward pass of") from None
+    return model, y, L.count_parameters(model), t0, t1, t2, t3
+
+
+def _import_torch():
+    """torch, or a usage error saying how to install it (it is an optional dependency)."""
+    try:
+        import torch
+    except ImportError as e:
+        _echo_err(f"archdsl build needs PyTorch, which cannot be imported here ({e}).\n"
+                  'Install it with: pip install "archdsl[torch]"')
+        sys.exit(EXIT_USAGE)
+    return torch
+
+
+def _check_device(torch, device: str) -> None:
+    """--device must name a device this machine has: cpu, cuda[:N] with a GPU, mps on a Mac."""
+    available = ["cpu"]
+    if torch.cuda.is_available():
+        available += ["cuda", *(f"cuda:{i}" for i in range(torch.cuda.device_count()))]
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        available += ["mps", "mps:0"]
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, ValueError, TypeError):
+        parsed = None
+    if parsed is not None and (str(parsed) in available or (parsed.type == "cpu" and parsed.index in (None, 0))):
+        return
+    if parsed is None:
+        why = "not a device name"
+    elif parsed.type == "cuda" and not torch.cuda.is_available():
+        why = "no CUDA device is available (torch.cuda.is_available() is False)"
+    else:
+        why = "no such device on this machine"
+    raise click.UsageError(f"--device {device}: {why}; devices: {', '.join(available)}")
 
 
 def run() -> None:
