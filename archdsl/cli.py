@@ -27,10 +27,12 @@ def _echo_err(text: str) -> None:
     click.echo(text, err=True)
 
 
-def _fail(err: ArchError) -> None:
+def _fail(err: ArchError, missing_network_is_usage: bool = True) -> None:
     _echo_err(err.render())
-    # E6xx are mistakes in the command line; so is E203, a network name (-n) the file lacks
-    usage = all(d.code.startswith("E6") or d.code == "E203" for d in err.diagnostics)
+    # E6xx are mistakes in the command line; so is E203 without a location, a network name
+    # (-n) the file lacks. E203 at the file, "no network in this file", is the spec's.
+    usage = all(d.code.startswith("E6") or (d.code == "E203" and d.span is None and missing_network_is_usage)
+                for d in err.diagnostics)
     sys.exit(EXIT_USAGE if usage else EXIT_SPEC)
 
 
@@ -165,7 +167,7 @@ def check_cmd(paths: tuple[Path, ...], fmt: str, fail_fast: bool) -> None:
     files = list(_arch_files(paths))
     if not files:
         raise click.UsageError("no .arch files in " + ", ".join(str(p) for p in paths))
-    ok = check_paths(files, fmt, fail_fast, click.echo, _echo_err)
+    ok = check_paths(files, fmt, fail_fast, click.echo, _echo_err, named={p for p in paths if p.is_file()})
     sys.exit(0 if ok else EXIT_SPEC)
 
 
@@ -230,6 +232,8 @@ def render_cmd(file: Path, network: str | None, input_: str | None, output: Path
         output_format(output)
     except ValueError as e:
         raise click.UsageError(str(e)) from None
+    if not output.parent.is_dir():  # before the compile and Graphviz's work
+        raise click.UsageError(f"-o {output}: no such folder: {output.parent}")
     net = _one_network(file, network, input_, "-n NAME")
     if only is not None:
         from .render import find_group
@@ -246,6 +250,8 @@ def render_cmd(file: Path, network: str | None, input_: str | None, output: Path
     except GraphvizNotFound as e:
         _echo_err(f"archdsl render: {e}")
         sys.exit(EXIT_USAGE)
+    except OSError as e:  # a folder that cannot be written to, a full disk
+        raise click.UsageError(f"-o {output}: cannot write it: {e.strerror or e}") from None
     click.echo(f"wrote {output} ({net.name}" + (f".{only}" if only else f": {net.graph.number_of_nodes():,} nodes")
                + (f", depth {depth}" if depth is not None else "") + ")")
 
@@ -261,7 +267,11 @@ def diff_cmd(a: str, b: str, input_: str | None, fmt: str, exit_code: bool) -> N
     """Show what differs between two networks: totals, then blocks and layers matched by name."""
     from .diff import diff
 
-    d = diff(_network_ref(a, input_), _network_ref(b, input_))
+    try:
+        na, nb = _network_ref(a, input_), _network_ref(b, input_)
+    except ArchError as err:  # a network one side lacks is a difference of the specs, not of the command
+        _fail(err, missing_network_is_usage=False)
+    d = diff(na, nb)
     if fmt == "json":
         import json
 
@@ -305,15 +315,17 @@ def compile_networks(file: Path, network: str | None, input_: str | None):
     return compile_all(file, input_)
 
 
-def check_paths(files: list[Path], fmt: str, fail_fast: bool, out, err) -> bool:
+def check_paths(files: list[Path], fmt: str, fail_fast: bool, out, err, named: "set[Path] | frozenset" = frozenset()
+                ) -> bool:
     """Check every network of every file: one line each, then a summary. True when all pass.
 
     A failing line names the location (file:line:col) of the first failing `expect` or of the
     error; the full diagnostics go to `err`. A file without networks (blocks and constants
-    shared through `include`) is parsed and reported on a line of its own.
+    shared through `include`) found in a folder is parsed and reported on a line of its own;
+    one of the `named` files (given on the command line), or an empty one, fails with E203.
     """
     from . import load
-    from .graph import build_graph
+    from .graph import build_graph, select_networks
 
     results, failures, libraries = [], 0, []
 
@@ -339,6 +351,15 @@ def check_paths(files: list[Path], fmt: str, fail_fast: bool, out, err) -> bool:
             if fail_fast:
                 break
             continue
+        if not unit.program.networks and (file in named or not unit.program.items):
+            try:
+                select_networks(unit, None)  # raises E203 "no network in this file", at the file
+            except ArchError as e:
+                failures += 1
+                error_row(file, None, e)
+                if fail_fast:
+                    break
+                continue
         if not unit.program.networks:
             libraries.append(str(file))
             line("ok", str(file), "(no networks: blocks and constants only)")
