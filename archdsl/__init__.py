@@ -61,8 +61,10 @@ def load(source: "str | os.PathLike[str]") -> Spec:
 
 
 def _load(source: "str | os.PathLike[str]") -> Spec:
+    if isinstance(source, (bytes, bytearray)):
+        raise TypeError("source must be spec text (str) or a path, not bytes: decode it first (spec files are UTF-8)")
     if not isinstance(source, (str, os.PathLike)):
-        raise TypeError(f"a spec is text or a path (str or os.PathLike), not {type(source).__name__}")
+        raise TypeError(f"source must be spec text (str) or a path (str or os.PathLike), not {type(source).__name__}")
     loader = Loader()
     if _looks_like_path(source):
         path = Path(source)

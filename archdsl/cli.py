@@ -33,10 +33,12 @@ def _echo_error(err: ArchError) -> None:
     click.echo(err.render(color=color), err=True, color=color)
 
 
-def _fail(err: ArchError) -> None:
+def _fail(err: ArchError, missing_network_is_usage: bool = True) -> None:
     _echo_error(err)
-    # E6xx are mistakes in the command line; so is E203, a network name (-n) the file lacks
-    usage = all(d.code.startswith("E6") or d.code == "E203" for d in err.diagnostics)
+    # E6xx are mistakes in the command line; so is E203 without a location, a network name
+    # (-n) the file lacks. E203 at the file, "no network in this file", is the spec's.
+    usage = all(d.code.startswith("E6") or (d.code == "E203" and d.span is None and missing_network_is_usage)
+                for d in err.diagnostics)
     sys.exit(EXIT_USAGE if usage else EXIT_SPEC)
 
 
@@ -168,7 +170,7 @@ def check_cmd(paths: tuple[Path, ...], fmt: str, fail_fast: bool) -> None:
     files = list(_arch_files(paths))
     if not files:
         raise click.UsageError("no .arch files in " + ", ".join(str(p) for p in paths))
-    ok = check_paths(files, fmt, fail_fast, click.echo, _echo_error)
+    ok = check_paths(files, fmt, fail_fast, click.echo, _echo_error, named={p for p in paths if p.is_file()})
     sys.exit(0 if ok else EXIT_SPEC)
 
 
@@ -196,12 +198,18 @@ def _arch_files(paths: Iterable[Path]) -> Iterable[Path]:
 @_input_opt
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:1, ...")
 @click.option("--batch", type=click.IntRange(1, 4096), default=1, show_default=True)
-@click.option("--max-params", type=int, default=None, help="Refuse to build above this many parameters.")
+@click.option("--max-params", type=click.IntRange(0), default=None,
+              help="Refuse to build above this many parameters (default 2,000,000,000).")
+@click.option("--max-buffers", type=click.IntRange(0), default=None,
+              help="Refuse to build above this many buffer values (default 16,777,216).")
+@click.option("--max-activation", type=click.IntRange(0), default=None,
+              help="Refuse to build when a layer's forward pass at --batch makes a tensor of more values "
+                   "(default 1,073,741,824).")
 def build_cmd(file: Path, network: str | None, input_: str | None, device: str, batch: int,
-              max_params: int | None) -> None:
+              max_params: int | None, max_buffers: int | None, max_activation: int | None) -> None:
     """Lower a network to PyTorch, run one forward pass and print its shape, size and time."""
     _ensure_file(file)
-    build_and_run(file, network, input_, device, batch, max_params, click.echo)
+    build_and_run(file, network, input_, device, batch, max_params, click.echo, max_buffers, max_activation)
 
 
 @main.command("kinds")
@@ -235,6 +243,8 @@ def render_cmd(file: Path, network: str | None, input_: str | None, output: Path
         output_format(output)
     except ValueError as e:
         raise click.UsageError(str(e)) from None
+    if not output.parent.is_dir():  # before the compile and Graphviz's work
+        raise click.UsageError(f"-o {output}: no such folder: {output.parent}")
     net = _one_network(file, network, input_, "-n NAME")
     if only is not None:
         from .diagram import find_group
@@ -251,6 +261,8 @@ def render_cmd(file: Path, network: str | None, input_: str | None, output: Path
     except GraphvizNotFound as e:
         _echo_err(f"archdsl render: {e}")
         sys.exit(EXIT_USAGE)
+    except OSError as e:  # a folder that cannot be written to, a full disk
+        raise click.UsageError(f"-o {output}: cannot write it: {e.strerror or e}") from None
     click.echo(f"wrote {output} ({net.name}" + (f".{only}" if only else f": {len(net.infos):,} nodes")
                + (f", depth {depth}" if depth is not None else "") + ")")
 
@@ -266,7 +278,11 @@ def diff_cmd(a: str, b: str, input_: str | None, fmt: str, exit_code: bool) -> N
     """Show what differs between two networks: totals, then blocks and layers matched by name."""
     from .diff import diff
 
-    d = diff(_network_ref(a, input_), _network_ref(b, input_))
+    try:
+        na, nb = _network_ref(a, input_), _network_ref(b, input_)
+    except ArchError as err:  # a network one side lacks is a difference of the specs, not of the command
+        _fail(err, missing_network_is_usage=False)
+    d = diff(na, nb)
     if fmt == "json":
         import json
 
@@ -310,14 +326,17 @@ def compile_networks(file: Path, network: str | None, input_: str | None):
     return compile_all(file, input_)
 
 
-def check_paths(files: list[Path], fmt: str, fail_fast: bool, out, err) -> bool:
+def check_paths(files: list[Path], fmt: str, fail_fast: bool, out, err, named: "set[Path] | frozenset" = frozenset()
+                ) -> bool:
     """Check every network of every file: one line each, then a summary. True when all pass.
 
     A failing line names the location (file:line:col) of the first failing `expect` or of the
-    error; the full diagnostics go to `err`, an ArchError at a time. A file without networks
-    (blocks and constants shared through `include`) is parsed and reported on a line of its own.
+    error; the full diagnostics go to `err`, an ArchError at a time. A file without networks (blocks and constants
+    shared through `include`) found in a folder is parsed and reported on a line of its own;
+    one of the `named` files (given on the command line), or an empty one, fails with E203.
     """
     from . import load
+    from .sources import select_networks
     from .spec import compile_network
 
     results, failures, libraries = [], 0, []
@@ -344,6 +363,15 @@ def check_paths(files: list[Path], fmt: str, fail_fast: bool, out, err) -> bool:
             if fail_fast:
                 break
             continue
+        if not unit.program.networks and (file in named or not unit.program.items):
+            try:
+                select_networks(unit, None)  # raises E203 "no network in this file", at the file
+            except ArchError as e:
+                failures += 1
+                error_row(file, None, e)
+                if fail_fast:
+                    break
+                continue
         if not unit.program.networks:
             libraries.append(str(file))
             line("ok", str(file), "(no networks: blocks and constants only)")
@@ -395,7 +423,8 @@ def _plain(v):
 
 
 def build_and_run(file: Path, network: str | None, input_: str | None, device: str, batch: int,
-                  max_params: int | None, out) -> None:
+                  max_params: int | None, out, max_buffers: int | None = None,
+                  max_activation: int | None = None) -> None:
     from . import compile
     from .sources import select_networks
 
@@ -407,32 +436,82 @@ def build_and_run(file: Path, network: str | None, input_: str | None, device: s
             raise click.UsageError(f"{file} holds {len(nets)} networks; pick one with -n: "
                                    + ", ".join(n.name for n in nets))
     net = compile(file, network, input_)
-    import torch
+    torch = _import_torch()
 
-    from .lower_torch import DEFAULT_MAX_PARAMS, count_parameters, lower
+    from . import lower_torch as L
 
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise click.UsageError("--device cuda: no CUDA device is available (torch.cuda.is_available() is False)")
-    t0 = time.perf_counter()
-    model = lower(net, device=device, max_params=DEFAULT_MAX_PARAMS if max_params is None else max_params).eval()
-    t1 = time.perf_counter()
-    x = torch.randn(batch, *net.input_shape.dims, device=device)
-    with torch.inference_mode():
-        y = model(x)
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        t2 = time.perf_counter()
-        y = model(x)
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        t3 = time.perf_counter()
-    n = count_parameters(model)
+    _check_device(torch, device)
+    limits = (L.DEFAULT_MAX_PARAMS if max_params is None else max_params,
+              L.DEFAULT_MAX_BUFFERS if max_buffers is None else max_buffers,
+              L.DEFAULT_MAX_ACTIVATION if max_activation is None else max_activation)
+    L.check_limits(net, *limits, batch=batch)  # the forward passes' batch too, before anything is built
+    # lowering, running and counting recurse once per level of nesting: all of it on a deep
+    # enough stack (a plain call for any network but a deeply nested one)
+    model, y, n, t0, t1, t2, t3 = L.on_deep_stack(L.nesting_depth(net), _build_and_time, torch, L, net, device,
+                                                  batch, limits)
     out(f"{net.name}: output {tuple(y.shape)} on {device}")
     out(f"parameters: {n:,} (analytic {net.params:,}: {'equal' if n == net.params else 'DIFFERENT'})")
     out(f"build {1e3 * (t1 - t0):.1f} ms, first forward {1e3 * (t2 - t1):.1f} ms, "
         f"second forward {1e3 * (t3 - t2):.1f} ms (batch {batch})")
     if n != net.params or tuple(y.shape[1:]) != net.output_shape.dims:
         raise RuntimeError("the built module disagrees with the analytic report")
+
+
+def _build_and_time(torch, L, net, device: str, batch: int, limits: tuple[int, int, int]):
+    t0 = time.perf_counter()
+    model = L.lower(net, device=device, max_params=limits[0], max_buffers=limits[1],
+                    max_activation=limits[2]).eval()
+    t1 = time.perf_counter()
+    try:
+        x = torch.randn(batch, *net.input_shape.dims, device=device)
+        with torch.inference_mode():
+            y = model(x)
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            t2 = time.perf_counter()
+            y = model(x)
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            t3 = time.perf_counter()
+    except (MemoryError, RuntimeError) as e:
+        if not L.is_allocation_failure(e):
+            raise
+        raise L.allocation_failed(net, e, "a forward pass of") from None
+    return model, y, L.count_parameters(model), t0, t1, t2, t3
+
+
+def _import_torch():
+    """torch, or a usage error saying how to install it (it is an optional dependency)."""
+    try:
+        import torch
+    except ImportError as e:
+        _echo_err(f"archdsl build needs PyTorch, which cannot be imported here ({e}).\n"
+                  'Install it with: pip install "archdsl[torch]"')
+        sys.exit(EXIT_USAGE)
+    return torch
+
+
+def _check_device(torch, device: str) -> None:
+    """--device must name a device this machine has: cpu, cuda[:N] with a GPU, mps on a Mac."""
+    available = ["cpu"]
+    if torch.cuda.is_available():
+        available += ["cuda", *(f"cuda:{i}" for i in range(torch.cuda.device_count()))]
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        available += ["mps", "mps:0"]
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, ValueError, TypeError):
+        parsed = None
+    if parsed is not None and (str(parsed) in available or (parsed.type == "cpu" and parsed.index in (None, 0))):
+        return
+    if parsed is None:
+        why = "not a device name"
+    elif parsed.type == "cuda" and not torch.cuda.is_available():
+        why = "no CUDA device is available (torch.cuda.is_available() is False)"
+    else:
+        why = "no such device on this machine"
+    raise click.UsageError(f"--device {device}: {why}; devices: {', '.join(available)}")
 
 
 def run() -> None:

@@ -18,7 +18,6 @@ dict (JSON).
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterator
 
@@ -86,8 +85,9 @@ class Summary:
     def of(cls, net: "CompiledNetwork") -> "Summary":
         return cls(net.name, net.file, str(net.input_shape), str(net.output_shape), net.params,
                    net.params_without_aux, net.macs,
-                   # every node but the input (whose shape is compared on its own), merges included
-                   net.graph.number_of_nodes() - 1,
+                   # every node but the input (whose shape is compared on its own), merges included;
+                   # counted without net.graph, whose networkx copy a diff does not need
+                   sum(1 for _ in net.nodes()) - 1,
                    tuple((k, str(net.node(v).shape)) for k, v in net.aux_outputs.items()))
 
 
@@ -236,13 +236,50 @@ def _groups(net: "CompiledNetwork") -> dict[str, Side]:
 
 def _merged_order(a: list[str], b: list[str]) -> Iterator[str]:
     """Every name of a and b once, in an order that follows both (b's additions after the
-    name they follow in b)."""
+    name they follow in b).
+
+    Names are matched with a dictionary. The names in both that keep their order (the
+    longest such run, in O(n log n)) are anchors; between two anchors come a's other names,
+    then b's. Where no name moved this is exactly the order of a longest-common-subsequence
+    diff, without its quadratic time on long networks.
+    """
+    where_a = {name: i for i, name in enumerate(a)}
+    common = [(where_a[name], j) for j, name in enumerate(b) if name in where_a]  # in b's order
     seen: set[str] = set()
-    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
-        for name in (*a[i1:i2], *b[j1:j2]):
+    i = j = 0
+    for ia, jb in (*(common[k] for k in _longest_increasing([ia for ia, _ in common])), (len(a), len(b))):
+        for name in (*a[i:ia], *b[j:jb]):
             if name not in seen:
                 seen.add(name)
                 yield name
+        if jb < len(b):
+            seen.add(b[jb])
+            yield b[jb]
+        i, j = ia + 1, jb + 1
+
+
+def _longest_increasing(xs: list[int]) -> list[int]:
+    """The indices of a longest strictly increasing subsequence of xs (patience sorting)."""
+    import bisect
+
+    tails: list[int] = []  # tails[k]: the smallest last value of an increasing run of length k + 1
+    tail_at: list[int] = []  # ... and its index in xs
+    before = [-1] * len(xs)  # the index before i in the run that ends at xs[i]
+    for i, x in enumerate(xs):
+        k = bisect.bisect_left(tails, x)
+        if k:
+            before[i] = tail_at[k - 1]
+        if k == len(tails):
+            tails.append(x)
+            tail_at.append(i)
+        else:
+            tails[k], tail_at[k] = x, i
+    out: list[int] = []
+    i = tail_at[-1] if tail_at else -1
+    while i >= 0:
+        out.append(i)
+        i = before[i]
+    return out[::-1]
 
 
 def _compare(level: str, a: dict[str, Side], b: dict[str, Side], out: NetworkDiff) -> None:

@@ -40,7 +40,7 @@ RESERVED_NAMES = frozenset({
     "register_state_dict_pre_hook", "requires_grad_", "set_extra_state", "set_submodule", "share_memory",
     "state_dict", "to", "to_empty", "train", "training", "type", "xpu", "zero_grad",
     # archdsl's containers (lower_torch): Network, AuxBody, Merge
-    "body", "arch_name", "input_shape", "output_shape", "aux_names", "roles", "names", "kind", "params",
+    "body", "arch_name", "input_shape", "output_shape", "aux_names", "depth", "roles", "names", "kind", "params",
 })
 
 #: the flags any layer statement may carry, besides an activation's name

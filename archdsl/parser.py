@@ -440,6 +440,7 @@ def parse(source: str, file: str = "<string>") -> P.Program:
     """
     if not isinstance(source, str):
         raise TypeError(f"parse() takes spec text (a str), not {type(source).__name__}")
+    source = source.removeprefix("\ufeff")  # a byte-order mark, as some editors write
     if len(source) > MAX_SOURCE_BYTES:
         raise ArchError(
             Diagnostic(

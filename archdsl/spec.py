@@ -11,7 +11,7 @@ from typing import Any, Sequence
 from . import syntax as P
 from .budget import check_command
 from .diagnostics import ArchError, Collector, Diagnostic, did_you_mean
-from .evaluate import MAX_VALUE
+from .evaluate import MAX_VALUE, big
 from .expand import Builder
 from .network import CompiledNetwork
 from .sources import Unit, select_networks
@@ -28,16 +28,19 @@ def parse_input(input: "str | Sequence[int] | None") -> tuple[int, ...] | None:
                                        found=input))
         dims = tuple(int(p) for p in parts)
     elif isinstance(input, (tuple, list)):
-        if any(type(d) is not int for d in input):  # not bool, not 8.5: sizes are whole numbers
-            raise ArchError(Diagnostic("E601", f"bad input shape {tuple(input)!r}",
-                                       expected="whole numbers, e.g. (3, 224, 224)", found=repr(tuple(input))))
-        dims = tuple(input)
+        # not a bool, not 8.5: sizes are whole numbers (8.0 is one)
+        if any(isinstance(d, bool) or not isinstance(d, (int, float)) or (isinstance(d, float) and not d.is_integer())
+               for d in input):
+            shown = "x".join(repr(d)[:20] for d in input)[:100]
+            raise ArchError(Diagnostic("E601", f"bad input shape ({shown})",
+                                       expected="whole numbers, e.g. (3, 224, 224)", found=shown))
+        dims = tuple(int(d) for d in input)
     else:
-        raise TypeError(f"input must be 'CxHxW' or a tuple of ints, not {type(input).__name__}")
+        raise TypeError(f"input must be a shape ('3x224x224' or (3, 224, 224)), not {type(input).__name__}")
     if len(dims) not in (1, 3) or any(d < 1 for d in dims) or any(d > 1_000_000 for d in dims):
-        raise ArchError(Diagnostic("E601", f"bad input shape '{'x'.join(map(str, dims))}'",
-                                   expected="CxHxW with every size between 1 and 1,000,000",
-                                   found="x".join(map(str, dims))))
+        shown = "x".join(big(d) if d > 0 else str(d) for d in dims)
+        raise ArchError(Diagnostic("E601", f"bad input shape '{shown}'",
+                                   expected="CxHxW with every size between 1 and 1,000,000", found=shown))
     return dims
 
 
@@ -50,11 +53,13 @@ def check_overrides(overrides: dict[str, Any], network: P.Network, sources: dict
             raise ArchError(Diagnostic("E202", f"network '{network.name}' has no parameter '{key}'",
                                        hint=did_you_mean(key, names) or f"its parameters: {', '.join(names) or 'none'}"),
                             sources)
-        if type(value) not in (int, float, bool) or (type(value) is not bool and not abs(value) <= MAX_VALUE):
-            raise ArchError(Diagnostic("E304" if isinstance(value, (int, float)) else "E207",
-                                       f"network parameter '{key}': the value is not a number within the limit",
-                                       expected=f"an int, float or bool of at most {MAX_VALUE:,}",
-                                       found=type(value).__name__), sources)
+        if not isinstance(value, (int, float)):
+            raise TypeError(f"network parameter {key}= must be a number or a truth value (int, float or bool), "
+                            f"not {type(value).__name__}")
+        if not isinstance(value, bool) and not abs(value) <= MAX_VALUE:  # NaN fails this too
+            shown = big(abs(value)) if isinstance(value, int) else f"{value:g}"
+            raise ArchError(Diagnostic("E304", f"the value of {key}= is absurdly large or not a number",
+                                       expected=f"at most {MAX_VALUE:,}", found=shown), sources)
 
 
 def compile_network(unit: Unit, network: P.Network, input: tuple[int, ...] | None = None,

@@ -19,6 +19,7 @@ GOLDEN = Path(__file__).resolve().parent / "golden"
 
 
 def pytest_configure(config):
+    config.addinivalue_line("markers", "torch: builds torch modules (tests/test_hostile.py: quick, in the default run)")
     # Under pytest-xdist (`-n 2` in CI) each worker is a process of its own: one intra-op
     # thread per worker. With torch's default of one thread per core, the workers'
     # OpenMP threads oversubscribe the cores and spin-wait on each other, which made the
