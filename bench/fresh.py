@@ -15,6 +15,11 @@ times one call with ``time.perf_counter``:
 * *classic peer*: the model constructed on the CPU (as that tool's user must), then counted by
   the fastest of bench/peers.py's tools.
 
+The headline's archdsl process starts with an empty cache folder (``XDG_CACHE_HOME``), as the
+first run on a machine does; *archdsl, warm cache* is the same process with the one cache folder
+that the earlier runs of that model used (whatever archdsl or Lark keeps on disk between runs:
+Lark's parse tables, for one), reported beside it.
+
 Both torch models are built as the peers' users build the fastest: ``weights=None``, aux heads
 off, and ``init_weights=False`` where the constructor offers it. The garbage collector runs as
 it does in any process. The processes run in turn (archdsl, meta, classic; model after model),
@@ -98,9 +103,9 @@ print("RESULT " + json.dumps({"import_s": t1 - t0, "s": t3 - t2, "params": count
 """
 
 
-def child(code: str, *args: str) -> dict:
-    """Run one fresh process; its RESULT line."""
-    proc = subprocess.run([command.PYTHON, "-c", code, *args], cwd=ROOT, env=command.cold_env(),
+def child(code: str, *args: str, cache=None) -> dict:
+    """Run one fresh process (its cache folder `cache`, else a new empty one); its RESULT line."""
+    proc = subprocess.run([command.PYTHON, "-c", code, *args], cwd=ROOT, env=command.measured_env(cache),
                           capture_output=True, text=True, timeout=900)
     results = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
     if proc.returncode != 0 or not results:
@@ -137,6 +142,8 @@ class FreshRow:
     archdsl: Side | str  # a Side, or why it has none
     meta: Side | str
     classic: Side | str | None = None
+    #: archdsl in a fresh process whose cache folder earlier runs used
+    warm: Side | str | None = None
 
     @property
     def nodes(self) -> int | None:
@@ -203,10 +210,12 @@ def pick_classic(peers: list[Peer], analysis_rows=None) -> tuple[Peer | None, st
 def run(models: list[Model], classic: Peer | None, repeat: int, threads: int, log=print) -> list[FreshRow]:
     runs: dict[tuple[str, str], list[dict]] = {}
     failed: dict[tuple[str, str], str] = {}
-    for round_ in range(repeat + 1):  # the first round is untimed
+    warm = {m.name: command.fresh_cache() for m in models}
+    for round_ in range(repeat + 1):  # the first round is untimed (and fills the warm cache folders)
         for m in models:
             children = {
                 "archdsl": (ARCHDSL_CHILD, str(m.spec_path), m.network, "1" if m.has_aux else "0"),
+                "warm": (ARCHDSL_CHILD, str(m.spec_path), m.network, "1" if m.has_aux else "0"),
                 "meta": (META_CHILD, m.name, m.library, str(threads)),
             }
             if classic is not None:
@@ -216,7 +225,7 @@ def run(models: list[Model], classic: Peer | None, repeat: int, threads: int, lo
                 if key in failed:
                     continue
                 try:
-                    result = child(code, *args)
+                    result = child(code, *args, cache=warm[m.name] if side == "warm" else None)
                 except Exception as err:  # noqa: BLE001 - reported in the table
                     failed[key] = f"failed: {err}"
                     log(f"  {m.name} {side}: {failed[key]}")
@@ -231,11 +240,13 @@ def run(models: list[Model], classic: Peer | None, repeat: int, threads: int, lo
             key = (m.name, name)
             return failed.get(key) or Side(runs[key])
 
-        row = FreshRow(m, side("archdsl"), side("meta"), side("classic") if classic is not None else None)
+        row = FreshRow(m, side("archdsl"), side("meta"), side("classic") if classic is not None else None,
+                       side("warm"))
         a, meta = row.archdsl, row.meta
         if isinstance(a, Side):
             log(f"  {m.name}: archdsl first compile {a.time.ms(2)} ms ({row.per_node_us:.1f} us a node over "
-                f"{row.nodes:,} nodes; import {a.imports.ms(0)} ms)")
+                f"{row.nodes:,} nodes; import {a.imports.ms(0)} ms)"
+                + (f", {row.warm.time.ms(2)} ms with a warm cache folder" if isinstance(row.warm, Side) else ""))
         if isinstance(meta, Side) and isinstance(a, Side):
             log(f"    meta counter {meta.time.ms(2)} ms (import {meta.imports.ms(0)} ms): "
                 f"meta / archdsl {row.ratio():.2f}")
