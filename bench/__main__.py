@@ -164,74 +164,35 @@ def main(argv: list[str] | None = None) -> int:
 # ---------------------------------------------------------------- sections as markdown
 
 NOTES = """
-## Where the time goes, and what was done about it
+## Where the time goes
 
-- **Start-up** (section 2; compare the revision before this work when the run was given `--baseline`).
-  `import archdsl.cli` used to import networkx, build pydantic validators for every model of the
-  typed program, import Lark and load its grammar; the default table then went through rich, which
-  took longer than all of compiling. Now:
-  parsed programs are cached (`archdsl/cache.py`: in memory, and on disk under
-  `~/.cache/archdsl/programs`, keyed by a hash of the text, the file name and the parser's own
-  code), and a cache hit needs neither Lark nor pydantic's validators (the program models are
-  declared with `defer_build=True`); networkx is imported only when `CompiledNetwork.graph` is
-  first read (`graph.LayerGraph` holds the nodes meanwhile); the CLI skips pydantic's plugin
-  discovery; the table is laid out by `archdsl/textable.py`, character for character as rich lays
-  it out (tests/test_bench_smoke.py compares the two on every spec at several widths), with rich
-  kept for what it does not reproduce. `archdsl compile` never imports torch. Layer kinds'
-  parameters are frozen dataclasses, not pydantic models: building their validators (and
-  importing the plugin loader pydantic imports with the first one) took longer than the compile
-  itself. And once its output
-  is flushed, the command ends with `os._exit` unless an exit handler or another thread is left
-  (`cli.run`): the interpreter's teardown of the modules and objects took about a seventh of the
-  command's wall time.
-- **Compile** (sections 1 and 5): four process-wide memo tables, each of a pure function:
-  binding a layer statement's arguments (keyed by the statement, the values of the names it
-  mentions and, if it reads `in.c`, the input shape: `graph._bind_key`); binding a block call's
-  arguments (likewise: `graph.Builder._bind_call`); inferring a layer (the kind, its params, its
-  attached ops, the input shape: `infer._MEMO`); and expanding a block call (the block, its
-  argument values, the input shape, the scoped defaults, the aux head, the file's constants, the
-  call depth: `graph.Builder._call_key`). A call alike an earlier one is copied under its own
-  path instead of interpreted again: its nodes are renamed and re-linked, keep the shapes and
-  counts of the earlier call (same input shape), and get receptive fields computed afresh (they
-  depend on what comes before). Every node is still made in every compile, and
-  tests/test_specs.py checks on every spec that copies equal fresh expansions, spans, scopes,
-  tree and edges included. The inference memo is keyed by the identity of the shared parameter
-  objects rather than their value (hashing a pydantic model field by field on every node cost
-  more than the rest of the lookup), and a statement's flags are checked once per statement.
-  The build of a loaded spec (best of 7 x 10 calls, this machine), before this work / after the
-  identity keys / with the block-call memos: AlexNet 0.62 / 0.44 / 0.45 ms, GoogLeNet 5.05 /
-  3.73 / 1.69 ms, ResNet-50 6.01 / 4.56 / 1.08 ms, DenseNet-121 22.7 / 16.3 / 5.9 ms.
-  Then a copied call's nodes were made from flat per-node records (each node id built once,
-  receptive fields kept in a local table), and its part of the structural tree, which only
-  lowering and rendering read, is copied when `CompiledNetwork.tree` is first read (a
-  placeholder, `graph._Moved`, stands for it meanwhile), as `CompiledNetwork.graph` is built
-  when first read; a copied call whose input has the receptive field the earlier call's input
-  had keeps the earlier nodes' fields (a field is a function of the input's field and the
-  layers' steps, as a shape is of the input shape), which is the case of every call of a
-  network compiled again; the size bound of a network, a function of its text, is checked once
-  per loaded file. Measured side by side with the revision before (a94910b, best of 7 x 10
-  calls, a noisier hour on this machine): AlexNet 0.53 / 0.51 ms, GoogLeNet 1.73 / 1.15 ms,
-  ResNet-50 1.03 / 0.49 ms, DenseNet-121 4.6 / 1.6 ms. The first compile of a network in a process pays
-  for filling the tables (the *first* column of section 1): 10-40 microseconds of Python per
-  node. Layer bindings are also memoised by the statement's text (read back from the source by
-  its span), so statements written alike in different places (every `conv 3x3 p1 -> 16` of a
-  spec written out layer by layer) bind once even in the first compile.
-- **Parse** (the *cold* columns; section 5's written-out specs). Lark's `propagate_positions`
-  did its bookkeeping on every reduction, and an expression such as `-> 16` goes through eleven
-  reductions of the precedence chain; Lark's Transformer then walked the tree again. Now the
-  tree keeps every token (`keep_all_tokens`) and one bottom-up pass builds the typed program,
-  taking each node's span from its first and last token (tests/test_parser.py requires the
-  same program, spans included, as Lark's `propagate_positions` gives, on every spec, error
-  case, docs example and mutants of them). Parsing and building also run with Python's cyclic
-  garbage collector paused (`cache.collector_paused`): they allocate many long-lived objects
-  and almost no cycles, and the collector's repeated full passes cost a third of a
-  10,000-line compile in a process that does not pause it. The timed runs here pause it
-  anyway (as `timeit` does), so that gain shows in whole commands, not in these tables.
-  Side by side with a94910b: parsing the 10,000-line written-out spec 2.28 -> 1.25 s, its cold
-  compile 3.04 -> 1.52 s (about 0.12 ms a line, most of it Lark's LALR automaton and lexer).
+- **Start-up** (section 2). `archdsl compile` imports Lark and click, and none of torch,
+  networkx, pydantic or rich (tests/test_cli.py checks it): the typed program is frozen
+  dataclasses (`archdsl/syntax.py`; pydantic validates them in the tests, not at run time),
+  the report's table is a small plain formatter (`report.draw_table`), networkx is imported
+  only when `CompiledNetwork.graph` is first read, and the diagram module only when a diagram
+  is drawn. The largest fixed costs left are the interpreter itself, Lark's import and the
+  classes archdsl defines at import (a frozen dataclass costs about 0.6 ms to create).
+- **Parse.** Compiling Lark's LALR tables from the grammar takes 70-150 ms, more than any
+  network's compile, so the tables (only they: nothing about the user's spec) are kept in
+  archdsl's private cache folder as marshal data and rebuilt from it in about 6 ms
+  (`archdsl/parser.py`, `_lark`; docs/security.md says when the folder and the file are
+  trusted). The *cold* figures are a process whose cache folder is empty, the *warm* ones a
+  process that finds the tables. The tree keeps every token (`keep_all_tokens`) and one
+  bottom-up pass builds the typed program, taking each node's span from its first and last
+  token (tests/test_parser.py requires the program Lark's `propagate_positions` gives, on
+  every spec, error case, docs example and mutants of them). Parsing and expanding run with
+  Python's cyclic garbage collector paused (`syntax.gc_paused`): they allocate many
+  long-lived objects and almost no cycles.
+- **Compile** (sections 1 and 5). One interpreter (`archdsl/expand.py`) runs every statement
+  of every block call, with no memo of earlier calls or statements: a layer costs its
+  arguments' evaluation, its kind's `bind`, and its inference through the kind (a few
+  arithmetic operations; `archdsl/infer.py`). The per-node figure of the headline is that
+  cost, the parse included.
 - **Built modules** (section 4): activations overwrite fresh tensors in place where nothing else
-  reads them, as torchvision's and timm's `ReLU(inplace=True)` do (`lower_torch._FRESH_OUTPUT`);
-  containers are plain `nn.Sequential` bodies and small concat/add modules.
+  reads them, as torchvision's and timm's `ReLU(inplace=True)` do (the kinds' `fresh_output`);
+  containers are plain `nn.Sequential` bodies and one `Merge` module whose merge kind combines
+  the branches.
 """
 
 

@@ -19,6 +19,10 @@ import pytest
 import archdsl
 from conftest import SPECS
 
+#: slow: real torch work (equivalence with torchvision/timm, or inductor); the README's test
+#: command still runs it
+pytestmark = pytest.mark.slow
+
 torch = pytest.importorskip("torch")
 
 # (spec file, network, input: smaller than the spec's where the network accepts it)

@@ -16,6 +16,10 @@ import pytest
 import archdsl
 from conftest import SPECS, torchvision_model
 
+#: slow: real torch work (equivalence with torchvision/timm, or inductor); the README's test
+#: command still runs it
+pytestmark = pytest.mark.slow
+
 torch = pytest.importorskip("torch")
 models = pytest.importorskip("torchvision.models")
 

@@ -25,6 +25,10 @@ torch = pytest.importorskip("torch")
 models = pytest.importorskip("torchvision.models")
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
+#: slow: real torch work (equivalence with torchvision/timm, or inductor); the README's test
+#: command still runs it
+pytestmark = pytest.mark.slow
+
 # the deepest and widest ones take a few seconds each on two cores
 _SLOW = {"resnet101", "resnet152", "densenet169", "densenet201", "densenet161"}
 CASES = [

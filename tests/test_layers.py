@@ -492,5 +492,5 @@ def test_every_kind_has_a_case():
 @pytest.mark.parametrize("kind", KIND_NAMES)
 def test_kind_against_torch(kind):
     if kind not in CASES:
-        pytest.fail(f"no torch test case for layer kind '{kind}': add one to tests/test_layers_torch.py")
+        pytest.fail(f"no torch test case for layer kind '{kind}': add one to tests/test_layers.py")
     CASES[kind](kind)
