@@ -90,3 +90,14 @@ def test_a_file_of_many_networks_is_bounded_as_a_whole():
     with pytest.raises(ArchError) as err:
         archdsl.compile_all(nets)
     assert err.value.code == "E304" and "together" in err.value.first.message
+
+
+def test_a_truth_value_is_no_channel_count_and_in_c_follows_the_input():
+    """Statements written alike bind with their own values: `-> w` with w = true is refused
+    where a w = 1 binds, and `in.c // 2` reads each call's own input."""
+    with pytest.raises(ArchError) as err:
+        archdsl.compile("block b(w) { conv 1x1 -> w }\nnetwork n { input 3x8x8; b(1); b(true) }")
+    assert err.value.code == "E207" and err.value.first.span.line == 1
+    net = archdsl.compile("block half() { conv 1x1 -> in.c // 2 }\n"
+                          "network n { input 64x8x8; half(); half(); half() }")
+    assert [i.shape.c for i in net.nodes()] == [64, 32, 16, 8]
