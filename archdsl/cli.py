@@ -357,21 +357,14 @@ def check_paths(files: list[Path], fmt: str, fail_fast: bool, out, err, named: "
     for file in files:
         try:
             unit = load(file).unit
+            if not unit.program.networks and (file in named or not unit.program.items):
+                select_networks(unit, None)  # raises E203 "no network in this file", at the file
         except ArchError as e:
             failures += 1
             error_row(file, None, e)
             if fail_fast:
                 break
             continue
-        if not unit.program.networks and (file in named or not unit.program.items):
-            try:
-                select_networks(unit, None)  # raises E203 "no network in this file", at the file
-            except ArchError as e:
-                failures += 1
-                error_row(file, None, e)
-                if fail_fast:
-                    break
-                continue
         if not unit.program.networks:
             libraries.append(str(file))
             line("ok", str(file), "(no networks: blocks and constants only)")

@@ -6,7 +6,7 @@ import pytest
 
 import archdsl
 from archdsl import ArchError
-from archdsl.expand import RESERVED_NAMES
+from archdsl.names import RESERVED_NAMES
 from archdsl.layers import REGISTRY, MergeKind
 
 
