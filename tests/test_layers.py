@@ -24,9 +24,11 @@ torch = pytest.importorskip("torch")
 import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+
 import archdsl  # noqa: E402
 from archdsl.layers import kinds  # noqa: E402
-from archdsl.lower_torch import count_parameters, lower  # noqa: E402
+from archdsl.lower_torch import count_parameters, load_weights, lower  # noqa: E402
 from archdsl.network import nodes_under  # noqa: E402
 
 # ---------------------------------------------------------------- helpers
@@ -81,6 +83,32 @@ def same_output(src: str, reference: Callable, atol: float = 1e-5, batch: int = 
         y = model.eval()(x)
         expected = reference(x, model)
     torch.testing.assert_close(y, expected, atol=atol, rtol=1e-5)
+    return net, model
+
+
+def torch_macs(module, x) -> int:
+    """What torch.utils.flop_counter counts for one forward pass, halved: the MACs."""
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        module(x)
+    return counter.get_total_flops() // 2
+
+
+def mirrors(src: str, reference, atol: float = 1e-5, batch: int = 2, **compile_kw):
+    """The built network is the torch (or torchvision) module `reference`: with the
+    reference's weights (randomised first, so that no weight is left at its initial 1 or 0)
+    paired by archdsl.load_weights, equal eval-mode outputs, the same parameter count, and
+    MACs equal to FlopCounterMode's total / 2 at batch 1."""
+    net, model = built(src, **compile_kw)
+    g = torch.Generator().manual_seed(2)
+    with torch.no_grad():
+        for t in reference.parameters():
+            t.copy_(torch.randn(t.shape, generator=g))
+    load_weights(model, reference)
+    x = torch.randn(batch, *net.input_shape.dims, generator=g)
+    with torch.no_grad():
+        torch.testing.assert_close(model.eval()(x), reference.eval()(x), atol=atol, rtol=1e-5)
+    assert net.params == count_parameters(reference)
+    assert net.macs == torch_macs(reference, x[:1])
     return net, model
 
 
@@ -291,7 +319,7 @@ def lrn_cases(kind):
 
 _ACTS = {
     "relu": F.relu, "relu6": F.relu6, "tanh": torch.tanh, "sigmoid": torch.sigmoid, "elu": F.elu,
-    "gelu": F.gelu, "silu": F.silu, "hardswish": F.hardswish,
+    "gelu": F.gelu, "silu": F.silu, "hardswish": F.hardswish, "hardsigmoid": F.hardsigmoid,
 }
 
 
@@ -474,6 +502,12 @@ def mul_cases(kind):
     assert net.output_shape.dims == (8, 6, 6) and net.macs == 8 * 2 + 2 * 8
     # same-shape branches multiply element-wise
     same_output(net_src("3x4x4", "  mul { identity | sigmoid }"), lambda x, m: x * torch.sigmoid(x))
+    # torchvision's SqueezeExcitation (torchvision.ops.misc): fc1, relu, fc2, then the scale
+    # activation, sigmoid (EfficientNet, RegNetY) or hardsigmoid (MobileNetV3)
+    misc = pytest.importorskip("torchvision.ops.misc")
+    for gate, scale_act in (("sigmoid", nn.Sigmoid), ("hardsigmoid", nn.Hardsigmoid)):
+        src = net_src("8x6x6", f"  se: mul {{ identity | gap; conv 1x1 -> 2 relu; conv 1x1 -> 8 {gate} }}")
+        net, model = mirrors(src, misc.SqueezeExcitation(8, 2, scale_activation=scale_act))
     with pytest.raises(archdsl.ArchError, match="mul: the branches' shapes differ"):
         archdsl.compile(net_src("8x6x6", "  mul { identity | gap; conv 1x1 -> 4 }"))
 
