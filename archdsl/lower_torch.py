@@ -107,9 +107,54 @@ class RadialBasis(nn.Module):
         return f"in_features={self.codes.shape[1]}, out_features={self.codes.shape[0]}"
 
 
+class LayerNorm2d(nn.LayerNorm):
+    """LayerNorm over the channels of (N, C, H, W) at every position: torchvision's
+    convnext.LayerNorm2d, the same permutes and F.layer_norm call (so the same numbers)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.layer_norm(x.permute(0, 2, 3, 1), self.normalized_shape, self.weight, self.bias, self.eps)
+        return x.permute(0, 3, 1, 2)
+
+
+class LayerScale(nn.Module):
+    """A learnt per-channel multiplier named and shaped as ConvNeXt's `layer_scale`
+    (torchvision's CNBlock: torch.ones(C, 1, 1) * init, multiplied on the left)."""
+
+    def __init__(self, shape: tuple[int, ...], init: float):
+        super().__init__()
+        self.layer_scale = nn.Parameter(torch.ones(shape) * init)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layer_scale * x
+
+
+class StochasticDepth(nn.Module):
+    """torchvision.ops.StochasticDepth (Huang et al. 2016), the same computation and the
+    same random draws: the identity in eval mode or at p = 0; in training, the input times
+    a Bernoulli(1 - p) mask of shape (N, 1, ...) ("row") or (1, 1, ...) ("batch"), divided
+    by 1 - p where 1 - p > 0. No torchvision import: the library needs only torch."""
+
+    def __init__(self, p: float, mode: str):
+        super().__init__()
+        self.p, self.mode = float(p), mode
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        size = [x.shape[0] if self.mode == "row" else 1] + [1] * (x.ndim - 1)
+        noise = torch.empty(size, dtype=x.dtype, device=x.device).bernoulli_(1.0 - self.p)
+        if self.p < 1.0:
+            noise.div_(1.0 - self.p)
+        return x * noise
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}, mode={self.mode}"
+
+
 #: the namespace handed to every kind's ``lower``: torch.nn plus the helpers above
 LIB = types.SimpleNamespace(nn=nn, F=F, torch=torch, FlatLinear=FlatLinear, SpatialPyramidPool=SpatialPyramidPool,
-                            Select=Select, ScaledTanh=ScaledTanh, RadialBasis=RadialBasis)
+                            Select=Select, ScaledTanh=ScaledTanh, RadialBasis=RadialBasis,
+                            LayerNorm2d=LayerNorm2d, LayerScale=LayerScale, StochasticDepth=StochasticDepth)
 
 
 # ---------------------------------------------------------------- containers

@@ -314,6 +314,65 @@ def lrn_cases(kind):
     same_output(net_src("7x3x3", "  lrn 3"), lambda x, m: F.local_response_norm(x, 3, 1e-4, 0.75, 1.0))
 
 
+@case("layernorm")
+def layernorm_cases(kind):
+    # torchvision's ConvNeXt LayerNorm2d: normalise the C values at each position
+    convnext = pytest.importorskip("torchvision.models.convnext")
+    net, model = mirrors(net_src("6x5x7", "  layernorm eps=1e-6"), convnext.LayerNorm2d(6, eps=1e-6))
+    assert net.params == 12 and model.body.layernorm1.eps == 1e-6
+    assert net.node("layernorm1").rf.size == (1, 1)
+    # on flat features, nn.LayerNorm; `ln` is the alias, eps defaults to nn.LayerNorm's 1e-5
+    net, model = mirrors(net_src("6x2x2", "  flatten\n  ln"), nn.Sequential(nn.Flatten(), nn.LayerNorm(24)))
+    assert type(model.body.layernorm1) is nn.LayerNorm and model.body.layernorm1.eps == 1e-5
+    # as the scoped norm it keeps the conv's bias: it normalises across channels, so a
+    # per-channel bias is not cancelled (ConvNeXt's depthwise conv has one)
+    net, model = built(net_src("4x6x6", "  norm layernorm eps=1e-6\n  conv 3x3 p1 -> 4\n  conv 1x1 -> 4\n  layernorm"))
+    assert [n for n, _ in model.body.conv1.named_children()] == ["conv", "layernorm"]
+    assert model.body.conv1.conv.bias is not None and model.body.conv2.conv.bias is not None
+
+
+def convnext_block(dim: int, sd: float = 0.0) -> str:
+    """ConvNeXt's block (Liu et al. 2022, Fig. 4; torchvision's CNBlock): a depthwise 7x7,
+    LayerNorm over channels, an inverted bottleneck with GELU, layer scale, stochastic depth."""
+    return (f"block cnblock(dim) {{\n  residual {{\n    conv 7x7 p3 groups=dim -> dim\n    layernorm eps=1e-6\n"
+            f"    conv 1x1 -> 4 * dim gelu\n    conv 1x1 -> dim\n    layerscale 1e-6\n    droppath p={sd}\n  }}\n}}\n"
+            f"network t {{\n  input {dim}x7x7\n  cnblock({dim})\n}}\n")
+
+
+def copy_cnblock(model, ref) -> None:
+    """CNBlock owns `layer_scale` itself (load_weights pairs leaf modules) and its 1x1
+    convolutions are nn.Linear on channels-last tensors: copy by position, reshaped."""
+    ours = model.state_dict()
+    theirs = ref.state_dict()
+    order = [k for k in theirs if k != "layer_scale"] + ["layer_scale"]
+    with torch.no_grad():
+        for ok, tk in zip(ours, order, strict=True):
+            ours[ok].copy_(theirs[tk].reshape(ours[ok].shape))
+
+
+@case("layerscale")
+def layerscale_cases(kind):
+    net, model = built(net_src("6x3x3", "  layerscale"))
+    scale = model.body.layerscale1.layer_scale
+    assert scale.shape == (6, 1, 1) and torch.all(scale == torch.ones(6, 1, 1) * 1e-6) and net.params == 6
+    same_output(net_src("6x3x3", "  layerscale 0.5"), lambda x, m: 0.5 * x)
+    net, model = built(net_src("6x3x3", "  flatten\n  layer_scale 2"))
+    assert model.body.layerscale1.layer_scale.shape == (54,)
+    # ConvNeXt's CNBlock, eval mode: equal outputs, parameters and MACs on the same weights
+    convnext = pytest.importorskip("torchvision.models.convnext")
+    torch.manual_seed(3)
+    ref = convnext.CNBlock(8, layer_scale=1e-6, stochastic_depth_prob=0.1).eval()
+    with torch.no_grad():
+        ref.layer_scale.normal_()
+    net, model = built(convnext_block(8, 0.1))
+    copy_cnblock(model, ref)
+    x = torch.randn(2, 8, 7, 7)
+    with torch.no_grad():
+        torch.testing.assert_close(model.eval()(x), ref(x), atol=1e-5, rtol=1e-5)
+    assert net.params == count_parameters(ref) and net.macs == torch_macs(ref, x[:1])
+    assert "body.cnblock1.residual1.branch1.layerscale1.layer_scale" in model.state_dict()
+
+
 # ---------------------------------------------------------------- activations
 
 
@@ -373,6 +432,47 @@ def dropout_cases(kind):
     assert model.body.dropout1.p == pytest.approx(0.3)
     _, model = built(net_src("3x4x4", "  dropout"))
     assert model.body.dropout1.p == pytest.approx(0.5)
+
+
+@case("droppath")
+def droppath_cases(kind):
+    ops = pytest.importorskip("torchvision.ops")
+    for p, mode in ((0.3, "row"), (0.3, "batch"), (0.0, "row"), (1.0, "row")):
+        net, model = built(net_src("3x4x4", f"  droppath {p} {mode}"))
+        assert net.params == 0 and net.macs == 0 and net.node("droppath1").rf.size == (1, 1)
+        ref = ops.StochasticDepth(p, mode)
+        x = torch.randn(64, 3, 4, 4)
+        # training mode: the same random draws give the same output as torchvision's
+        for train in (True, False):
+            torch.manual_seed(5)
+            y = model.train(train)(x)
+            torch.manual_seed(5)
+            torch.testing.assert_close(y, ref.train(train)(x))
+        if p == 0.3:
+            torch.manual_seed(5)
+            y = model.train()(x)
+            kept = (y.flatten(1) != 0).any(1)
+            if mode == "row":  # per sample: some samples dropped, the others scaled by 1/(1-p)
+                assert 0 < kept.sum() < 64
+            else:  # one draw for the whole batch
+                assert kept.all() or not kept.any()
+            torch.testing.assert_close(y[kept], x[kept] / 0.7)
+    # keyword form with an expression: EfficientNet's linearly growing rate (Tan & Le 2019)
+    net = archdsl.compile(net_src("3x4x4", "  let i = 3\n  stochastic_depth p=0.2 * i / 16 batch"))
+    params = net.node("droppath1").op.params
+    assert (params.p, params.mode) == (pytest.approx(0.0375), "batch")
+    with pytest.raises(archdsl.ArchError, match="probability must lie in"):
+        archdsl.compile(net_src("3x4x4", "  droppath 1.5"))
+    # in a residual branch: x + stochastic_depth(f(x)); eval mode is x + f(x)
+    src = net_src("3x4x4", "  residual { conv 3x3 p1 -> 3; droppath 0.5 }")
+    net, model = same_output(src, lambda x, m: x + m.body.residual1.branch1.conv1(x))
+    x = torch.randn(16, 3, 4, 4)
+    torch.manual_seed(7)
+    with torch.no_grad():
+        y = model.train()(x)
+        f = model.body.residual1.branch1.conv1(x)
+    torch.manual_seed(7)
+    torch.testing.assert_close(y, x + ops.stochastic_depth(f, 0.5, "row", True))
 
 
 @case("flatten")

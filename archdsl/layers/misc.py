@@ -1,4 +1,5 @@
-"""Layers that reshape, select or regularise: dropout, flatten, identity, select."""
+"""Layers that reshape, select or regularise: dropout, droppath, flatten, identity, select,
+split, shuffle."""
 
 from __future__ import annotations
 
@@ -35,6 +36,52 @@ class Dropout(Kind):
 
     def lower(self, p, x, y, lib):
         return lib.nn.Dropout(p.p)
+
+
+@dataclass(frozen=True)
+class DropPathParams(Params):
+    p: float
+    #: "row": one draw per sample; "batch": one draw for the whole batch
+    mode: str = "row"
+
+
+@register
+class DropPath(Kind):
+    """Stochastic depth (Huang et al. 2016), as torchvision.ops.StochasticDepth applies it:
+    in training, each sample's ("row") or the whole batch's ("batch") input is zeroed with
+    probability p and otherwise scaled by 1 / (1 - p); in eval mode it is the identity.
+    Written last in a residual branch, `residual { ...; droppath 0.1 }` is torchvision's
+    `input + stochastic_depth(block(input))` (EfficientNet's MBConv, ConvNeXt's CNBlock)."""
+
+    name = "droppath"
+    aliases = ("stochastic_depth",)
+    category = "other"
+    summary = "stochastic depth: drop the whole input per sample (`row`, default) or per batch (`batch`)"
+    example = "droppath 0.2 row"
+    accepts_flat = True
+    Params = DropPathParams
+
+    def bind(self, a: Args) -> DropPathParams:
+        row, batch = a.flag("row"), a.flag("batch")
+        if row and batch:
+            raise a.fail("E207", "droppath: give one mode, row or batch", a.span)
+        span = a.kw_span("p") or a.next_span()
+        p = a.kw("p", "drop probability", integer=False)
+        if p is None:
+            p = a.number("drop probability", integer=False)
+        if not 0.0 <= p <= 1.0:
+            raise a.fail("E303", "droppath: the probability must lie in [0, 1]", span,
+                         expected="0 <= p <= 1", found=f"{p:g}")
+        return DropPathParams(p=p, mode="batch" if batch else "row")
+
+    def label(self, p: DropPathParams) -> str:
+        return f"droppath {p.p:g}" + (" batch" if p.mode == "batch" else "")
+
+    def hyper(self, p: DropPathParams) -> dict:
+        return {"p": p.p, "mode": p.mode}
+
+    def lower(self, p: DropPathParams, x, y, lib):
+        return lib.StochasticDepth(p.p, p.mode)
 
 
 @register
