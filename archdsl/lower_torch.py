@@ -78,6 +78,20 @@ class Select(nn.Module):
         return f"channels={self.channels}"
 
 
+class ChannelSlice(nn.Module):
+    """Channels [start, stop): a view, no buffer (so that weight pairing never sees it)."""
+
+    def __init__(self, start: int, stop: int):
+        super().__init__()
+        self.start, self.stop = start, stop
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[:, self.start:self.stop]
+
+    def extra_repr(self) -> str:
+        return f"start={self.start}, stop={self.stop}"
+
+
 class ScaledTanh(nn.Module):
     """f(a) = A tanh(S a): LeCun et al. 1998's squashing function (Appendix A: A = 1.7159, S = 2/3)."""
 
@@ -154,7 +168,8 @@ class StochasticDepth(nn.Module):
 #: the namespace handed to every kind's ``lower``: torch.nn plus the helpers above
 LIB = types.SimpleNamespace(nn=nn, F=F, torch=torch, FlatLinear=FlatLinear, SpatialPyramidPool=SpatialPyramidPool,
                             Select=Select, ScaledTanh=ScaledTanh, RadialBasis=RadialBasis,
-                            LayerNorm2d=LayerNorm2d, LayerScale=LayerScale, StochasticDepth=StochasticDepth)
+                            LayerNorm2d=LayerNorm2d, LayerScale=LayerScale, StochasticDepth=StochasticDepth,
+                            ChannelSlice=ChannelSlice)
 
 
 # ---------------------------------------------------------------- containers

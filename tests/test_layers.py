@@ -96,13 +96,16 @@ def torch_macs(module, x) -> int:
 def mirrors(src: str, reference, atol: float = 1e-5, batch: int = 2, **compile_kw):
     """The built network is the torch (or torchvision) module `reference`: with the
     reference's weights (randomised first, so that no weight is left at its initial 1 or 0)
-    paired by archdsl.load_weights, equal eval-mode outputs, the same parameter count, and
+    and batch-norm statistics paired by archdsl.load_weights, equal eval-mode outputs, the same parameter count, and
     MACs equal to FlopCounterMode's total / 2 at batch 1."""
     net, model = built(src, **compile_kw)
     g = torch.Generator().manual_seed(2)
     with torch.no_grad():
         for t in reference.parameters():
             t.copy_(torch.randn(t.shape, generator=g))
+        for name, t in reference.named_buffers():  # batch-norm statistics, the variance positive
+            if name.endswith(("running_mean", "running_var")):
+                t.copy_(torch.rand(t.shape, generator=g) + 0.5 if name.endswith("var") else torch.randn(t.shape, generator=g))
     load_weights(model, reference)
     x = torch.randn(batch, *net.input_shape.dims, generator=g)
     with torch.no_grad():
@@ -492,6 +495,70 @@ def select_cases(kind):
     same_output(net_src("6x3x3", "  select 1,2,3"), lambda x, m: x[:, 1:4])
     net, _ = same_output(net_src("6x3x3", "  select 5"), lambda x, m: x[:, 5:6])
     assert net.output_shape.dims == (1, 3, 3)
+
+
+@case("split")
+def split_cases(kind):
+    # one number: that many equal parts, as torch.chunk; a list: the sizes, as torch.split
+    same_output(net_src("6x3x3", "  split 2"), lambda x, m: x.chunk(2, 1)[0])
+    net, model = same_output(net_src("6x3x3", "  split 3 part=3"), lambda x, m: x.chunk(3, 1)[2])
+    assert net.output_shape.dims == (2, 3, 3) and not list(model.state_dict())  # no buffer to pair
+    same_output(net_src("6x3x3", "  split 1,2,3 part=2"), lambda x, m: torch.split(x, [1, 2, 3], 1)[1])
+    same_output(net_src("6x3x3", "  flatten\n  split 2 part=2"), lambda x, m: x.flatten(1).chunk(2, 1)[1])
+    for body, code in (("split 4", "E405"), ("split 1,2 part=2", "E409"), ("split 2 part=3", "E303")):
+        with pytest.raises(archdsl.ArchError) as info:
+            archdsl.compile(net_src("6x3x3", f"  {body}"))
+        assert info.value.code == code, body
+
+
+@case("shuffle")
+def shuffle_cases(kind):
+    shufflenetv2 = pytest.importorskip("torchvision.models.shufflenetv2")
+    for c, g in ((8, 2), (12, 3), (5, 1)):
+        net, _ = same_output(net_src(f"{c}x3x4", f"  shuffle {g}"), lambda x, m: shufflenetv2.channel_shuffle(x, g))
+        assert net.params == 0 and net.macs == 0
+    _, model = same_output(net_src("6x2x2", "  channel_shuffle 2"), lambda x, m: x[:, [0, 3, 1, 4, 2, 5]])
+    assert isinstance(model.body.shuffle1, nn.ChannelShuffle)
+    with pytest.raises(archdsl.ArchError, match="3 groups do not divide the 8 input channels"):
+        archdsl.compile(net_src("8x3x3", "  shuffle 3"))
+
+
+#: ShuffleNet V2's units as the paper draws them (Ma et al. 2018, Fig. 3(c) and (d))
+SHUFFLE_UNITS = """
+block shuffle_unit(c) {        # stride 1: channel split, one branch the identity
+  norm bn
+  act relu
+  concat {
+    split 2 part=1
+  | split 2 part=2
+    conv 1x1 -> c // 2
+    conv 3x3 p1 groups=c // 2 -> c // 2 noact
+    conv 1x1 -> c // 2
+  }
+  shuffle 2
+}
+block shuffle_down(c) {        # stride 2: no split, both branches downsample
+  norm bn
+  act relu
+  concat {
+    conv 3x3/2 p1 groups=in.c -> in.c noact
+    conv 1x1 -> c // 2
+  | conv 1x1 -> c // 2
+    conv 3x3/2 p1 groups=c // 2 -> c // 2 noact
+    conv 1x1 -> c // 2
+  }
+  shuffle 2
+}
+"""
+
+
+def test_shufflenet_v2_units_equal_torchvisions():
+    shufflenetv2 = pytest.importorskip("torchvision.models.shufflenetv2")
+    unit = SHUFFLE_UNITS + "network t {\n  input 16x8x8\n  shuffle_unit(16)\n}\n"
+    mirrors(unit, shufflenetv2.InvertedResidual(16, 16, 1))
+    down = SHUFFLE_UNITS + "network t {\n  input 12x8x8\n  shuffle_down(24)\n}\n"
+    net, _ = mirrors(down, shufflenetv2.InvertedResidual(12, 24, 2))
+    assert net.output_shape.dims == (24, 4, 4)
 
 
 @case("decimate")
