@@ -390,6 +390,8 @@ _BUFFERS: dict[str, Callable[[Any, Any, Any], int]] = {
 #: kind -> the largest tensor its forward pass makes per sample, where that exceeds its output
 _SCRATCH: dict[str, Callable[[Any, Any, Any], int]] = {
     "conv": _conv_scratch,
+    # CPU's transposed convolution: the columns it scatters from, (out/groups) kh kw x H_in W_in
+    "convt": lambda p, x, y: p.out // p.groups * p.kernel[0] * p.kernel[1] * x.h * x.w,
     "lrn": lambda p, x, y: (x.c + p.size - 1) * x.h * x.w,  # the squares, padded along channels
     "rbf": lambda p, x, y: p.out * x.numel,  # x - codes, broadcast
 }

@@ -16,6 +16,7 @@ and its own parametrized test. For each kind:
 from __future__ import annotations
 
 import itertools
+from fractions import Fraction
 from typing import Callable
 
 import pytest
@@ -180,6 +181,56 @@ def conv_cases(kind):
     assert net.params == 4 * 3 * 9 + 2 * 4
 
 
+def measured_field(src: str) -> int:
+    """The widest run of input rows any output row depends on (a gradient's support), for a
+    network whose input is 1xHxW: what the analytic receptive field's size must equal."""
+    net, model = built(src)
+    model.eval()
+    widest = 0
+    for o in range(net.output_shape.dims[1]):
+        x = torch.randn(1, *net.input_shape.dims, requires_grad=True)
+        model(x)[:, :, o].sum().backward()
+        rows = x.grad[0].abs().sum((0, 2)).nonzero().flatten()
+        if len(rows):
+            widest = max(widest, int(rows[-1] - rows[0]) + 1)
+    return widest
+
+
+@case("convt")
+def convt_cases(kind):
+    # nn.ConvTranspose2d: (n - 1) s - 2 p + d (k - 1) + output_padding + 1, weight (in, out/g, kh, kw)
+    net, _ = mirrors(net_src("4x5x6", "  convt 3x3/2 p1 outpad=1 g2 -> 6"),
+                     nn.ConvTranspose2d(4, 6, 3, 2, 1, output_padding=1, groups=2))
+    assert net.output_shape.dims == (6, 10, 12) and net.params == 4 * 3 * 9 + 6
+    # FCN's and U-Net's upsampling layers, rectangular and dilated ones, without a bias
+    for body, ref in (("convt 4x4/2 p1 -> 3", nn.ConvTranspose2d(4, 3, 4, 2, 1)),
+                      ("convt 2x2/2 -> 3", nn.ConvTranspose2d(4, 3, 2, 2)),
+                      ("deconv 3x5/1x2 pad=1,2 outpad=0,1 -> 3 nobias",
+                       nn.ConvTranspose2d(4, 3, (3, 5), (1, 2), (1, 2), output_padding=(0, 1), bias=False)),
+                      ("conv_transpose 3x3/2 dilation=2 outpad=1 -> 2", nn.ConvTranspose2d(4, 2, 3, 2, dilation=2,
+                                                                                           output_padding=1))):
+        net, _ = mirrors(net_src("4x5x6", f"  {body}"), ref)
+        assert net.output_shape.dims == tuple(ref(torch.zeros(1, 4, 5, 6)).shape[1:])
+    # the scoped norm and activation attach as to conv
+    net, model = built(net_src("4x5x5", "  norm bn\n  act relu\n  convt 2x2/2 -> 8"))
+    assert [n for n, _ in model.body.convt1.named_children()] == ["convt", "bn", "relu"]
+    assert model.body.convt1.convt.bias is None
+    # receptive field: the widest run of inputs one output reads, measured by gradients;
+    # the jump divides by the stride and stays an exact fraction
+    for body in ("convt 4x4/2 p1 -> 1", "convt 3x3/2 p1 -> 1", "convt 2x2/2 -> 1", "convt 3x3/3 -> 1",
+                 "convt 3x3 -> 1", "convt 5x5/2 dilation=2 -> 1", "convt 3x3/2 dilation=3 -> 1"):
+        src = net_src("1x9x9", f"  {body}")
+        assert archdsl.compile(src).node("convt1").rf.size[0] == measured_field(src), body
+    net = archdsl.compile(net_src("1x9x9", "  convt 4x4/2 p1 -> 1\n  convt 2x2/2 -> 1\n  conv 3x3/4 -> 1"))
+    assert [n.rf.jump[0] for n in net.nodes()] == [1, Fraction(1, 2), Fraction(1, 4), 1]
+    assert [n.rf.size[0] for n in net.nodes()] == [1, 2, 2, Fraction(5, 2)]
+    for body, code in (("convt 3x3/2 outpad=2 -> 1", "E303"), ("convt 3x3 pad=3 -> 1", "E401"),
+                       ("convt 3x3 g2 -> 4", "E405")):
+        with pytest.raises(archdsl.ArchError) as info:
+            archdsl.compile(net_src("3x2x2", f"  {body}"))
+        assert info.value.code == code, body
+
+
 @case("mlpconv")
 def mlpconv_cases(kind):
     # Lin et al. 2014: each 1x1 layer of the micro network is followed by the activation
@@ -221,6 +272,42 @@ def avgpool_cases(kind):
     assert corner == pytest.approx(1.0) and included == pytest.approx(4 / 9)
     # by default padding counts, as in nn.AvgPool2d and Caffe
     same_output(net_src("2x7x7", "  avgpool 3/2 p1 ceil"), lambda x, m: F.avg_pool2d(x, 3, 2, 1, ceil_mode=True))
+
+
+@case("upsample")
+def upsample_cases(kind):
+    # nn.Upsample by a factor or to a size, nearest or bilinear; no parameters, and no
+    # MACs: FlopCounterMode counts none for it
+    for body, ref in (("upsample 2", nn.Upsample(scale_factor=2.0)),
+                      ("upsample 3x2 nearest", nn.Upsample(scale_factor=(3.0, 2.0))),
+                      ("upsample 2 bilinear", nn.Upsample(scale_factor=2.0, mode="bilinear")),
+                      ("upsample size=7,9 bilinear align_corners", nn.Upsample((7, 9), mode="bilinear",
+                                                                                align_corners=True)),
+                      ("upsample size=3,4", nn.Upsample((3, 4)))):
+        net, _ = mirrors(net_src("2x5x6", f"  {body}"), ref)
+        assert net.output_shape.dims == tuple(ref(torch.zeros(1, 2, 5, 6)).shape[1:]) and net.macs == 0
+    # receptive field: nearest copies one pixel, bilinear blends two (measured by gradients);
+    # the jump is multiplied by n/m, an exact fraction
+    for body, size in (("upsample 2", 1), ("upsample 3", 1), ("upsample 2 bilinear", 2), ("upsample 3 bilinear", 2),
+                       ("upsample size=13,13 bilinear align_corners", 2)):
+        src = net_src("1x5x5", f"  {body}")
+        net = archdsl.compile(src)
+        assert net.node("upsample1").rf.size == (size, size) == (measured_field(src),) * 2, body
+    net = archdsl.compile(net_src("1x5x5", "  upsample 2\n  upsample size=15,15 bilinear\n  conv 3x3/3 -> 1"))
+    assert [n.rf.jump[0] for n in net.nodes()] == [1, Fraction(1, 2), Fraction(1, 3), 1]
+    assert [n.rf.size[0] for n in net.nodes()] == [1, 1, Fraction(3, 2), Fraction(13, 6)]
+    # output 0's centre on the input's grid: 0.5 n/m - 0.5 pixels from input 0's
+    assert net.node("upsample1").rf.start == (0.25, 0.25)
+    # the report prints a fraction of a pixel as a decimal (and JSON holds a number)
+    report = archdsl.compile(net_src("1x5x5", "  upsample 2\n  upsample 2 bilinear")).report()
+    assert report.rows[-1].rf == (1.5, 1.5) and report.rows[-1].jump == (0.25, 0.25)
+    assert '"receptive_field": {"size": [1.5, 1.5], "jump": [0.25, 0.25]}' in report.to_json(indent=None)
+    assert "receptive field: 1.5x1.5 (jump 0.25)" in report.to_table()
+    for body, code in (("upsample", "E208"), ("upsample 2 size=4,4", "E207"), ("upsample 2 align_corners", "E207"),
+                       ("upsample 2/2", "E207"), ("upsample 2 nearest bilinear", "E207")):
+        with pytest.raises(archdsl.ArchError) as info:
+            archdsl.compile(net_src("3x2x2", f"  {body}"))
+        assert info.value.code == code, body
 
 
 def test_window_sizes_agree_with_torch_in_floor_and_ceil_mode():
