@@ -190,20 +190,20 @@ class AuxBody(nn.Module):
         super().__init__()
         for name, m, _ in children:
             self.add_module(name, m)
-        #: per child: "main", "aux" (a head: runs on the current tensor, result collected) or
-        #: "pass" (a container that needs the aux dict)
+        #: per child: "main", "pass" (a container that needs the aux dict) or, for a head
+        #: (run on the current tensor, its result collected), its output's name: the head's
+        #: path, scoped by structure as the analytic aux_outputs are (`b1.head`, `b2.head`)
         self.roles = tuple(role for _, _, role in children)
         self.names = tuple(name for name, _, _ in children)
 
     def forward(self, x: torch.Tensor, aux: dict | None = None) -> torch.Tensor:
-        for name, role, m in zip(self.names, self.roles, self.children()):
+        for role, m in zip(self.roles, self.children()):
             if role == "main":
                 x = m(x)
-            elif role == "aux":
-                if aux is not None:
-                    aux[name] = m(x)
-            else:
+            elif role == "pass":
                 x = m(x, aux)
+            elif aux is not None:
+                aux[role] = m(x)
         return x
 
 
@@ -561,7 +561,7 @@ def _lower_tree(net: CompiledNetwork) -> nn.Module:
         if not stack:
             result = module
             break
-        role = "aux" if t is TAux else ("pass" if id(it) in aux_inside else "main")
+        role = it.body.path if t is TAux else ("pass" if id(it) in aux_inside else "main")
         stack[-1].append((it.name, module, role))
     assert result is not None
     return result
