@@ -410,6 +410,10 @@ def layernorm_cases(kind):
     convnext = pytest.importorskip("torchvision.models.convnext")
     net, model = mirrors(net_src("6x5x7", "  layernorm eps=1e-6"), convnext.LayerNorm2d(6, eps=1e-6))
     assert net.params == 12 and model.body.layernorm1.eps == 1e-6
+    # ... and pairs with the nn.LayerNorm that ConvNeXt's CNBlock applies between permutes
+    misc = pytest.importorskip("torchvision.ops.misc")
+    mirrors(net_src("6x5x7", "  layernorm eps=1e-6"),
+            nn.Sequential(misc.Permute([0, 2, 3, 1]), nn.LayerNorm(6, eps=1e-6), misc.Permute([0, 3, 1, 2])))
     assert net.node("layernorm1").rf.size == (1, 1)
     # on flat features, nn.LayerNorm; `ln` is the alias, eps defaults to nn.LayerNorm's 1e-5
     net, model = mirrors(net_src("6x2x2", "  flatten\n  ln"), nn.Sequential(nn.Flatten(), nn.LayerNorm(24)))
