@@ -407,10 +407,11 @@ class Builder:
             elif ctx.defaults.bias != "auto":
                 bias = ctx.defaults.bias == "on"
             else:
-                # no bias before a norm: attached (`norm bn`), or a norm that cancels it (batch
-                # norm subtracts the mean) as the next statement
+                # no bias before a norm that cancels it (batch norm subtracts the per-channel
+                # mean), attached (`norm bn`) or as the next statement; layer norm does not
                 nxt_kind = lookup(nxt.name) if type(nxt) is P.Invocation else None
-                bias = norm is None and not (nxt_kind is not None and nxt_kind.cancels_bias)
+                bias = not (norm is not None and norm.kind.cancels_bias) and not (
+                    nxt_kind is not None and nxt_kind.cancels_bias)
             params = kind.with_bias(params, bias)
         local = local or ctx.namer.auto(kind.name)
         info = NodeInfo(id=self._path(ctx, local), op=Op(kind, params), post=post, span=inv.span, scope=ctx.scope,

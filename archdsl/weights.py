@@ -46,8 +46,10 @@ def _stateful_leaves_in_call_order(model: nn.Module, example: torch.Tensor) -> l
     return [(names[m], m) for m in order] + [(names[m], m) for m in missing]
 
 
+#: layer classes that pair with each other's subclasses: a LayerNorm2d (archdsl's, torchvision's
+#: ConvNeXt stem) with the nn.LayerNorm that CNBlock applies between permutes
 _FAMILIES = (nn.modules.conv._ConvNd, nn.modules.batchnorm._BatchNorm, nn.Linear, nn.PReLU,
-             nn.modules.normalization.LocalResponseNorm)
+             nn.modules.normalization.LocalResponseNorm, nn.LayerNorm)
 
 
 def _family(m: nn.Module) -> str:

@@ -85,6 +85,10 @@ class RF:
     The recurrence is the standard one (Araujo et al., "Computing Receptive Fields of
     Convolutional Neural Networks", Distill 2019): r_out = r_in + (k - 1) * j_in,
     j_out = j_in * s, start_out = start_in + ((k - 1) / 2 - p) * j_in.
+
+    An upsampling layer (convt, upsample) has a stride below one, given as an exact
+    fractions.Fraction (1/s, n/m), and fractional paddings: the jump, and the sizes of the
+    layers after it, are then exact fractions of an input pixel.
     """
 
     k: tuple[int, int] = (1, 1)
