@@ -117,9 +117,12 @@ def _resolve(file: Path, network: str | None) -> "tuple[Path | str, str | None]"
     from . import zoo
 
     text = str(file)
-    if zoo.is_zoo_path(text) or file.is_file():
-        return (text if zoo.is_zoo_path(text) else file), network
+    if file.is_file() and not zoo.is_zoo_path(text):
+        return file, network
     try:
+        if zoo.is_zoo_path(text):
+            zoo.file_path(text)
+            return text, network
         _, shown = zoo.resolve_name(text)
     except ArchError as e:
         d = e.first

@@ -1,8 +1,8 @@
 """The zoo: the specs that ship with archdsl, reached by network name or as `zoo:FILE.arch`.
 
 In a source checkout (and an editable install) the zoo is the repository's `specs/`
-folder; a wheel carries the same files as `archdsl/zoo/` (pyproject.toml maps one onto the
-other). A network's file is found by a scan of the zoo's files for `network NAME` at the
+folder; a wheel carries the same files as `archdsl/specs/` (pyproject.toml maps one onto
+the other). A network's file is found by a scan of the zoo's files for `network NAME` at the
 start of a line: about a millisecond for the whole zoo, and never stale. The file is then
 parsed as any spec is, so a name the scan finds is checked by the parser.
 
@@ -29,10 +29,10 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 @lru_cache(maxsize=1)
 def root() -> Path | None:
-    """The zoo's folder (real path): the wheel's `archdsl/zoo/`, else a checkout's `specs/`."""
+    """The zoo's folder (real path): the wheel's `archdsl/specs/`, else a checkout's `specs/`."""
     here = Path(__file__).resolve().parent
-    if (here / "zoo").is_dir():
-        return here / "zoo"
+    if (here / "specs").is_dir():
+        return here / "specs"
     checkout = here.parent
     if (checkout / "specs").is_dir() and (checkout / "pyproject.toml").is_file():
         return (checkout / "specs").resolve()
