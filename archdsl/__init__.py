@@ -23,7 +23,6 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
-from . import zoo
 from .diagnostics import ArchError, Diagnostic
 from .spec import Spec
 from .network import CompiledNetwork
@@ -33,6 +32,8 @@ from .sources import Loader, check_duplicates
 
 if TYPE_CHECKING:
     import torch
+
+    from .zoo import ZooNetwork
 
 __version__ = "0.1.0"
 __all__ = ["ArchError", "CompiledNetwork", "Diagnostic", "Spec", "build", "compile", "compile_all", "list_networks",
@@ -67,12 +68,16 @@ def _load(source: "str | os.PathLike[str]") -> Spec:
     if not isinstance(source, (str, os.PathLike)):
         raise TypeError(f"source must be spec text (str) or a path (str or os.PathLike), not {type(source).__name__}")
     loader = Loader()
-    if zoo.is_zoo_path(source):  # `zoo:resnet.arch`: a file of the packaged zoo
-        return Spec(loader.load_file(zoo.file_path(source), zoo.PREFIX + source[len(zoo.PREFIX):]))
+    if isinstance(source, str) and source.startswith("zoo:"):  # `zoo:resnet.arch`: a file of the packaged zoo
+        from . import zoo
+
+        return Spec(loader.load_file(zoo.file_path(source), source))
     if _looks_like_path(source):
         path = Path(source)
         if not path.is_file():
             if isinstance(source, str):  # `resnet50`: a network of the zoo (a file of that name wins)
+                from . import zoo
+
                 real, shown = zoo.resolve_name(source)
                 return Spec(loader.load_file(real, shown), default=source)
             raise ArchError(Diagnostic("E602", f"no such file: {path}"))
@@ -150,7 +155,7 @@ def load_weights(module: "torch.nn.Module", reference: "torch.nn.Module", **kw: 
 
 
 def list_networks(pattern: "str | Sequence[str] | None" = None, exclude: "str | Sequence[str] | None" = None
-                  ) -> "list[zoo.ZooNetwork]":
+                  ) -> "list[ZooNetwork]":
     """The networks of the packaged zoo whose names match `pattern` (fnmatch-style, as timm's
     ``list_models``: ``"resnet*"``; a list matches any of its patterns; all without one) and
     none of `exclude`, in natural order, each with its file, parameters, MACs and shapes.
@@ -158,7 +163,9 @@ def list_networks(pattern: "str | Sequence[str] | None" = None, exclude: "str | 
     >>> [(n.name, n.params, n.file) for n in list_networks("resnet1?")]
     [('resnet18', 11689512, 'zoo:resnet.arch')]
     """
-    return zoo.list_networks(pattern, exclude)
+    from .zoo import list_networks as _list
+
+    return _list(pattern, exclude)
 
 
 def render(source: "str | os.PathLike[str] | CompiledNetwork", network: str | None = None, output: str | None = None,

@@ -114,11 +114,11 @@ def _spec_arg(f):
 def _resolve(file: Path, network: str | None) -> "tuple[Path | str, str | None]":
     """FILE as the command line takes it: a spec file, a zoo file (`zoo:resnet.arch`) or the
     name of a zoo network (`resnet50`, when no file has that name), with the network to use."""
+    text = str(file)
+    if file.is_file() and not text.startswith("zoo:"):
+        return file, network
     from . import zoo
 
-    text = str(file)
-    if file.is_file() and not zoo.is_zoo_path(text):
-        return file, network
     try:
         if zoo.is_zoo_path(text):
             zoo.file_path(text)

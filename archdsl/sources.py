@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import syntax as P
-from . import zoo
 from .diagnostics import ArchError, Collector, Diagnostic, Note
 from .layers import REGISTRY, MergeKind
 from .parser import MAX_SOURCE_BYTES, parse
@@ -113,10 +112,12 @@ class Loader:
 
     def _shown(self, target: Path) -> str:
         """How diagnostics name an included file: as the user would (zoo files as zoo:FILE)."""
-        top = zoo.root()
-        inside_root = self.root is not None and self.root in target.parents
-        if top is not None and top in target.parents and not inside_root:
-            return zoo.PREFIX + target.relative_to(top).as_posix()
+        if self.root is None or self.root not in target.parents:
+            from . import zoo  # here: a spec that includes nothing from the zoo never needs it
+
+            top = zoo.root()
+            if top is not None and top in target.parents:
+                return zoo.PREFIX + target.relative_to(top).as_posix()
         return _display_path(target)
 
     def _target(self, item: P.Include, base_dir: Path, root: Path) -> tuple[Path, Path]:
@@ -128,7 +129,9 @@ class Loader:
         name = item.path
         if "\0" in name or len(name) > 255 or not name:
             raise ArchError(Diagnostic("E210", "include not found: the path is not a valid file name", item.span))
-        if zoo.is_zoo_path(name):
+        if name.startswith("zoo:"):
+            from . import zoo
+
             top = zoo.root()
             rel = name[len(zoo.PREFIX):]
             if top is None:
@@ -150,7 +153,7 @@ class Loader:
             raise ArchError(Diagnostic("E210", f"include not found: \"{name}\"", item.span,
                                        hint="the path cannot be resolved (a symbolic-link loop?)")) from None
         if target != root and root not in target.parents:
-            if root != self.root and root == zoo.root():  # a zoo file's include
+            if root != self.root and _is_zoo_root(root):  # a zoo file's include
                 raise refuse(f"include \"{name}\" leads outside the zoo",
                              "a zoo file's includes stay inside the zoo (symbolic links included)")
             raise refuse(f"include \"{name}\" leads outside the spec's folder",
@@ -197,7 +200,7 @@ class Loader:
                     errors.add(ArchError(Diagnostic("E211", "includes nest too deeply", item.span)))
                     continue
                 if not target.is_file():
-                    hint = (zoo.did_you_mean_file(item.path) if zoo.is_zoo_path(item.path) else
+                    hint = (_zoo_hint(item.path) if item.path.startswith("zoo:") else
                             f"paths are relative to the folder of the including file ({_display_path(base_dir)})")
                     errors.add(ArchError(Diagnostic("E210", f"include not found: \"{item.path}\"", item.span,
                                                     hint=hint)))
@@ -238,6 +241,19 @@ class Loader:
                 lets.append(item)
         errors.raise_if_any(self.sources)
         return Unit(program, blocks, lets, self.sources, deferred)
+
+
+def _is_zoo_root(root: Path) -> bool:
+    """Whether `root`, the tree an including file was reached in, is the zoo."""
+    from . import zoo
+
+    return root == zoo.root()
+
+
+def _zoo_hint(name: str) -> str:
+    from . import zoo
+
+    return zoo.did_you_mean_file(name)
 
 
 def head_span(item: P.Block | P.Network, keyword: str) -> P.Span:

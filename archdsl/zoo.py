@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -125,20 +124,27 @@ def natural_key(name: str) -> list:
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name.lower())]
 
 
-@dataclass(frozen=True)
 class ZooNetwork:
-    """A network of the zoo, as :func:`archdsl.list_networks` lists it."""
+    """A network of the zoo, as :func:`archdsl.list_networks` lists it: its name, its file
+    (`zoo:resnet.arch`), parameters, MACs, input and output shapes (`3x224x224`, `1000`).
+    (A plain class: a dataclass would cost every start-up that imports the zoo a millisecond.)"""
 
-    name: str
-    file: str  # `zoo:resnet.arch`
-    params: int
-    macs: int
-    input: str  # `3x224x224`
-    output: str  # `1000`
+    __slots__ = ("name", "file", "params", "macs", "input", "output")
+
+    def __init__(self, name: str, file: str, params: int, macs: int, input: str, output: str):
+        self.name, self.file, self.params, self.macs, self.input, self.output = name, file, params, macs, input, output
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "file": self.file, "params": self.params, "macs": self.macs,
-                "input": self.input, "output": self.output}
+        return {k: getattr(self, k) for k in self.__slots__}
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ZooNetwork) and self.to_dict() == other.to_dict()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return (f"ZooNetwork({self.name!r}, {self.file!r}, params={self.params:,}, macs={self.macs:,}, "
+                f"{self.input} -> {self.output})")
 
 
 def matching(patterns: "str | list[str] | tuple[str, ...] | None" = None,
