@@ -134,7 +134,7 @@ def _resolve(file: Path, network: str | None) -> "tuple[Path | str, str | None]"
 
 
 def _params(params: tuple[str, ...]) -> dict:
-    from .spec import parse_params
+    from .spec import parse_params  # (`-p NAME=VALUE`, E604 for a bad one)
 
     return parse_params(params)
 
@@ -268,36 +268,12 @@ def list_cmd(patterns: tuple[str, ...], exclude: tuple[str, ...], names: bool, f
     all without one), with their parameters, MACs, shapes and files."""
     from . import zoo
 
-    if names:
-        found = [n for n, _ in zoo.matching(patterns, exclude)]
-        if as_json or fmt == "json":
-            import json
-
-            click.echo(json.dumps(found, indent=2))
-        elif found:
-            click.echo("\n".join(found))
-    else:
-        nets = zoo.list_networks(patterns, exclude)
-        found = [n.name for n in nets]
-        if as_json or fmt == "json":
-            import json
-
-            click.echo(json.dumps([n.to_dict() for n in nets], indent=2))
-        elif nets:
-            from .report import draw_table
-
-            columns = (("network", False, True), ("params", True, False), ("MACs", True, False),
-                       ("input", True, False), ("output", True, False), ("file", False, True))
-            rows = [(n.name, f"{n.params:,}", f"{n.macs:,}", n.input, n.output, n.file) for n in nets]
-            click.echo(draw_table("", columns, rows, width), nl=False)
+    text, found = zoo.listing(patterns, exclude, names, "json" if as_json else fmt, width)
+    if text:
+        click.echo(text, nl=False)
     if not found:
-        shown = " ".join(patterns) or "*"
-        close = None
-        if len(patterns) == 1 and not any(c in patterns[0] for c in "*?["):
-            from .diagnostics import did_you_mean
-
-            close = did_you_mean(patterns[0], zoo.index())
-        _echo_err(f"archdsl list: no network of the zoo matches {shown}" + (f" ({close})" if close else ""))
+        _echo_err(f"archdsl list: no network of the zoo matches {' '.join(patterns) or '*'}"
+                  + (f" ({zoo.close_names(patterns)})" if zoo.close_names(patterns) else ""))
         sys.exit(EXIT_SPEC)
 
 

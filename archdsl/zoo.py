@@ -177,3 +177,34 @@ def list_networks(patterns=None, exclude=None) -> list[ZooNetwork]:
         net = specs[rel].compile(name)
         out.append(ZooNetwork(name, PREFIX + rel, net.params, net.macs, str(net.input_shape), str(net.output_shape)))
     return out
+
+
+def listing(patterns, exclude, names: bool, fmt: str, width: int) -> tuple[str, list[str]]:
+    """`archdsl list`: the text to print (a table, JSON, or the names alone, which need no
+    compile) and the names found."""
+    import json
+
+    if names:
+        found = [n for n, _ in matching(patterns, exclude)]
+        if fmt == "json":
+            return json.dumps(found, indent=2) + "\n", found
+        return "".join(n + "\n" for n in found), found
+    nets = list_networks(patterns, exclude)
+    found = [n.name for n in nets]
+    if fmt == "json":
+        return json.dumps([n.to_dict() for n in nets], indent=2) + "\n", found
+    if not nets:
+        return "", found
+    from .report import draw_table
+
+    columns = (("network", False, True), ("params", True, False), ("MACs", True, False),
+               ("input", True, False), ("output", True, False), ("file", False, True))
+    rows = [(n.name, f"{n.params:,}", f"{n.macs:,}", n.input, n.output, n.file) for n in nets]
+    return draw_table("", columns, rows, width), found
+
+
+def close_names(patterns) -> str | None:
+    """A did-you-mean for a single pattern without wildcards that matched nothing."""
+    if len(patterns) != 1 or any(c in patterns[0] for c in "*?["):
+        return None
+    return did_you_mean(patterns[0], index())
