@@ -181,11 +181,16 @@ def _arch_files(paths: Iterable[Path]) -> Iterable[Path]:
             # `model.arch -> /etc/passwd`) is skipped, never read
             root = p.resolve()
             for f in sorted(p.rglob("*.arch")):
-                real = f.resolve()
-                if real == root or root not in real.parents or not real.is_file():
+                try:
+                    real: Path | None = f.resolve()
+                except (OSError, RuntimeError):  # a symbolic-link loop
+                    real = None
+                if real is not None and real != root and root not in real.parents:
                     _echo_err(f"note: skipped {f}: a link to outside {p}")
-                    continue
-                yield f
+                elif real is None or not real.is_file():
+                    _echo_err(f"note: skipped {f}: not a file (a folder, or a link to nothing or in a loop)")
+                else:
+                    yield f
         elif p.is_file():
             yield p
         else:

@@ -109,6 +109,23 @@ def test_build_without_torch_says_how_to_install_it(tmp_path):
     assert_outcome(proc, 2, 'pip install "archdsl[torch]"')
 
 
+def test_check_of_a_folder_skips_link_loops_and_links_to_nothing(tmp_path):
+    # a loop made `archdsl check DIR` exit 3 (RuntimeError from Path.resolve)
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "ok.arch").write_text("network n { input 3x8x8; relu }\n")
+    (tree / "loop.arch").symlink_to("loop.arch")
+    (tree / "a.arch").symlink_to("b.arch")
+    (tree / "b.arch").symlink_to("a.arch")
+    (tree / "nothing.arch").symlink_to("missing.arch")
+    (tree / "folder.arch").mkdir()
+    (tree / "here.arch").symlink_to(".")
+    proc = archdsl_cli(["check", str(tree)], 20, 2)
+    assert_outcome(proc, 0, "1 of 1 networks ok")
+    for name in ("loop", "a", "b", "nothing", "folder", "here"):
+        assert f"note: skipped {tree / name}.arch: not a file" in proc.stderr
+
+
 def _long_network(path: Path, lines: list[str]) -> Path:
     path.write_text("network n {\ninput 8x8x8\n" + "".join(f"{line}\n" for line in lines) + "}\n")
     return path
