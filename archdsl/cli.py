@@ -341,6 +341,7 @@ def check_paths(files: list[Path], fmt: str, fail_fast: bool, out, err, named: "
     one of the `named` files (given on the command line), or an empty one, fails with E203.
     """
     from . import load
+    from .budget import check_command
     from .sources import select_networks
     from .spec import compile_network
 
@@ -364,6 +365,7 @@ def check_paths(files: list[Path], fmt: str, fail_fast: bool, out, err, named: "
             unit = load(file).unit
             if not unit.program.networks and (file in named or not unit.program.items):
                 select_networks(unit, None)  # raises E203 "no network in this file", at the file
+            check_command(unit, unit.program.networks)  # the file's networks together, as compile_all
         except ArchError as e:
             failures += 1
             error_row(file, None, e)
