@@ -172,7 +172,7 @@ def test_compile_and_check_of_include_graphs_exit_0_or_1_and_show_no_outside_fil
 def test_files_of_many_networks_stay_within_their_budget(rnd, workspace):
     data = fuzz.many_networks(rnd).encode()
     path = workspace.write(workspace.seeds[0], data)
-    out = fuzz.check_file(path, kind="many", timeout=120, slow=fuzz.SLOW_FILE_SECONDS)
+    out = fuzz.check_many(path, cli=True)
     assert out.problem is None, f"{data.decode()[:3000]}\n{out.problem}"
 
 
