@@ -212,11 +212,16 @@ def _arch_files(paths: Iterable[Path]) -> Iterable[Path]:
             # `model.arch -> /etc/passwd`) is skipped, never read
             root = p.resolve()
             for f in sorted(p.rglob("*.arch")):
-                real = f.resolve()
-                if real == root or root not in real.parents or not real.is_file():
+                try:
+                    real: Path | None = f.resolve()
+                except (OSError, RuntimeError):  # a symbolic-link loop
+                    real = None
+                if real is not None and real != root and root not in real.parents:
                     _echo_err(f"note: skipped {f}: a link to outside {p}")
-                    continue
-                yield f
+                elif real is None or not real.is_file():
+                    _echo_err(f"note: skipped {f}: not a file (a folder, or a link to nothing or in a loop)")
+                else:
+                    yield f
         elif p.is_file():
             yield p
         else:
@@ -407,6 +412,7 @@ def check_paths(files: list[Path], fmt: str, fail_fast: bool, out, err, named: "
     one of the `named` files (given on the command line), or an empty one, fails with E203.
     """
     from . import load
+    from .budget import check_command
     from .sources import select_networks
     from .spec import compile_network
 
@@ -430,6 +436,7 @@ def check_paths(files: list[Path], fmt: str, fail_fast: bool, out, err, named: "
             unit = load(file).unit
             if not unit.program.networks and (file in named or not unit.program.items):
                 select_networks(unit, None)  # raises E203 "no network in this file", at the file
+            check_command(unit, unit.program.networks)  # the file's networks together, as compile_all
         except ArchError as e:
             failures += 1
             error_row(file, None, e)

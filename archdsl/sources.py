@@ -284,11 +284,12 @@ def select_networks(unit: Unit, network: str | None) -> list[P.Network]:
         return nets
     chosen = [n for n in nets if n.name == network]
     if not chosen:
-        from .diagnostics import did_you_mean
+        from .diagnostics import Suggestion
 
+        names = [n.name for n in nets]
         raise ArchError(Diagnostic("E203", f"no network named '{network}' in {unit.program.file}",
-                                   hint=did_you_mean(network, [n.name for n in nets]) or
-                                   "networks: " + (", ".join(n.name for n in nets) or "none")), unit.sources)
+                                   hint=Suggestion(network, names, "networks: " + (", ".join(names) or "none"))),
+                        unit.sources)
     return chosen
 
 

@@ -10,7 +10,7 @@ from typing import Any, Sequence
 
 from . import syntax as P
 from .budget import check_command
-from .diagnostics import ArchError, Collector, Diagnostic, did_you_mean
+from .diagnostics import ArchError, Collector, Diagnostic, Suggestion
 from .evaluate import MAX_VALUE, big
 from .expand import Builder
 from .network import CompiledNetwork
@@ -88,7 +88,7 @@ def check_overrides(overrides: dict[str, Any], network: P.Network, sources: dict
     for key, value in overrides.items():
         if key not in names:
             raise ArchError(Diagnostic("E603", f"network '{network.name}' has no parameter '{key}'",
-                                       hint=did_you_mean(key, names) or f"its parameters: {', '.join(names) or 'none'}"),
+                                       hint=Suggestion(key, names, f"its parameters: {', '.join(names) or 'none'}")),
                             sources)
         if not isinstance(value, (int, float)):
             raise TypeError(f"network parameter {key}= must be a number or a truth value (int, float or bool), "
