@@ -213,7 +213,7 @@ def test_a_hint_is_worked_out_only_for_a_printed_diagnostic(monkeypatch):
     assert len(info.value.diagnostics) == 15 and calls == []  # raised, not shown: no hint yet
     text = info.value.render()
     assert calls == [f"covn{i}" for i in range(10)] and text.endswith("... and 5 more errors")
-    assert "hint: did you mean 'conv'?" in text
+    assert "hint: did you mean 'conv' or 'convt'?" in text
     info.value.render()
     assert len(calls) == 10  # worked out once
     assert info.value.diagnostics[14].hint == "did you mean 'conv'?" and len(calls) == 11  # read: worked out
