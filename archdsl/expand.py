@@ -60,7 +60,8 @@ class _Ctx:
 _FATAL = frozenset({"E304", "E410"})
 #: errors that cannot be the consequence of an earlier one in the same network (whereas a
 #: shape or value error may just follow from a statement that failed before it)
-_INDEPENDENT = frozenset({"E201", "E202", "E204", "E205", "E206", "E207", "E208", "E209"})
+_INDEPENDENT = frozenset({"E201", "E202", "E204", "E205", "E206", "E207", "E208", "E209",
+                          "E701", "E702", "E703", "E711", "E713"})
 
 
 class Builder:

@@ -106,18 +106,24 @@ def make_scheduler(r: Recipe, opt: torch.optim.Optimizer, steps_per_epoch: int =
         main = sched.StepLR(opt, step_size=a["every"] * per, gamma=a["gamma"])
     elif r.schedule == "multistep":
         main = sched.MultiStepLR(opt, milestones=[m * per - warm for m in a["milestones"]], gamma=a["gamma"])
-    elif r.schedule == "cosine":
+    elif r.schedule in ("cosine", "poly"):
         total = total_steps(r, steps_per_epoch)
         if total is None:
-            raise ArchError(Diagnostic("E713", "a cosine schedule needs the training length",
+            raise ArchError(Diagnostic("E713", f"a {r.schedule} schedule needs the training length",
                                        r.spans.get("schedule"), hint="add `epochs N` or `iterations N`"))
-        main = sched.CosineAnnealingLR(opt, T_max=max(1, total - warm), eta_min=a["min_lr"])
+        if r.schedule == "cosine":  # Loshchilov & Hutter 2017, without restarts
+            main = sched.CosineAnnealingLR(opt, T_max=max(1, total - warm), eta_min=a["min_lr"])
+        else:  # Caffe's "poly": lr (1 - t/T)^power
+            main = sched.PolynomialLR(opt, total_iters=max(1, total - warm), power=a["power"])
     else:
         main = sched.LambdaLR(opt, lambda step: 1.0)
     if not r.warmup:
         return main, "step"
     # linear warm-up from start x lr to lr over the first `warm` steps, then the schedule
-    ramp = sched.LinearLR(opt, start_factor=max(r.warmup_start, 1e-8), end_factor=1.0, total_iters=warm)
+    if r.warmup_shape == "constant":  # He et al. 2016b, §4.2: 0.01 for 400 iterations, then 0.1
+        ramp = sched.ConstantLR(opt, factor=r.warmup_start, total_iters=warm)
+    else:
+        ramp = sched.LinearLR(opt, start_factor=max(r.warmup_start, 1e-8), end_factor=1.0, total_iters=warm)
     return sched.SequentialLR(opt, [ramp, main], milestones=[warm]), "step"
 
 

@@ -31,7 +31,7 @@ OPTIMIZERS: dict[str, dict[str, Any]] = {
     "adamw": {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 1e-2, "amsgrad": False},
     "rmsprop": {"lr": 1e-2, "alpha": 0.99, "eps": 1e-8, "weight_decay": 0.0, "momentum": 0.0, "centered": False},
 }
-SCHEDULES = ("constant", "step", "multistep", "exponential", "plateau", "cosine")
+SCHEDULES = ("constant", "step", "multistep", "exponential", "plateau", "cosine", "poly")
 STATEMENTS = ("optimizer", "batch", "epochs", "iterations", "schedule", "warmup", "loss")
 LOSSES = ("cross_entropy",)
 
@@ -51,6 +51,8 @@ class Recipe:
     unit: str = "epoch"
     warmup: int = 0
     warmup_start: float = 0.0
+    #: "linear" (from warmup_start x lr up to lr) or "constant" (warmup_start x lr, then lr)
+    warmup_shape: str = "linear"
     loss: str = "cross_entropy"
     label_smoothing: float = 0.0
     #: one weight per aux head, in the spec's order (a single weight is repeated)
@@ -65,7 +67,8 @@ class Recipe:
             "batch": self.batch, "epochs": self.epochs, "iterations": self.iterations,
             "schedule": {"name": self.schedule, "unit": self.unit, **{
                 k: list(v) if isinstance(v, tuple) else v for k, v in self.schedule_args.items()}},
-            "warmup": {"length": self.warmup, "start_factor": self.warmup_start} if self.warmup else None,
+            "warmup": {"length": self.warmup, "start_factor": self.warmup_start, "shape": self.warmup_shape}
+            if self.warmup else None,
             "loss": {"name": self.loss, "label_smoothing": self.label_smoothing, "aux_weights": list(self.aux_weights)},
         }
 
@@ -80,7 +83,8 @@ class Recipe:
         out.append(f"schedule   {self.schedule} {kv(self.schedule_args)}".rstrip()
                    + (f" (in {unit})" if self.schedule_args and self.schedule not in ("plateau",) else ""))
         if self.warmup:
-            out.append(f"warmup     {self.warmup} {unit}, linear from {self.warmup_start:g} x lr")
+            how = "linear from" if self.warmup_shape == "linear" else "constant at"
+            out.append(f"warmup     {self.warmup} {unit}, {how} {self.warmup_start:g} x lr")
         loss = f"loss       {self.loss}"
         if self.label_smoothing:
             loss += f" label_smoothing={self.label_smoothing:g}"
@@ -233,6 +237,9 @@ def _schedule(r: Recipe, a: Args, s: P.Invocation) -> None:
         _positive(args["factor"], "factor", a, "factor", below=1)
     elif name == "cosine":
         args["min_lr"] = a.kw("min_lr", integer=False, default=0.0)
+    elif name == "poly":  # Caffe's "poly" policy: lr (1 - t/T)^power
+        args["power"] = a.kw("power", integer=False, default=1.0)
+        _positive(args["power"], "power", a, "power")
     if "gamma" in args:
         _positive(args["gamma"], "gamma", a, "gamma", below=1.000001)
     r.schedule_args = args
@@ -242,6 +249,11 @@ def _warmup(r: Recipe, a: Args, s: P.Invocation) -> None:
     r.warmup = a.number("warm-up length", minimum=1)
     r.warmup_start = a.kw("start", integer=False, default=0.0)
     _positive(r.warmup_start, "start", a, "start", strict=False, below=1)
+    if a.flag("constant"):
+        r.warmup_shape = "constant"
+        if not 0 < r.warmup_start < 1:
+            raise _fail("warmup constant: start=F (the factor of the warm-up's rate) must be above 0",
+                        a.kw_span("start") or s.span, "E303", found=f"{r.warmup_start:g}")
     if a.flag("iterations"):
         r.spans["warmup_iterations"] = s.span
 
