@@ -79,8 +79,8 @@ class Filler:
     def __str__(self) -> str:
         if self.name == "constant":
             return _num(self.args[0])
-        if self.name == "torch":
-            return "torch"
+        if not self.args:
+            return self.name
         return f"{self.name}({', '.join(_num(a) if not isinstance(a, str) else a for a in self.args)})"
 
 
