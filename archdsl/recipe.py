@@ -117,13 +117,13 @@ def read(merge: P.Merge, evaluate: Callable[[P.Expr], Any], previous: Recipe | N
         raise _fail("`train` takes one body of statements", bad, "E207", hint="write `train { optimizer sgd lr=0.1; ... }`")
     r = Recipe(span=merge.kind_span)
     for s in merge.branches[0].stmts:
+        if type(s) is P.Invocation and s.name not in STATEMENTS:
+            raise _fail(f"unknown training statement '{s.name}'", s.name_span, "E711",
+                        hint=did_you_mean(s.name, STATEMENTS) or "its statements: " + ", ".join(STATEMENTS))
         if type(s) is not P.Invocation or s.label or s.call is not None or s.out is not None:
             span = s.name_span if type(s) is P.Invocation else s.span
             raise _fail("a training recipe holds statements such as `optimizer sgd lr=0.1`", span, "E711",
                         hint="its statements: " + ", ".join(STATEMENTS))
-        if s.name not in STATEMENTS:
-            raise _fail(f"unknown training statement '{s.name}'", s.name_span, "E711",
-                        hint=did_you_mean(s.name, STATEMENTS) or "its statements: " + ", ".join(STATEMENTS))
         if s.name in r.spans:
             raise _fail(f"`{s.name}` is given twice", s.name_span, "E204",
                         notes=(Note("first given here", r.spans[s.name]),))
@@ -191,6 +191,7 @@ def _optimizer(r: Recipe, a: Args, s: P.Invocation) -> None:
                 _positive(x, key, a, key, strict=False)
         hyper[key] = v
     if "lr" not in hyper:
+        a.finish()  # a misspelt lr= is reported as such (E202, did you mean)
         raise _fail(f"optimizer {name}: the learning rate is missing", s.span, "E208", expected="lr=...",
                     hint=f"write e.g. `optimizer {name} lr=0.1`")
     if hyper.get("nesterov") and not hyper.get("momentum"):
