@@ -99,7 +99,7 @@ def make_scheduler(r: Recipe, opt: torch.optim.Optimizer, steps_per_epoch: int =
     if r.schedule == "plateau":
         return sched.ReduceLROnPlateau(opt, mode="min", factor=a["factor"], patience=a["patience"],
                                        threshold=a["threshold"], cooldown=a["cooldown"], min_lr=a["min_lr"]), "epoch"
-    warm = r.warmup * per
+    warm = r.warmup * (1 if r.warmup_unit == "iteration" else steps_per_epoch)
     if r.schedule == "step":
         main = sched.StepLR(opt, step_size=a["every"] * per, gamma=a["gamma"])
     elif r.schedule == "exponential":  # decayed by gamma every N epochs (Szegedy et al. 2016: 0.94 every 2)

@@ -53,6 +53,8 @@ class Recipe:
     warmup_start: float = 0.0
     #: "linear" (from warmup_start x lr up to lr) or "constant" (warmup_start x lr, then lr)
     warmup_shape: str = "linear"
+    #: what the warm-up's length counts: the schedule's unit unless it says `iterations`
+    warmup_unit: str = "epoch"
     loss: str = "cross_entropy"
     label_smoothing: float = 0.0
     #: one weight per aux head, in the spec's order (a single weight is repeated)
@@ -67,7 +69,8 @@ class Recipe:
             "batch": self.batch, "epochs": self.epochs, "iterations": self.iterations,
             "schedule": {"name": self.schedule, "unit": self.unit, **{
                 k: list(v) if isinstance(v, tuple) else v for k, v in self.schedule_args.items()}},
-            "warmup": {"length": self.warmup, "start_factor": self.warmup_start, "shape": self.warmup_shape}
+            "warmup": {"length": self.warmup, "unit": self.warmup_unit, "start_factor": self.warmup_start,
+                       "shape": self.warmup_shape}
             if self.warmup else None,
             "loss": {"name": self.loss, "label_smoothing": self.label_smoothing, "aux_weights": list(self.aux_weights)},
         }
@@ -84,7 +87,8 @@ class Recipe:
                    + (f" (in {unit})" if self.schedule_args and self.schedule not in ("plateau",) else ""))
         if self.warmup:
             how = "linear from" if self.warmup_shape == "linear" else "constant at"
-            out.append(f"warmup     {self.warmup} {unit}, {how} {self.warmup_start:g} x lr")
+            wunit = "iterations" if self.warmup_unit == "iteration" else "epochs"
+            out.append(f"warmup     {self.warmup} {wunit}, {how} {self.warmup_start:g} x lr")
         loss = f"loss       {self.loss}"
         if self.label_smoothing:
             loss += f" label_smoothing={self.label_smoothing:g}"
@@ -256,7 +260,7 @@ def _warmup(r: Recipe, a: Args, s: P.Invocation) -> None:
             raise _fail("warmup constant: start=F (the factor of the warm-up's rate) must be above 0",
                         a.kw_span("start") or s.span, "E303", found=f"{r.warmup_start:g}")
     if a.flag("iterations"):
-        r.spans["warmup_iterations"] = s.span
+        r.warmup_unit = "iteration"
 
 
 def _loss(r: Recipe, a: Args, s: P.Invocation) -> None:
@@ -281,11 +285,8 @@ _READERS = {"optimizer": _optimizer, "batch": _count, "epochs": _count, "iterati
 
 def finish(r: Recipe, aux_heads: list[str]) -> Recipe:
     """Checks that need the whole network: one aux weight, or one per head."""
-    if r.spans.get("warmup_iterations") and r.unit != "iteration":
-        r.unit = "iteration" if r.schedule == "constant" else r.unit
-        if r.unit != "iteration":
-            raise _fail("the warm-up and the schedule count in different units", r.spans["warmup_iterations"], "E713",
-                        hint="add `iterations` to the schedule too, or count the warm-up in epochs")
+    if r.unit == "iteration" and "warmup" in r.spans:
+        r.warmup_unit = "iteration"  # a schedule in iterations counts its warm-up in them too
     if r.aux_weights:
         span = r.spans["aux_weight"]
         if not aux_heads:
