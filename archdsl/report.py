@@ -175,7 +175,7 @@ class Report:
             ]
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
-        lines += [f"- {line}" for line in self._total_lines()]
+        lines += [f"  - {line.strip()}" if line.startswith("  ") else f"- {line}" for line in self._total_lines()]
         return "\n".join(lines) + "\n"
 
     # ---------------------------------------------------------------- table
