@@ -218,11 +218,18 @@ def scoped(inv: P.Invocation, scope: Scope, evaluate, kinds: Callable[[str], Any
                         hint=did_you_mean(a.key, allowed) or f"{name} holds: {', '.join(allowed)}")
         if len(a.values) != 1:
             raise _fail(f"init {name}: {a.key} takes one filler", a.span, "E702")
-        fillers[a.key] = read_filler(a.values[0], evaluate)
+        fillers[a.key] = _matrix_only(read_filler(a.values[0], evaluate), name, a.key, a)
     if not rest:
         raise _fail(f"init {name}: no filler given", inv.span, "E208", expected="weight=FILLER and/or bias=FILLER",
                     found="nothing")
     return {**scope, name: fillers}
+
+
+def _matrix_only(f: Filler, kind: str, target: str, a: P.KwArg) -> Filler:
+    """orthogonal fills matrices: not a bias, a batch norm's gamma or beta, PReLU's slopes."""
+    if f.name == "orthogonal" and (target == "bias" or kind in ("bn", "prelu", LAST_BN)):
+        raise _fail(f"orthogonal needs a matrix, and {kind}'s {target} is a vector", a.span, "E702")
+    return f
 
 
 #: the per-layer keys
@@ -254,7 +261,7 @@ def node_init(kind, params, post, scope: Scope, own: tuple[P.KwArg, ...], evalua
                         hint="remove `nobias`, or the filler" if target == "bias" and kind.has_bias else None)
         if len(a.values) != 1:
             raise _fail(f"{a.key} takes one filler", a.span, "E702")
-        mine[target] = read_filler(a.values[0], evaluate)
+        mine[target] = _matrix_only(read_filler(a.values[0], evaluate), kind.name, target, a)
     out.extend((0, t, f) for t, f in mine.items() if held[t])
     for i, op in enumerate(post, 1):
         for t, f in scope.get(op.kind.name, {}).items():

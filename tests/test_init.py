@@ -164,6 +164,7 @@ def test_conv_without_bias_takes_no_bias_filler():
     ("init prelu bias=1", "E703", "prelu has no parameter 'bias'"),
     ("init conv", "E208", "no filler given"),
     ("init weight=1", "E208", "needs a layer kind"),
+    ("init conv bias=orthogonal", "E702", "orthogonal needs a matrix"),
 ])
 def test_init_errors_are_located(src, code, text):
     with pytest.raises(ArchError) as e:

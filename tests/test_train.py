@@ -109,6 +109,14 @@ def test_cli_trains_on_an_image_folder(tmp_path, one_thread):
         assert float(list(csv.DictReader(f))[-1]["val_accuracy"]) == 1.0  # three colours: easy
 
 
+def test_mixed_precision_on_the_cpu(tmp_path, one_thread):
+    # bfloat16 autocast (no grad scaler: float16 scaling is for CUDA); the weights stay float32
+    net = archdsl.compile(TINY)
+    r = fit(net, Config(out=tmp_path / "bf16", max_steps=3, precision="bf16", progress=False), log=lambda s: None)
+    assert len(r["losses"]) == 3 and all(v == v for v in r["losses"])  # no NaN
+    assert all(p.dtype == torch.float32 for p in r["model"].parameters())
+
+
 def test_a_spec_without_a_recipe_cannot_train(tmp_path):
     spec = tmp_path / "plain.arch"
     spec.write_text("network plain { input 1x8x8; conv 3x3 -> 4; gap; fc 10 }")
