@@ -4,8 +4,8 @@ The pipeline's stages are modules, each importing only those before it: ``syntax
 typed program), ``parse`` (Lark), ``sources`` (files and includes), ``evaluate``
 (expressions), ``expand`` (the interpreter) with ``infer`` (shapes and counts through the
 layer registry, ``layers/``), ``network`` (the compiled result and its walker), then the
-back ends ``check``, ``report``, ``diagram``, ``diff`` and ``lower_torch`` (the only one that
-imports torch). This package is the public API over them:
+back ends ``check``, ``report``, ``diagram``, ``diff`` and ``lower_torch`` (which, with
+``init_torch``, ``optim`` and ``train``, are the only ones that import torch). This package is the public API over them:
 
 >>> net = compile("network tiny { input 3x32x32; act relu; conv 3x3 p1 -> 16; gap; fc 10 noact }")
 >>> net.params, net.macs, str(net.output_shape)

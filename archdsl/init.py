@@ -279,15 +279,3 @@ def last_bn(infos: dict, inits: dict[str, NodeInit], node: str | None, fillers: 
     if at is not None:
         kept = tuple(f for f in inits.get(node, ()) if not (f[0] == at and f[1] in fillers))
         inits[node] = kept + tuple((at, t, f) for t, f in fillers.items())
-
-
-def describe(init: dict[str, NodeInit], ops: Callable[[str], list]) -> list[tuple[str, str, int]]:
-    """(`kind.parameter`, filler, how many layers) over a network, in first-use order: the
-    report's summary. `ops(node)` gives the node's ops (main first)."""
-    counts: dict[tuple[str, str], int] = {}
-    for node, fillers in init.items():
-        kinds = ops(node)
-        for i, t, f in fillers:
-            key = (f"{kinds[i]}.{t}", str(f))
-            counts[key] = counts.get(key, 0) + 1
-    return [(what, f, n) for (what, f), n in counts.items()]

@@ -1,4 +1,5 @@
-"""Compiled graph -> ``torch.nn.Module``. The only module of archdsl that imports torch.
+"""Compiled graph -> ``torch.nn.Module``. With init_torch, optim and train, the only modules
+of archdsl that import torch.
 
 The module mirrors the spec's structure: a body is a sequence of named children, a block
 call a named submodule, a merge (concat, add, residual, mul) a module whose children are

@@ -286,7 +286,7 @@ def fit(net: CompiledNetwork, cfg: Config, log=print, data=None) -> dict[str, An
             f"{recipe.optimizer} lr {recipe.hyper['lr']:g}, {recipe.schedule} schedule"
             f"{', resumed at epoch %d step %d' % (epoch + 1, step) if cfg.resume else ''}")
     losses: list[float] = []
-    progress = _progress(cfg.progress and world.main, epochs * steps_per_epoch, step)
+    progress = _Progress(cfg.progress and world.main, epochs * steps_per_epoch, step)
     result: dict[str, Any] = {}
     stopped = False
     with progress:
@@ -383,7 +383,7 @@ def _ranks_agree(model: torch.nn.Module, world: World) -> bool:
     return bad.item() == 0
 
 
-class _progress:
+class _Progress:
     """A rich progress bar (epoch, step, loss, throughput) on rank 0; silent elsewhere."""
 
     def __init__(self, enabled: bool, total: int, done: int):
