@@ -236,6 +236,7 @@ def test_resnet18_equals_torchvisions_init_under_the_same_seed(zero):
 @pytest.mark.parametrize("spec, name, make", [
     ("squeezenet.arch", "squeezenet1_0", "squeezenet1_0"),
     ("densenet.arch", "densenet121", "densenet121"),
+    ("alexnet.arch", "alexnet_torchvision", "alexnet"),  # torch's default init throughout, stated
     pytest.param("inception_v3.arch", "inception_v3", "inception_v3", marks=pytest.mark.slow),
 ])
 def test_torchvision_inits_are_equal_under_the_same_seed(spec, name, make):
