@@ -285,6 +285,11 @@ def fit(net: CompiledNetwork, cfg: Config, log=print, data=None) -> dict[str, An
             f"{f' ({per_rank} on each of {world.size} processes)' if world.size > 1 else ''}, {epochs} epochs, "
             f"{recipe.optimizer} lr {recipe.hyper['lr']:g}, {recipe.schedule} schedule"
             f"{', resumed at epoch %d step %d' % (epoch + 1, step) if cfg.resume else ''}")
+        unstated = [what for what, given in (("batch (64 used)", cfg.batch or recipe.batch),
+                                             ("length (1 epoch used)", cfg.epochs or recipe.epochs or recipe.iterations))
+                    if not given]
+        if unstated:
+            log(f"the recipe states no {' and no '.join(unstated)}: give --batch / --epochs")
     losses: list[float] = []
     progress = _Progress(cfg.progress and world.main, epochs * steps_per_epoch, step)
     result: dict[str, Any] = {}
