@@ -223,7 +223,7 @@ class Report:
             for e in self.init:
                 key = (f"{e['op']}.{e['parameter']}", e["filler"])
                 counts[key] = counts.get(key, 0) + 1
-            lines.append("init (torch's default elsewhere):")
+            lines.append("init (the spec's fillers; torch's defaults for the rest):")
             wide = max(len(k) for k, _ in counts)
             lines += [f"  {what:<{wide}}  {f}  ({n} layer{'s' * (n != 1)})" for (what, f), n in counts.items()]
         if self.training is not None:
