@@ -4,8 +4,8 @@ The pipeline's stages are modules, each importing only those before it: ``syntax
 typed program), ``parse`` (Lark), ``sources`` (files and includes), ``evaluate``
 (expressions), ``expand`` (the interpreter) with ``infer`` (shapes and counts through the
 layer registry, ``layers/``), ``network`` (the compiled result and its walker), then the
-back ends ``check``, ``report``, ``diagram``, ``diff`` and ``lower_torch`` (the only one that
-imports torch). This package is the public API over them:
+back ends ``check``, ``report``, ``diagram``, ``diff`` and ``lower_torch`` (which, with
+``init_torch``, ``optim`` and ``train``, are the only ones that import torch). This package is the public API over them:
 
 >>> net = compile("network tiny { input 3x32x32; act relu; conv 3x3 p1 -> 16; gap; fc 10 noact }")
 >>> net.params, net.macs, str(net.output_shape)
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
 __version__ = "0.1.0"
 __all__ = ["ArchError", "CompiledNetwork", "Diagnostic", "Spec", "build", "compile", "compile_all", "list_networks",
-           "load", "load_weights", "parse", "render", "__version__"]
+           "load", "load_weights", "parse", "recipe", "render", "__version__"]
 
 
 def _looks_like_path(source: Any) -> bool:
@@ -137,13 +137,25 @@ def build(source: "str | os.PathLike[str] | CompiledNetwork", network: str | Non
     """Lower a network to a ``torch.nn.Module`` on `device`.
 
     Submodule names follow the spec's names, so ``state_dict`` keys are stable; the
-    parameter count equals :attr:`CompiledNetwork.params`. Keyword arguments are passed to
-    :func:`archdsl.lower_torch.lower` (e.g. ``max_params``, ``init=False`` for meta tensors).
+    parameter count equals :attr:`CompiledNetwork.params`. The weights start as the spec's
+    `init` lines say (torch's defaults elsewhere); ``seed=N`` makes them a function of N alone,
+    without touching torch's global generator. Keyword arguments are passed to
+    :func:`archdsl.lower_torch.lower` (e.g. ``seed``, ``max_params``, ``init=False`` for meta tensors).
     """
     from .lower_torch import lower
 
     net = source if isinstance(source, CompiledNetwork) else compile(source, network, input)
     return lower(net, device=device, **kw)
+
+
+def recipe(net: CompiledNetwork, model: "torch.nn.Module", steps_per_epoch: int = 1, **kw: Any):
+    """The spec's training recipe (`train { }`) for `model` as torch objects: an
+    :class:`archdsl.optim.Training` with ``optimizer``, ``scheduler`` (step it as its
+    ``interval`` says), ``loss`` (aux heads weighted) and the ``recipe`` itself. Schedules
+    in epochs are converted with `steps_per_epoch` (1: step the scheduler once per epoch)."""
+    from .optim import recipe as _recipe
+
+    return _recipe(net, model, steps_per_epoch, **kw)
 
 
 def load_weights(module: "torch.nn.Module", reference: "torch.nn.Module", **kw: Any) -> "torch.nn.Module":

@@ -250,6 +250,65 @@ def build_cmd(file: Path, network: str | None, input_: str | None, params: tuple
                   _params(params))
 
 
+@main.command("train")
+@_spec_arg
+@_net_opt
+@_input_opt
+@click.option("--data", default="digits", show_default=True, metavar="digits|PATH",
+              help="scikit-learn's digits, or a torchvision ImageFolder folder (with train/ and val/, or split).")
+@click.option("--epochs", type=click.IntRange(1), default=None, help="Override the recipe's epochs.")
+@click.option("--batch", type=click.IntRange(1), default=None, help="Override the recipe's (global) batch size.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder for metrics.csv, steps.csv and last.pt (default runs/NETWORK).")
+@click.option("--resume", is_flag=True, help="Continue the run saved in --out.")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda (under torchrun: each process's GPU).")
+@click.option("--precision", type=click.Choice(["auto", "32", "bf16", "16"]), default="auto", show_default=True,
+              help="auto: float16 autocast with a grad scaler on CUDA, float32 on the CPU.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--workers", type=click.IntRange(0), default=0, show_default=True, help="DataLoader worker processes.")
+@click.option("--max-steps", type=click.IntRange(1), default=None, help="Stop after this many steps (saving).")
+@click.option("--sync-bn", is_flag=True, help="Batch-norm statistics over all processes (SyncBatchNorm, CUDA).")
+@click.option("--threads", type=click.IntRange(1), default=None, help="torch CPU threads per process.")
+@click.option("--no-progress", is_flag=True, help="No progress bar (the epoch lines are still printed).")
+def train_cmd(file: Path, network: str | None, input_: str | None, data: str, epochs: int | None,
+              batch: int | None, out: Path | None, resume: bool, device: str, precision: str, seed: int,
+              workers: int, max_steps: int | None, sync_bn: bool, threads: int | None, no_progress: bool) -> None:
+    """Train a network with the recipe of its spec (`train { }`), on one process or under torchrun."""
+    _ensure_file(file)
+    torch = _import_torch()
+    if "LOCAL_RANK" not in os.environ or device != "cuda":
+        _check_device(torch, device)
+    from . import load
+    from .sources import select_networks
+
+    if network is None:
+        nets = select_networks(load(file).unit, None)
+        if len(nets) > 1:
+            raise click.UsageError(f"{file} holds {len(nets)} networks; pick one with -n: "
+                                   + ", ".join(n.name for n in nets))
+        network = nets[0].name
+    if data != "digits" and not Path(data).is_dir():
+        raise click.UsageError(f"--data {data}: not `digits` and no such folder")
+    from .train import Config, train_file
+
+    if threads:
+        torch.set_num_threads(threads)
+
+    cfg = Config(data=data, out=out or Path("runs") / network, epochs=epochs, batch=batch, device=device, seed=seed,
+                 resume=resume, precision=precision, workers=workers, max_steps=max_steps, sync_bn=sync_bn,
+                 progress=not no_progress)
+    if resume and not (cfg.out / "last.pt").is_file():
+        raise click.UsageError(f"--resume: no checkpoint {cfg.out / 'last.pt'}")
+    try:
+        result = train_file(file, network, cfg, input_, log=click.echo)
+    except ValueError as e:
+        raise click.UsageError(str(e)) from None
+    if result["world"] > 1 and int(os.environ.get("RANK", "0")) == 0:
+        click.echo(f"weights identical on all {result['world']} processes: {'yes' if result['agree'] else 'NO'}")
+    if int(os.environ.get("RANK", "0")) == 0:
+        click.echo(f"saved {cfg.out / 'last.pt'}; metrics in {cfg.out / 'metrics.csv'}")
+
+
 @main.command("kinds")
 def kinds_cmd() -> None:
     """List the layer kinds the language knows."""

@@ -16,6 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+from . import init as I
+from . import recipe as R
 from . import syntax as P
 from .budget import MAX_CALL_DEPTH, MAX_NODES, MAX_REPEAT, MAX_STEPS, Costs
 from .diagnostics import ArchError, Diagnostic, Note, Suggestion
@@ -23,7 +25,7 @@ from .evaluate import POISON, Env, as_int, evaluate
 from .infer import NodeInfo, Op, infer_info
 from .layers import REGISTRY, Args, Kind, MergeKind, Shape, ShapeError, lookup
 from .names import Namer as _Namer
-from .network import EXPECTABLE, CompiledNetwork, Expectation, TAux, TLayer, TMerge, TSeq
+from .network import EXPECTABLE, CompiledNetwork, Expectation, TAux, TLayer, TMerge, TSeq, output_of
 from .sources import Unit
 
 #: the flags any layer statement may carry, besides an activation's name
@@ -32,11 +34,12 @@ _GENERIC_FLAGS = frozenset({"noact", "nonorm", "bias", "nobias"})
 
 @dataclass(slots=True)
 class Defaults:
-    """The scoped settings in force: `act`, `norm`, `bias` (inherited by nested bodies)."""
+    """The scoped settings in force: `act`, `norm`, `bias`, `init` (inherited by nested bodies)."""
 
     act: Op | None = None
     norm: Op | None = None
     bias: str = "auto"  # "auto" | "on" | "off"
+    init: I.Scope | None = None  # kind -> {parameter: filler} (archdsl.init), replaced, never changed
 
 
 @dataclass(slots=True)
@@ -57,7 +60,8 @@ class _Ctx:
 _FATAL = frozenset({"E304", "E410"})
 #: errors that cannot be the consequence of an earlier one in the same network (whereas a
 #: shape or value error may just follow from a statement that failed before it)
-_INDEPENDENT = frozenset({"E201", "E202", "E204", "E205", "E206", "E207", "E208", "E209"})
+_INDEPENDENT = frozenset({"E201", "E202", "E204", "E205", "E206", "E207", "E208", "E209",
+                          "E701", "E702", "E703", "E711", "E713"})
 
 
 class Builder:
@@ -81,6 +85,9 @@ class Builder:
         self._steps = 0
         self.costs = Costs(unit)
         self.genv = Env()
+        #: node -> its fillers (archdsl.init); the network's `train { }` (archdsl.recipe)
+        self.inits: dict[str, I.NodeInit] = {}
+        self.recipe: R.Recipe | None = None
 
     # -- entry point
     def build(self) -> CompiledNetwork:
@@ -158,10 +165,13 @@ class Builder:
         if cur is None:
             raise ArchError(Diagnostic("E407", f"network '{self.network.name}' has no input", self.network.span,
                                        hint="start the body with `input CxHxW`"))
+        if self.recipe is not None:
+            R.finish(self.recipe, list(self.aux_outputs))
         return CompiledNetwork(
             name=self.network.name, file=self.unit.program.file, infos=self.infos, tree=root,
             input=self.input_node, output=cur, aux_outputs=self.aux_outputs,
             expectations=self.expectations, sources=self.unit.sources, span=self.network.span,
+            init=self.inits, recipe=self.recipe,
         )
 
     # -- graph helpers
@@ -218,6 +228,13 @@ class Builder:
         if t is P.Expect:
             self.expect(s, cur, ctx)
             return cur
+        if t is P.Invocation and s.name == "init" and "init" not in self.unit.blocks:  # archdsl.init
+            ctx.defaults.init = I.scoped(s, ctx.defaults.init or {}, lambda e: evaluate(e, ctx.env, self._shape(cur)),
+                                         lookup)
+            return cur
+        if t is P.Merge and s.kind == "train":  # the training recipe (archdsl.recipe)
+            self.recipe = R.read(s, lambda e: evaluate(e, ctx.env, self._shape(cur)), self.recipe)
+            return cur
         if cur is None:
             raise ArchError(Diagnostic("E407", "a layer before the network's input", s.span,
                                        hint="start the body with `input CxHxW`"))
@@ -240,7 +257,7 @@ class Builder:
     def _sub(self, ctx: _Ctx, **changes) -> _Ctx:
         """A nested body in the same module scope: a child Env, a copy of the defaults."""
         d = ctx.defaults
-        new = _Ctx(Env(None, ctx.env), Defaults(d.act, d.norm, d.bias), ctx.seq, ctx.namer, ctx.scope, ctx.aux,
+        new = _Ctx(Env(None, ctx.env), Defaults(d.act, d.norm, d.bias, d.init), ctx.seq, ctx.namer, ctx.scope, ctx.aux,
                    ctx.calls, ctx.label_suffix)
         for key, value in changes.items():
             setattr(new, key, value)
@@ -370,6 +387,7 @@ class Builder:
         if isinstance(kind, MergeKind):
             raise ArchError(Diagnostic("E201", f"'{inv.name}' takes branches: write `{inv.name} {{ A | B }}`",
                                        inv.name_span))
+        inv, own_init = I.split_layer(inv)
         rest, flags = self._flags(inv, kind)
         params = self._bind(kind, inv, ctx, cur, rest)
         expansion = kind.expand(params)
@@ -379,9 +397,9 @@ class Builder:
             ctx.seq.items.append(sub)
             sub_ctx = _Ctx(ctx.env, ctx.defaults, sub, _Namer(), ctx.scope, ctx.aux, ctx.calls)
             for kname, kparams in expansion:
-                cur = self._layer(REGISTRY[kname], kparams, flags, inv, cur, sub_ctx, None, None)
+                cur = self._layer(REGISTRY[kname], kparams, flags, inv, cur, sub_ctx, None, None, own_init)
             return cur
-        return self._layer(kind, params, flags, inv, cur, ctx, nxt, self._local(inv, kind.name, ctx))
+        return self._layer(kind, params, flags, inv, cur, ctx, nxt, self._local(inv, kind.name, ctx), own_init)
 
     def _local(self, s: P.Stmt, base: str, ctx: _Ctx) -> str:
         if s.label:
@@ -389,7 +407,7 @@ class Builder:
         return ctx.namer.auto(base)
 
     def _layer(self, kind: Kind, params, flags: frozenset[str], inv: P.Invocation, cur: str, ctx: _Ctx, nxt,
-               local: str | None) -> str:
+               local: str | None, own_init: tuple = ()) -> str:
         post: list[Op] = []
         norm = ctx.defaults.norm if kind.takes_norm and "nonorm" not in flags else None
         if norm is not None:
@@ -417,6 +435,12 @@ class Builder:
         info = NodeInfo(id=self._path(ctx, local), op=Op(kind, params), post=post, span=inv.span, scope=ctx.scope,
                         aux=ctx.aux, inputs=[cur])
         node = self._add(info, inv.span, inv=inv)
+        if ctx.defaults.init or own_init:
+            weight = kind.count_params(params, info.in_shapes[0], kind.infer(params, info.in_shapes[0])) > 0
+            fillers = I.node_init(kind, params, post, ctx.defaults.init or {}, own_init,
+                                  lambda e: evaluate(e, ctx.env, self._shape(cur)), weight)
+            if fillers:
+                self.inits[node] = fillers
         ctx.seq.items.append(TLayer(local, node))
         return node
 
@@ -437,7 +461,8 @@ class Builder:
         local = self._local(inv, block.name, ctx)
         seq = TSeq(name=local, block=block.name, args=values, path=self._path(ctx, local))
         ctx.seq.items.append(seq)
-        sub = _Ctx(Env(values, self.genv), Defaults(ctx.defaults.act, ctx.defaults.norm, ctx.defaults.bias), seq,
+        d = ctx.defaults
+        sub = _Ctx(Env(values, self.genv), Defaults(d.act, d.norm, d.bias, d.init), seq,
                    _Namer(), ctx.scope + ((local, block.name),), ctx.aux, ctx.calls + ((block.name, inv.span),))
         return self.body(block.body, cur, sub)
 
@@ -535,6 +560,8 @@ class Builder:
             raise ArchError(Diagnostic(d.code, d.message, _stmts_span(branches[odd]) if odd < len(branches) else s.span,
                                        expected=d.expected, found=d.found, hint=d.hint, notes=notes)) from None
         ctx.seq.items.append(TMerge(local, seqs, node))
+        if ctx.defaults.init and I.LAST_BN in ctx.defaults.init and kind.name in ("add", "residual"):
+            I.last_bn(self.infos, self.inits, output_of(seqs[0]), ctx.defaults.init[I.LAST_BN])
         return node
 
     def aux(self, s: P.Aux, cur: str, ctx: _Ctx) -> str:

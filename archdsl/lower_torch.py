@@ -1,4 +1,5 @@
-"""Compiled graph -> ``torch.nn.Module``. The only module of archdsl that imports torch.
+"""Compiled graph -> ``torch.nn.Module``. With init_torch, optim and train, the only modules
+of archdsl that import torch.
 
 The module mirrors the spec's structure: a body is a sequence of named children, a block
 call a named submodule, a merge (concat, add, residual, mul) a module whose children are
@@ -569,8 +570,12 @@ def _lower_tree(net: CompiledNetwork) -> nn.Module:
 
 def lower(net: CompiledNetwork, device: str | torch.device = "cpu", max_params: int = DEFAULT_MAX_PARAMS,
           init: bool = True, dtype: torch.dtype | None = None, max_buffers: int = DEFAULT_MAX_BUFFERS,
-          max_activation: int = DEFAULT_MAX_ACTIVATION) -> Network:
-    """Build the module for a compiled network.
+          max_activation: int = DEFAULT_MAX_ACTIVATION, seed: int | None = None) -> Network:
+    """Build the module for a compiled network, initialised as its spec says (archdsl.init).
+
+    `seed` makes the weights a function of it alone: the module is built and filled on the
+    CPU under ``torch.manual_seed(seed)`` inside ``torch.random.fork_rng`` (the caller's
+    generator is left as it was), then moved to `device`.
 
     `init=False` builds on the meta device: the structure and shapes without allocating or
     initialising any weight (for inspection, or to load a checkpoint with ``to_empty``).
@@ -584,6 +589,12 @@ def lower(net: CompiledNetwork, device: str | torch.device = "cpu", max_params: 
                                    f"run ({MAX_DEPTH:,})", net.span, expected=f"at most {MAX_DEPTH:,}",
                                    found=f"{depth:,}"), net.sources)
     target = torch.device("meta") if not init else torch.device(device)
+    if seed is not None and init:
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise TypeError(f"seed must be an int, not {type(seed).__name__}")
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return lower(net, "cpu", max_params, True, dtype, max_buffers, max_activation).to(target)
     try:
         return on_deep_stack(depth, _lower_network, net, target, depth, dtype)
     except ArchError as e:  # E412: show the spec's line
@@ -601,6 +612,10 @@ def _lower_network(net: CompiledNetwork, target: torch.device, depth: int, dtype
     with torch.device(target):
         body = _lower_tree(net)
         model = Network(body, net.name, net.input_shape.dims, net.output_shape.dims, tuple(net.aux_outputs), depth)
+        if target.type != "meta":
+            from .init_torch import apply
+
+            apply(net, model)
     return model if dtype is None else model.to(dtype)
 
 

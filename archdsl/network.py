@@ -214,6 +214,10 @@ class CompiledNetwork:
     span: P.Span | None = None
     #: False for the part of a failing network built before its first error (ArchError.partial)
     complete: bool = True
+    #: node -> its fillers, (op index, parameter, archdsl.init.Filler): where the spec says more than torch's default
+    init: dict[str, Any] = field(default_factory=dict)
+    #: the `train { }` recipe (archdsl.recipe.Recipe), None when the spec states none
+    recipe: Any = None
     _graph: "nx.DiGraph | None" = field(default=None, repr=False, compare=False)
 
     @property

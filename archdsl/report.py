@@ -8,7 +8,10 @@ JSON keys (stable; `schema` changes when a key does):
     receptive_field {size, jump}, aux_outputs {name: shape}, conventions {...},
     layers [{name, kind, op, block, aux, inputs, input, output, params, macs,
              receptive_field, jump, activations, hyper}],
-    expectations [{what, expected, found, ok, line}]
+    expectations [{what, expected, found, ok, line}],
+    init [{layer, op, parameter, filler}] (the spec's fillers; torch's default elsewhere),
+    training (the `train { }` recipe: optimizer, batch, epochs, iterations, schedule,
+              warmup, loss; null when the spec states none)
 
 The table is drawn by :func:`draw_table`, some fifty lines of plain layout, not by rich.
 Measured on googlenet's report (2 shared cores): rich takes 19-41 ms to import and 38-92 ms
@@ -74,6 +77,8 @@ class Report:
     aux_outputs: dict[str, list[int]]
     rows: list[Row]
     expectations: list[dict[str, Any]]
+    init: list[dict[str, Any]] = field(default_factory=list)
+    training: Any = None  # the archdsl.recipe.Recipe
 
     @property
     def flops(self) -> int:
@@ -110,6 +115,9 @@ class Report:
                 "what": o.what, "expected": _jsonable(o.expectation.expected), "found": _jsonable(o.found),
                 "ok": o.ok, "line": o.expectation.stmt.span.line,
             } for o in outcomes],
+            init=[{"layer": node, "op": ([net.node(node).op, *net.node(node).post][i]).kind.name, "parameter": t,
+                   "filler": str(f)} for node, fillers in net.init.items() for i, t, f in fillers],
+            training=net.recipe,
         )
 
     # ---------------------------------------------------------------- JSON
@@ -139,6 +147,8 @@ class Report:
                 "hyper": r.hyper,
             } for r in self.rows],
             "expectations": self.expectations,
+            "init": self.init,
+            "training": self.training.to_dict() if self.training is not None else None,
         }
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -165,7 +175,7 @@ class Report:
             ]
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
-        lines += [f"- {line}" for line in self._total_lines()]
+        lines += [f"  - {line.strip()}" if line.startswith("  ") else f"- {line}" for line in self._total_lines()]
         return "\n".join(lines) + "\n"
 
     # ---------------------------------------------------------------- table
@@ -203,6 +213,22 @@ class Report:
             mark = "ok" if e["ok"] else "FAILED"
             lines.append(f"expect {e['what']} = {_fmt_value(e['expected'])}: {mark}"
                          + ("" if e["ok"] else f" (found {_fmt_value(e['found'])})"))
+        return lines + self._training_lines()
+
+    def _training_lines(self) -> list[str]:
+        """The spec's init and training recipe (analytic: nothing is built)."""
+        lines: list[str] = []
+        if self.init:
+            counts: dict[tuple[str, str], int] = {}
+            for e in self.init:
+                key = (f"{e['op']}.{e['parameter']}", e["filler"])
+                counts[key] = counts.get(key, 0) + 1
+            lines.append("init (the spec's fillers; torch's defaults for the rest):")
+            wide = max(len(k) for k, _ in counts)
+            lines += [f"  {what:<{wide}}  {f}  ({n} layer{'s' * (n != 1)})" for (what, f), n in counts.items()]
+        if self.training is not None:
+            lines.append("training:")
+            lines += [f"  {line}" for line in self.training.lines()]
         return lines
 
     def __str__(self) -> str:

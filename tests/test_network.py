@@ -12,8 +12,8 @@ PACKAGE = Path(archdsl.__file__).parent
 
 #: the pipeline's order: a module may import (at module level) only modules before it
 STAGES = ["syntax", "diagnostics", "parse_errors", "lexer", "parser", "layers", "zoo", "sources", "evaluate", "infer",
-          "network", "budget", "names", "expand", "spec", "check", "report", "diagram", "diff", "weights", "lower_torch",
-          "cli"]
+          "network", "budget", "names", "init", "recipe", "expand", "spec", "check", "report", "diagram", "diff", "weights",
+          "lower_torch", "init_torch", "optim", "train", "cli"]
 
 
 def _imports(path: Path) -> set[str]:

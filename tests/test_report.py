@@ -83,7 +83,7 @@ def test_narrow_table_golden(file, network, width, golden):
 
 REQUIRED_KEYS = ["schema", "network", "file", "input", "output", "params", "params_without_aux", "macs",
                  "macs_without_aux", "flops", "activation_elements", "activation_bytes", "param_bytes",
-                 "receptive_field", "aux_outputs", "conventions", "layers", "expectations"]
+                 "receptive_field", "aux_outputs", "conventions", "layers", "expectations", "init", "training"]
 LAYER_KEYS = ["name", "kind", "op", "block", "aux", "inputs", "input", "output", "params", "macs", "receptive_field",
               "jump", "activations", "hyper"]
 
