@@ -274,7 +274,7 @@ def train_cmd(file: Path, network: str | None, input_: str | None, data: str, ep
               batch: int | None, out: Path | None, resume: bool, device: str, precision: str, seed: int,
               workers: int, max_steps: int | None, sync_bn: bool, threads: int | None, no_progress: bool) -> None:
     """Train a network with the recipe of its spec (`train { }`), on one process or under torchrun."""
-    _ensure_file(file)
+    file, network = _resolve(file, network)
     torch = _import_torch()
     if "LOCAL_RANK" not in os.environ or device != "cuda":
         _check_device(torch, device)
