@@ -369,3 +369,32 @@ def test_convert_state_dict_writes_archdsl_weights_in_torchvision_layout(tmp_pat
     archdsl.load_weights(back, path)
     assert all(torch.equal(a, b) for a, b in zip(back.state_dict().values(), ours.state_dict().values()))
 
+
+def test_build_command_loads_a_checkpoint(tmp_path):
+    """`archdsl build NET --weights FILE`: a torchvision checkpoint loads; one of another
+    network is a mismatch (exit 1, naming both layers); a pickled object is refused unread
+    (exit 2); so is a file that is no checkpoint."""
+    theirs = _tv("mnasnet0_5")
+    path = tmp_path / "mnasnet0_5.pth"
+    torch.save(theirs.state_dict(), path)
+    spec = str(SPECS / "mnasnet.arch")
+
+    def build(*args):
+        return subprocess.run([sys.executable, "-m", "archdsl.cli", "build", spec, *args], cwd=ROOT,
+                              capture_output=True, text=True, timeout=300)
+
+    ok = build("-n", "mnasnet0_5", "--weights", str(path))
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert ok.stdout.startswith(f"weights: 314 tensors from {path}\nmnasnet0_5: output (1, 1000) on cpu\n")
+    assert "build and load" in ok.stdout
+    wrong = build("-n", "mnasnet0_75", "--weights", str(path))
+    assert wrong.returncode == 1 and "Traceback" not in wrong.stderr
+    assert (f"archdsl: the weights in {path} do not fit mnasnet0_75: layer #1: archdsl "
+            "'body.mnasnet_b11.conv1.conv.weight' has shape (24, 3, 3, 3), the reference's 'layers.0.weight' "
+            "has shape (16, 3, 3, 3)") in wrong.stderr
+    torch.save(nn.Linear(2, 2), tmp_path / "object.pth")
+    (tmp_path / "junk.pth").write_text("not a checkpoint\n")
+    for name in ("object.pth", "junk.pth"):
+        bad = build("-n", "mnasnet0_5", "--weights", str(tmp_path / name))
+        assert bad.returncode == 2 and "Traceback" not in bad.stderr, bad.stderr
+        assert f"--weights {tmp_path / name} cannot be read as a checkpoint of tensors" in bad.stderr
