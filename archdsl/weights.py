@@ -296,19 +296,20 @@ def convert_state_dict(module: "nn.Module | Mapping[str, Any]", reference: Refer
         ours = _layers_of_state_dict(module)
         if example is None and (isinstance(reference, nn.Module) or layout is not None):
             raise ValueError("pass example= (an input tensor) to pair a state_dict with a model's call order")
+    if isinstance(reference, (str, os.PathLike)):
+        reference = read_checkpoint(reference)
     theirs = _reference_layers(reference, example, layout)
     _pair(ours, theirs, strict_types)
-    out: "OrderedDict[str, torch.Tensor]" = OrderedDict()
+    converted = {}
     for o, t in zip(ours, theirs):
         for key in t.tensors:
-            out[f"{t.name}.{key}" if t.name else key] = o.tensors[key].detach().clone()
-    if isinstance(reference, nn.Module):
-        meta = reference.state_dict()._metadata  # type: ignore[attr-defined]
-    elif layout is not None:
-        meta = layout.state_dict()._metadata  # type: ignore[attr-defined]
-    else:
-        source = read_checkpoint(reference) if isinstance(reference, (str, os.PathLike)) else reference
-        meta = getattr(source, "_metadata", None)
+            converted[f"{t.name}.{key}" if t.name else key] = o.tensors[key].detach().clone()
+    # the reference's own key order (a model's registration order, not its call order)
+    state = reference.state_dict() if isinstance(reference, nn.Module) else reference
+    out: "OrderedDict[str, torch.Tensor]" = OrderedDict((k, converted[k]) for k in state if k in converted)
+    meta = getattr(state, "_metadata", None)
+    if meta is None and layout is not None:
+        meta = getattr(layout.state_dict(), "_metadata", None)
     if meta is not None:
         out._metadata = OrderedDict(meta)  # type: ignore[attr-defined]
     return out

@@ -339,6 +339,13 @@ def test_a_state_dict_registered_out_of_call_order_pairs_through_its_layout():
     x = torch.randn(2, 3, 16, 16)
     with torch.no_grad():
         assert torch.equal(ours.eval()(x), reference.eval()(x))
+    # and back: archdsl's weights under the reference's keys, in its key order
+    converted = archdsl.convert_state_dict(ours, Reordered())
+    assert list(converted) == list(reference.state_dict())
+    assert all(torch.equal(converted[k], v) for k, v in reference.state_dict().items())
+    again = archdsl.convert_state_dict(ours.state_dict(), reference.state_dict(), layout=Reordered(),
+                                       example=torch.randn(2, 3, 16, 16))
+    assert list(again) == list(converted) and all(torch.equal(again[k], converted[k]) for k in converted)
 
 
 def test_convert_state_dict_writes_archdsl_weights_in_torchvision_layout(tmp_path):
@@ -394,7 +401,9 @@ def test_build_command_loads_a_checkpoint(tmp_path):
             "has shape (16, 3, 3, 3)") in wrong.stderr
     torch.save(nn.Linear(2, 2), tmp_path / "object.pth")
     (tmp_path / "junk.pth").write_text("not a checkpoint\n")
+    spec = str(tmp_path / "tiny.arch")
+    (tmp_path / "tiny.arch").write_text("network tiny { input 2; fc 2 }\n")
     for name in ("object.pth", "junk.pth"):
-        bad = build("-n", "mnasnet0_5", "--weights", str(tmp_path / name))
+        bad = build("--weights", str(tmp_path / name))
         assert bad.returncode == 2 and "Traceback" not in bad.stderr, bad.stderr
         assert f"--weights {tmp_path / name} cannot be read as a checkpoint of tensors" in bad.stderr
