@@ -7,9 +7,9 @@ the built archdsl module with archdsl.load_weights, and both outputs compared in
 on the same input. The same forward pass of torchvision's model runs under
 torch.utils.flop_counter, whose count must be exactly twice the analytic MACs.
 
-The smallest member of each family runs in every test run (about 4 s on one thread); the
-others are marked slow (all seventeen together: about 45 s on one thread, 2 s of them
-before the first test; wide_resnet101_2 is the longest at 10 s).
+The smallest member of each family runs in every test run (the five: about 7 s on one
+thread); the others are marked slow (all seventeen together: about 45 s on one thread,
+wide_resnet101_2 the longest at 10 s).
 """
 
 from __future__ import annotations
