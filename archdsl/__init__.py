@@ -33,9 +33,11 @@ from .sources import Loader, check_duplicates
 if TYPE_CHECKING:
     import torch
 
+    from .zoo import ZooNetwork
+
 __version__ = "0.1.0"
 __all__ = ["ArchError", "CompiledNetwork", "Diagnostic", "Spec", "build", "compile", "compile_all",
-           "convert_state_dict", "load", "load_weights", "parse", "render", "__version__"]
+           "convert_state_dict", "list_networks", "load", "load_weights", "parse", "render", "__version__"]
 
 
 def _looks_like_path(source: Any) -> bool:
@@ -66,9 +68,18 @@ def _load(source: "str | os.PathLike[str]") -> Spec:
     if not isinstance(source, (str, os.PathLike)):
         raise TypeError(f"source must be spec text (str) or a path (str or os.PathLike), not {type(source).__name__}")
     loader = Loader()
+    if isinstance(source, str) and source.startswith("zoo:"):  # `zoo:resnet.arch`: a file of the packaged zoo
+        from . import zoo
+
+        return Spec(loader.load_file(zoo.file_path(source), source))
     if _looks_like_path(source):
         path = Path(source)
         if not path.is_file():
+            if isinstance(source, str):  # `resnet50`: a network of the zoo (a file of that name wins)
+                from . import zoo
+
+                real, shown = zoo.resolve_name(source)
+                return Spec(loader.load_file(real, shown), default=source)
             raise ArchError(Diagnostic("E602", f"no such file: {path}"))
         return Spec(loader.load_file(path))
     return Spec(loader.load_text(str(source), "<string>", Path.cwd()))
@@ -88,9 +99,10 @@ def compile(source: "str | os.PathLike[str]", network: str | None = None,
     return load(source).compile(network, input, **params)
 
 
-def compile_all(source: "str | os.PathLike[str]", input: "str | Sequence[int] | None" = None
-                ) -> list[CompiledNetwork]:
-    """Compile every network of a file, in the order written.
+def compile_all(source: "str | os.PathLike[str]", input: "str | Sequence[int] | None" = None,
+                **params: Any) -> list[CompiledNetwork]:
+    """Compile every network of a file, in the order written (keyword arguments override
+    network parameters of each; every network must have them).
 
     Every network is built even when another fails: the ArchError then holds the errors of
     all of them, in source order, and its ``partial`` the networks built (a failing one up
@@ -104,7 +116,7 @@ def compile_all(source: "str | os.PathLike[str]", input: "str | Sequence[int] | 
         errors.extend(e.diagnostics)
     built: list[CompiledNetwork] = []
     try:
-        built = spec.compile_all(input)
+        built = spec.compile_all(input, **params)
     except ArchError as e:
         errors.extend(e.diagnostics)
         built = getattr(e, "partial", [])
@@ -149,6 +161,20 @@ def convert_state_dict(module: Any, reference: Any, **kw: Any) -> "dict[str, tor
     from .weights import convert_state_dict as _convert
 
     return _convert(module, reference, **kw)
+
+
+def list_networks(pattern: "str | Sequence[str] | None" = None, exclude: "str | Sequence[str] | None" = None
+                  ) -> "list[ZooNetwork]":
+    """The networks of the packaged zoo whose names match `pattern` (fnmatch-style, as timm's
+    ``list_models``: ``"resnet*"``; a list matches any of its patterns; all without one) and
+    none of `exclude`, in natural order, each with its file, parameters, MACs and shapes.
+
+    >>> [(n.name, n.params, n.file) for n in list_networks("resnet1?")]
+    [('resnet18', 11689512, 'zoo:resnet.arch')]
+    """
+    from .zoo import list_networks as _list
+
+    return _list(pattern, exclude)
 
 
 def render(source: "str | os.PathLike[str] | CompiledNetwork", network: str | None = None, output: str | None = None,

@@ -101,27 +101,58 @@ def _net_opt(f):
     return click.option("-n", "--network", metavar="NAME", help="The network to use (default: every one).")(f)
 
 
+def _param_opt(f):
+    return click.option("-p", "--param", "params", multiple=True, metavar="NAME=VALUE",
+                        help="Set a network parameter (repeatable): -p classes=100. VALUE is a number, "
+                             "true/false or an expression of them.")(f)
+
+
 def _spec_arg(f):
-    return click.argument("file", type=click.Path(dir_okay=False, path_type=Path))(f)
+    return click.argument("file", metavar="FILE|NETWORK", type=click.Path(dir_okay=False, path_type=Path))(f)
 
 
-def _ensure_file(file: Path) -> None:
-    if not file.is_file():
-        raise click.UsageError(f"no such file: {file}")
+def _resolve(file: Path, network: str | None) -> "tuple[Path | str, str | None]":
+    """FILE as the command line takes it: a spec file, a zoo file (`zoo:resnet.arch`) or the
+    name of a zoo network (`resnet50`, when no file has that name), with the network to use."""
+    text = str(file)
+    if file.is_file() and not text.startswith("zoo:"):
+        return file, network
+    from . import zoo
+
+    try:
+        if zoo.is_zoo_path(text):
+            zoo.file_path(text)
+            return text, network
+        _, shown = zoo.resolve_name(text)
+    except ArchError as e:
+        d = e.first
+        raise click.UsageError(d.message + (f" ({d.hint})" if d.hint else "")) from None
+    if network not in (None, text):
+        raise click.UsageError(f"{text} is a network of the zoo ({shown}); -n {network} names another: "
+                               f"archdsl ... {shown} -n {network} picks any network of that file")
+    return shown, text
+
+
+def _params(params: tuple[str, ...]) -> dict:
+    from .spec import parse_params  # (`-p NAME=VALUE`, E604 for a bad one)
+
+    return parse_params(params)
 
 
 @main.command("compile")
 @_spec_arg
 @_net_opt
 @_input_opt
+@_param_opt
 @click.option("--format", "fmt", type=click.Choice(["table", "markdown", "json"]), default="table",
               show_default=True, help="Report format.")
 @click.option("--width", type=int, default=120, show_default=True, help="Table width in characters.")
-def compile_cmd(file: Path, network: str | None, input_: str | None, fmt: str, width: int) -> None:
-    """Validate FILE and print the analytic report of its networks."""
-    _ensure_file(file)
+def compile_cmd(file: Path, network: str | None, input_: str | None, params: tuple[str, ...], fmt: str,
+                width: int) -> None:
+    """Validate FILE (or the zoo's NETWORK) and print the analytic report of its networks."""
+    source, network = _resolve(file, network)
     try:
-        nets = compile_networks(file, network, input_)
+        nets = compile_networks(source, network, input_, _params(params))
     except ArchError as err:
         if fmt != "json":  # the layers that did build, then (from main) the errors
             _print_partial(err.partial, fmt, width)
@@ -181,11 +212,16 @@ def _arch_files(paths: Iterable[Path]) -> Iterable[Path]:
             # `model.arch -> /etc/passwd`) is skipped, never read
             root = p.resolve()
             for f in sorted(p.rglob("*.arch")):
-                real = f.resolve()
-                if real == root or root not in real.parents or not real.is_file():
+                try:
+                    real: Path | None = f.resolve()
+                except (OSError, RuntimeError):  # a symbolic-link loop
+                    real = None
+                if real is not None and real != root and root not in real.parents:
                     _echo_err(f"note: skipped {f}: a link to outside {p}")
-                    continue
-                yield f
+                elif real is None or not real.is_file():
+                    _echo_err(f"note: skipped {f}: not a file (a folder, or a link to nothing or in a loop)")
+                else:
+                    yield f
         elif p.is_file():
             yield p
         else:
@@ -196,6 +232,7 @@ def _arch_files(paths: Iterable[Path]) -> Iterable[Path]:
 @_spec_arg
 @_net_opt
 @_input_opt
+@_param_opt
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:1, ...")
 @click.option("--batch", type=click.IntRange(1, 4096), default=1, show_default=True)
 @click.option("--max-params", type=click.IntRange(0), default=None,
@@ -206,15 +243,14 @@ def _arch_files(paths: Iterable[Path]) -> Iterable[Path]:
               help="Refuse to build when a layer's forward pass at --batch makes a tensor of more values "
                    "(default 1,073,741,824).")
 @click.option("--weights", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="Load a checkpoint (a state_dict in archdsl's, torchvision's or timm's key layout; read with "
-                   "torch.load(weights_only=True)) before the forward passes.")
-def build_cmd(file: Path, network: str | None, input_: str | None, device: str, batch: int,
+              help="Load a checkpoint in archdsl's, torchvision's or timm's key layout (torch.load weights_only).")
+def build_cmd(file: Path, network: str | None, input_: str | None, params: tuple[str, ...], device: str, batch: int,
               max_params: int | None, max_buffers: int | None, max_activation: int | None,
               weights: Path | None) -> None:
     """Lower a network to PyTorch, run one forward pass and print its shape, size and time."""
-    _ensure_file(file)
-    build_and_run(file, network, input_, device, batch, max_params, click.echo, max_buffers, max_activation,
-                  weights=weights)
+    source, network = _resolve(file, network)
+    build_and_run(source, network, input_, device, batch, max_params, click.echo, max_buffers, max_activation,
+                  _params(params), weights=weights)
 
 
 @main.command("kinds")
@@ -227,10 +263,33 @@ def kinds_cmd() -> None:
         click.echo(f"{k.name:<18} {k.summary}{alias}")
 
 
+@main.command("list")
+@click.argument("patterns", nargs=-1, metavar="[PATTERN]...")
+@click.option("--exclude", multiple=True, metavar="PATTERN", help="Leave out the names matching PATTERN (repeatable).")
+@click.option("--names", is_flag=True, help="Print the names only, one a line (nothing is compiled).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="The same as --format json.")
+@click.option("--width", type=int, default=120, show_default=True, help="Table width in characters.")
+def list_cmd(patterns: tuple[str, ...], exclude: tuple[str, ...], names: bool, fmt: str, as_json: bool,
+             width: int) -> None:
+    """List the zoo's networks whose names match a PATTERN (fnmatch-style, e.g. 'resnet*';
+    all without one), with their parameters, MACs, shapes and files."""
+    from . import zoo
+
+    text, found = zoo.listing(patterns, exclude, names, "json" if as_json else fmt, width)
+    if text:
+        click.echo(text, nl=False)
+    if not found:
+        _echo_err(f"archdsl list: no network of the zoo matches {' '.join(patterns) or '*'}"
+                  + (f" ({zoo.close_names(patterns)})" if zoo.close_names(patterns) else ""))
+        sys.exit(EXIT_SPEC)
+
+
 @main.command("render")
 @_spec_arg
 @_net_opt
 @_input_opt
+@_param_opt
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="The diagram to write: .svg, .png, .pdf or .dot (DOT needs no Graphviz).")
 @click.option("--depth", type=click.IntRange(0), default=None,
@@ -238,19 +297,20 @@ def kinds_cmd() -> None:
 @click.option("--rankdir", type=click.Choice(["TB", "LR"], case_sensitive=False), default="TB", show_default=True,
               help="Top to bottom or left to right.")
 @click.option("--only", metavar="PATH", help="Draw one block call or group by its path, e.g. inception3a or resnet_imagenet1.layer2.")
-def render_cmd(file: Path, network: str | None, input_: str | None, output: Path, depth: int | None,
-               rankdir: str, only: str | None) -> None:
-    """Draw a network of FILE with Graphviz."""
+def render_cmd(file: Path, network: str | None, input_: str | None, params: tuple[str, ...], output: Path,
+               depth: int | None, rankdir: str, only: str | None) -> None:
+    """Draw a network of FILE (or the zoo's NETWORK) with Graphviz."""
     from .diagram import GraphvizNotFound, output_format, render
 
-    _ensure_file(file)
+    source, network = _resolve(file, network)
+    overrides = _params(params)
     try:
         output_format(output)
     except ValueError as e:
         raise click.UsageError(str(e)) from None
     if not output.parent.is_dir():  # before the compile and Graphviz's work
         raise click.UsageError(f"-o {output}: no such folder: {output.parent}")
-    net = _one_network(file, network, input_, "-n NAME")
+    net = _one_network(source, network, input_, "-n NAME", overrides)
     if only is not None:
         from .diagram import find_group
 
@@ -276,15 +336,20 @@ def render_cmd(file: Path, network: str | None, input_: str | None, output: Path
 @click.argument("a", metavar="A.arch[:NET]")
 @click.argument("b", metavar="B.arch[:NET]")
 @_input_opt
+@_param_opt
 @click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text",
               show_default=True)
 @click.option("--exit-code", is_flag=True, help="Exit with 1 when the networks differ (as `git diff --exit-code`).")
-def diff_cmd(a: str, b: str, input_: str | None, fmt: str, exit_code: bool) -> None:
-    """Show what differs between two networks: totals, then blocks and layers matched by name."""
+def diff_cmd(a: str, b: str, input_: str | None, params: tuple[str, ...], fmt: str, exit_code: bool) -> None:
+    """Show what differs between two networks: totals, then blocks and layers matched by name.
+
+    A and B are spec files (FILE:NET picks a network) or zoo networks (resnet50); -p sets a
+    parameter of both."""
     from .diff import diff
 
+    overrides = _params(params)
     try:
-        na, nb = _network_ref(a, input_), _network_ref(b, input_)
+        na, nb = _network_ref(a, input_, overrides), _network_ref(b, input_, overrides)
     except ArchError as err:  # a network one side lacks is a difference of the specs, not of the command
         _fail(err, missing_network_is_usage=False)
     d = diff(na, nb)
@@ -298,18 +363,27 @@ def diff_cmd(a: str, b: str, input_: str | None, fmt: str, exit_code: bool) -> N
         sys.exit(EXIT_SPEC)
 
 
-def _network_ref(ref: str, input_: str | None):
-    """`file.arch` or `file.arch:NET` -> the compiled network (the file must hold one, or NET)."""
+def _network_ref(ref: str, input_: str | None, overrides: dict | None = None):
+    """`file.arch`, `file.arch:NET`, `zoo:file.arch[:NET]` or a zoo network's name -> the
+    compiled network (the file must hold one, or NET)."""
+    from . import zoo
+
     path, network = Path(ref), None
-    if not path.is_file() and ":" in ref:
-        head, network = ref.rsplit(":", 1)
-        path = Path(head)
-    if not path.is_file():
+    zoo_ref = zoo.is_zoo_path(ref)
+    rest = ref[len(zoo.PREFIX):] if zoo_ref else ref
+    if (zoo_ref or not path.is_file()) and ":" in rest:
+        head, network = rest.rsplit(":", 1)
+        path = Path(zoo.PREFIX + head if zoo_ref else head)
+    if not zoo_ref and not path.is_file() and network is None and ":" not in ref:
+        source, network = _resolve(path, None)  # a zoo network, or a usage error
+        return _one_network(source, network, input_, "", overrides)
+    if not zoo_ref and not path.is_file():
         raise click.UsageError(f"no such file: {path}")
-    return _one_network(path, network or None, input_, f"{path}:NAME")
+    return _one_network(str(path) if zoo_ref else path, network or None, input_, f"{path}:NAME", overrides)
 
 
-def _one_network(file: Path, network: str | None, input_: str | None, how: str):
+def _one_network(file: "Path | str", network: str | None, input_: str | None, how: str,
+                 overrides: dict | None = None):
     from . import compile, load
     from .sources import select_networks
 
@@ -318,17 +392,17 @@ def _one_network(file: Path, network: str | None, input_: str | None, how: str):
         if len(nets) > 1:
             raise click.UsageError(f"{file} holds {len(nets)} networks; pick one with {how}: "
                                    + ", ".join(n.name for n in nets))
-    return compile(file, network, input_)
+    return compile(file, network, input_, **(overrides or {}))
 
 # ---------------------------------------------------------------- the work behind the commands
 
 
-def compile_networks(file: Path, network: str | None, input_: str | None):
+def compile_networks(file: "Path | str", network: str | None, input_: str | None, params: dict | None = None):
     from . import compile, compile_all
 
     if network is not None:
-        return [compile(file, network, input_)]
-    return compile_all(file, input_)
+        return [compile(file, network, input_, **(params or {}))]
+    return compile_all(file, input_, **(params or {}))
 
 
 def check_paths(files: list[Path], fmt: str, fail_fast: bool, out, err, named: "set[Path] | frozenset" = frozenset()
@@ -341,6 +415,7 @@ def check_paths(files: list[Path], fmt: str, fail_fast: bool, out, err, named: "
     one of the `named` files (given on the command line), or an empty one, fails with E203.
     """
     from . import load
+    from .budget import check_command
     from .sources import select_networks
     from .spec import compile_network
 
@@ -364,6 +439,7 @@ def check_paths(files: list[Path], fmt: str, fail_fast: bool, out, err, named: "
             unit = load(file).unit
             if not unit.program.networks and (file in named or not unit.program.items):
                 select_networks(unit, None)  # raises E203 "no network in this file", at the file
+            check_command(unit, unit.program.networks)  # the file's networks together, as compile_all
         except ArchError as e:
             failures += 1
             error_row(file, None, e)
@@ -420,9 +496,10 @@ def _plain(v):
     return list(v) if isinstance(v, tuple) else v
 
 
-def build_and_run(file: Path, network: str | None, input_: str | None, device: str, batch: int,
+def build_and_run(file: "Path | str", network: str | None, input_: str | None, device: str, batch: int,
                   max_params: int | None, out, max_buffers: int | None = None,
-                  max_activation: int | None = None, weights: Path | None = None) -> None:
+                  max_activation: int | None = None, params: dict | None = None,
+                  weights: Path | None = None) -> None:
     from . import compile
     from .sources import select_networks
 
@@ -433,7 +510,7 @@ def build_and_run(file: Path, network: str | None, input_: str | None, device: s
         if len(nets) > 1:
             raise click.UsageError(f"{file} holds {len(nets)} networks; pick one with -n: "
                                    + ", ".join(n.name for n in nets))
-    net = compile(file, network, input_)
+    net = compile(file, network, input_, **(params or {}))
     torch = _import_torch()
 
     from . import lower_torch as L
@@ -443,7 +520,10 @@ def build_and_run(file: Path, network: str | None, input_: str | None, device: s
               L.DEFAULT_MAX_BUFFERS if max_buffers is None else max_buffers,
               L.DEFAULT_MAX_ACTIVATION if max_activation is None else max_activation)
     L.check_limits(net, *limits, batch=batch)  # the forward passes' batch too, before anything is built
-    state = None if weights is None else _read_weights(weights)
+    try:
+        state = None if weights is None else L.read_checkpoint(weights)
+    except L.CheckpointError as e:
+        raise click.UsageError(f"--weights: {e}") from None
     # lowering, running and counting recurse once per level of nesting: all of it on a deep
     # enough stack (a plain call for any network but a deeply nested one)
     model, y, n, t0, t1, t2, t3 = L.on_deep_stack(L.nesting_depth(net), _build_and_time, torch, L, net, device,
@@ -452,23 +532,10 @@ def build_and_run(file: Path, network: str | None, input_: str | None, device: s
         out(f"weights: {len(state):,} tensors from {weights}")
     out(f"{net.name}: output {tuple(y.shape)} on {device}")
     out(f"parameters: {n:,} (analytic {net.params:,}: {'equal' if n == net.params else 'DIFFERENT'})")
-    out(f"build {'and load ' if state is not None else ''}{1e3 * (t1 - t0):.1f} ms, first forward {1e3 * (t2 - t1):.1f} ms, "
-        f"second forward {1e3 * (t3 - t2):.1f} ms (batch {batch})")
+    out(f"build {'and load ' if state is not None else ''}{1e3 * (t1 - t0):.1f} ms, "
+        f"first forward {1e3 * (t2 - t1):.1f} ms, second forward {1e3 * (t3 - t2):.1f} ms (batch {batch})")
     if n != net.params or tuple(y.shape[1:]) != net.output_shape.dims:
         raise RuntimeError("the built module disagrees with the analytic report")
-
-
-def _read_weights(path: Path):
-    """The state_dict of a checkpoint file, or a usage error saying why it cannot be read."""
-    from .weights import WeightMismatch, read_checkpoint
-
-    try:
-        return read_checkpoint(path)
-    except WeightMismatch as e:
-        raise click.UsageError(f"--weights {path}: {e}") from None
-    except Exception as e:  # noqa: BLE001 - torch.load's errors for a file that is no checkpoint vary
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise click.UsageError(f"--weights {path} cannot be read as a checkpoint of tensors: {first}") from None
 
 
 def _build_and_time(torch, L, net, device: str, batch: int, limits: tuple[int, int, int], state=None,
@@ -476,12 +543,11 @@ def _build_and_time(torch, L, net, device: str, batch: int, limits: tuple[int, i
     t0 = time.perf_counter()
     model = L.lower(net, device=device, max_params=limits[0], max_buffers=limits[1],
                     max_activation=limits[2]).eval()
-    if state is not None:
-        try:
+    try:
+        if state is not None:
             L.load_weights(model, state)
-        except L.WeightMismatch as e:
-            _echo_err(f"archdsl: the weights in {weights} do not fit {net.name}: {e}")
-            sys.exit(EXIT_SPEC)
+    except L.WeightMismatch as e:
+        raise click.ClickException(f"the weights in {weights} do not fit {net.name}: {e}") from None
     t1 = time.perf_counter()
     try:
         x = torch.randn(batch, *net.input_shape.dims, device=device)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Callable, Iterable
 
 from .syntax import Span
 
@@ -55,6 +55,49 @@ class Note:
     span: Span | None = None
 
 
+class Suggestion:
+    """A "did you mean ..." hint worked out only when it is shown: the misspelt `word`, its
+    `choices` (a callable returning them, so that a scope's names are not even listed for a
+    diagnostic that is never printed, or the names themselves) and the `fallback` text for
+    when nothing is close. A spec with thousands of misspelt names against thousands of
+    candidates costs difflib's time for the MAX_SHOWN printed diagnostics only."""
+
+    __slots__ = ("word", "choices", "fallback", "_text")
+
+    def __init__(self, word: str, choices: Callable[[], Iterable[str]] | Iterable[str], fallback: str | None = None):
+        self.word, self.choices, self.fallback = word, choices, fallback
+        self._text = fallback
+
+    @property
+    def text(self) -> str | None:
+        """The hint: "did you mean 'x'?", else the fallback (worked out once)."""
+        if self.choices is not None:
+            choices = self.choices() if callable(self.choices) else self.choices
+            self._text = did_you_mean(self.word, choices) or self.fallback
+            self.choices = None  # done: drop the candidates (and the scope they came from)
+        return self._text
+
+    def __repr__(self) -> str:
+        return f"Suggestion({self.word!r})"
+
+
+class _Hint:
+    """The `hint` field of a Diagnostic: given as a text or a :class:`Suggestion`, read as
+    the text, the Suggestion's worked out when first read (when the diagnostic is shown)."""
+
+    def __set_name__(self, owner, name: str) -> None:
+        self.slot = "_" + name
+
+    def __get__(self, obj, owner=None) -> str | None:
+        if obj is None:
+            return None  # the field's default
+        value = obj.__dict__[self.slot]
+        return value.text if isinstance(value, Suggestion) else value
+
+    def __set__(self, obj, value: "str | Suggestion | None") -> None:
+        obj.__dict__[self.slot] = value
+
+
 @dataclass(frozen=True)
 class Diagnostic:
     code: str
@@ -62,7 +105,8 @@ class Diagnostic:
     span: Span | None = None
     expected: str | None = None
     found: str | None = None
-    hint: str | None = None
+    #: a text, or a Suggestion that is worked out only if the diagnostic is shown
+    hint: str | None = _Hint()  # type: ignore[assignment]
     notes: tuple[Note, ...] = ()
     severity: str = "error"
 

@@ -8,12 +8,13 @@ nothing downstream (a channel count, a residual's scale, the JSON report) ever s
 
 from __future__ import annotations
 
+import itertools
 import math
 import operator
 from typing import Any, Callable
 
 from . import syntax as P
-from .diagnostics import ArchError, Diagnostic, did_you_mean
+from .diagnostics import ArchError, Diagnostic, Suggestion
 from .layers.base import Shape
 
 #: the largest value an expression may produce (beyond it, a typo such as 10**100 is assumed)
@@ -37,13 +38,16 @@ class Env:
             env = env.parent
         raise KeyError(name)
 
-    def names(self) -> set[str]:
-        out: set[str] = set()
+    def names_so_far(self) -> Callable[[], set[str]]:
+        """The names in scope now, listed only when the returned function is called (for a
+        hint that is most likely never shown). A scope only ever gains names, in order, so
+        the first n names it has then are the n it has now: this costs a length per scope."""
+        sizes: list[tuple[dict[str, Any], int]] = []
         env: Env | None = self
         while env is not None:
-            out |= set(env.values)
+            sizes.append((env.values, len(env.values)))
             env = env.parent
-        return out
+        return lambda: {name for values, n in sizes for name in itertools.islice(values, n)}
 
     def child(self, values: dict[str, Any] | None = None) -> "Env":
         return Env(values, self)
@@ -74,8 +78,8 @@ def evaluate(expr: P.Expr, env: Env, shape: Shape | None) -> Any:
         try:
             v = env.lookup(expr.id)
         except KeyError:
-            hint = did_you_mean(expr.id, env.names())
-            raise ArchError(Diagnostic("E205", f"undefined name '{expr.id}'", expr.span, hint=hint)) from None
+            raise ArchError(Diagnostic("E205", f"undefined name '{expr.id}'", expr.span,
+                                       hint=Suggestion(expr.id, env.names_so_far()))) from None
         if v is POISON:  # its `let` failed and was reported: fail silently, no second error
             raise ArchError(())
         return v
@@ -127,8 +131,7 @@ def evaluate(expr: P.Expr, env: Env, shape: Shape | None) -> Any:
         fn = _FUNCS.get(expr.name)
         if fn is None:
             raise ArchError(Diagnostic("E205", f"unknown function '{expr.name}'", expr.span,
-                                       hint=did_you_mean(expr.name, _FUNCS) or
-                                       "functions: " + ", ".join(sorted(_FUNCS))))
+                                       hint=Suggestion(expr.name, _FUNCS, "functions: " + ", ".join(sorted(_FUNCS)))))
         args = [evaluate(a, env, shape) for a in expr.args]
         if any(type(a) is not bool and not isinstance(a, (int, float)) for a in args):
             raise ArchError(Diagnostic("E207", f"{expr.name}() takes numbers", expr.span))

@@ -18,7 +18,7 @@ from typing import Any, Sequence
 
 from . import syntax as P
 from .budget import MAX_CALL_DEPTH, MAX_NODES, MAX_REPEAT, MAX_STEPS, Costs
-from .diagnostics import ArchError, Diagnostic, Note, did_you_mean
+from .diagnostics import ArchError, Diagnostic, Note, Suggestion
 from .evaluate import POISON, Env, as_int, evaluate
 from .infer import NodeInfo, Op, infer_info
 from .layers import REGISTRY, Args, Kind, MergeKind, Shape, ShapeError, lookup
@@ -284,15 +284,14 @@ class Builder:
                        if (k.is_activation or s.setting == "norm") and not isinstance(k, MergeKind)]
             raise ArchError(Diagnostic("E201", f"unknown {'activation' if s.setting == 'act' else 'layer'} "
                                        f"'{inv.name}'", inv.name_span,
-                                       hint=did_you_mean(inv.name, choices) or f"write `{s.setting} none` to clear it"))
+                                       hint=Suggestion(inv.name, choices, f"write `{s.setting} none` to clear it")))
         params = self._bind(kind, inv, ctx, None, list((*inv.args, *inv.post)))
         setattr(ctx.defaults, s.setting, Op(kind, params))
 
     def expect(self, s: P.Expect, cur: str | None, ctx: _Ctx) -> None:
         if s.what not in EXPECTABLE:
             raise ArchError(Diagnostic("E202", f"unknown expectation '{s.what}'", s.span,
-                                       hint=did_you_mean(s.what, EXPECTABLE) or
-                                       "expectations: " + ", ".join(EXPECTABLE)))
+                                       hint=Suggestion(s.what, EXPECTABLE, "expectations: " + ", ".join(EXPECTABLE))))
         shape = self._shape(cur)
         sized = s.what in ("output", "shape")
         if isinstance(s.value, tuple):
@@ -364,9 +363,10 @@ class Builder:
             return self.call(inv, block, cur, ctx)
         kind = lookup(inv.name)
         if kind is None:
-            choices = {k for k, v in REGISTRY.items() if not isinstance(v, MergeKind)} | set(self.unit.blocks)
+            def choices() -> set[str]:
+                return {k for k, v in REGISTRY.items() if not isinstance(v, MergeKind)} | set(self.unit.blocks)
             raise ArchError(Diagnostic("E201", f"unknown layer or block '{inv.name}'", inv.name_span,
-                                       hint=did_you_mean(inv.name, choices)))
+                                       hint=Suggestion(inv.name, choices)))
         if isinstance(kind, MergeKind):
             raise ArchError(Diagnostic("E201", f"'{inv.name}' takes branches: write `{inv.name} {{ A | B }}`",
                                        inv.name_span))
@@ -407,10 +407,11 @@ class Builder:
             elif ctx.defaults.bias != "auto":
                 bias = ctx.defaults.bias == "on"
             else:
-                # no bias before a norm: attached (`norm bn`), or a norm that cancels it (batch
-                # norm subtracts the mean) as the next statement
+                # no bias before a norm that cancels it (batch norm subtracts the per-channel
+                # mean), attached (`norm bn`) or as the next statement; layer norm does not
                 nxt_kind = lookup(nxt.name) if type(nxt) is P.Invocation else None
-                bias = norm is None and not (nxt_kind is not None and nxt_kind.cancels_bias)
+                bias = not (norm is not None and norm.kind.cancels_bias) and not (
+                    nxt_kind is not None and nxt_kind.cancels_bias)
             params = kind.with_bias(params, bias)
         local = local or ctx.namer.auto(kind.name)
         info = NodeInfo(id=self._path(ctx, local), op=Op(kind, params), post=post, span=inv.span, scope=ctx.scope,
@@ -457,8 +458,7 @@ class Builder:
         for kw in keywords:
             if kw.key not in names:
                 raise ArchError(Diagnostic("E202", f"block '{block.name}' has no parameter '{kw.key}'", kw.span,
-                                           hint=did_you_mean(kw.key, names) or
-                                           f"its parameters: {', '.join(names) or 'none'}",
+                                           hint=Suggestion(kw.key, names, f"its parameters: {', '.join(names) or 'none'}"),
                                            notes=(Note("defined here", block.span),)))
             if kw.key in values:
                 raise ArchError(Diagnostic("E204", f"argument '{kw.key}' is given twice", kw.span))
@@ -502,7 +502,7 @@ class Builder:
             raise ArchError(Diagnostic(
                 "E201", f"'{s.kind}' is {what}, not a merge: it takes no branches" if what else
                 f"unknown merge '{s.kind}'", s.kind_span,
-                hint=(did_you_mean(s.kind, merges) if not what else None) or "merges: " + ", ".join(sorted(merges))))
+                hint=Suggestion(s.kind, merges if not what else (), "merges: " + ", ".join(sorted(merges)))))
         branches: Sequence[P.Body] = s.branches
         need = kind.min_branches
         if len(branches) < need or (kind.identity_branch and len(branches) != need):

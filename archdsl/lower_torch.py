@@ -78,6 +78,20 @@ class Select(nn.Module):
         return f"channels={self.channels}"
 
 
+class ChannelSlice(nn.Module):
+    """Channels [start, stop): a view, no buffer (so that weight pairing never sees it)."""
+
+    def __init__(self, start: int, stop: int):
+        super().__init__()
+        self.start, self.stop = start, stop
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[:, self.start:self.stop]
+
+    def extra_repr(self) -> str:
+        return f"start={self.start}, stop={self.stop}"
+
+
 class ScaledTanh(nn.Module):
     """f(a) = A tanh(S a): LeCun et al. 1998's squashing function (Appendix A: A = 1.7159, S = 2/3)."""
 
@@ -107,9 +121,55 @@ class RadialBasis(nn.Module):
         return f"in_features={self.codes.shape[1]}, out_features={self.codes.shape[0]}"
 
 
+class LayerNorm2d(nn.LayerNorm):
+    """LayerNorm over the channels of (N, C, H, W) at every position: torchvision's
+    convnext.LayerNorm2d, the same permutes and F.layer_norm call (so the same numbers)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.layer_norm(x.permute(0, 2, 3, 1), self.normalized_shape, self.weight, self.bias, self.eps)
+        return x.permute(0, 3, 1, 2)
+
+
+class LayerScale(nn.Module):
+    """A learnt per-channel multiplier named and shaped as ConvNeXt's `layer_scale`
+    (torchvision's CNBlock: torch.ones(C, 1, 1) * init, multiplied on the left)."""
+
+    def __init__(self, shape: tuple[int, ...], init: float):
+        super().__init__()
+        self.layer_scale = nn.Parameter(torch.ones(shape) * init)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layer_scale * x
+
+
+class StochasticDepth(nn.Module):
+    """torchvision.ops.StochasticDepth (Huang et al. 2016), the same computation and the
+    same random draws: the identity in eval mode or at p = 0; in training, the input times
+    a Bernoulli(1 - p) mask of shape (N, 1, ...) ("row") or (1, 1, ...) ("batch"), divided
+    by 1 - p where 1 - p > 0. No torchvision import: the library needs only torch."""
+
+    def __init__(self, p: float, mode: str):
+        super().__init__()
+        self.p, self.mode = float(p), mode
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        size = [x.shape[0] if self.mode == "row" else 1] + [1] * (x.ndim - 1)
+        noise = torch.empty(size, dtype=x.dtype, device=x.device).bernoulli_(1.0 - self.p)
+        if self.p < 1.0:
+            noise.div_(1.0 - self.p)
+        return x * noise
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}, mode={self.mode}"
+
+
 #: the namespace handed to every kind's ``lower``: torch.nn plus the helpers above
 LIB = types.SimpleNamespace(nn=nn, F=F, torch=torch, FlatLinear=FlatLinear, SpatialPyramidPool=SpatialPyramidPool,
-                            Select=Select, ScaledTanh=ScaledTanh, RadialBasis=RadialBasis)
+                            Select=Select, ScaledTanh=ScaledTanh, RadialBasis=RadialBasis,
+                            LayerNorm2d=LayerNorm2d, LayerScale=LayerScale, StochasticDepth=StochasticDepth,
+                            ChannelSlice=ChannelSlice)
 
 
 # ---------------------------------------------------------------- containers
@@ -130,20 +190,20 @@ class AuxBody(nn.Module):
         super().__init__()
         for name, m, _ in children:
             self.add_module(name, m)
-        #: per child: "main", "aux" (a head: runs on the current tensor, result collected) or
-        #: "pass" (a container that needs the aux dict)
+        #: per child: "main", "pass" (a container that needs the aux dict) or, for a head
+        #: (run on the current tensor, its result collected), its output's name: the head's
+        #: path, scoped by structure as the analytic aux_outputs are (`b1.head`, `b2.head`)
         self.roles = tuple(role for _, _, role in children)
         self.names = tuple(name for name, _, _ in children)
 
     def forward(self, x: torch.Tensor, aux: dict | None = None) -> torch.Tensor:
-        for name, role, m in zip(self.names, self.roles, self.children()):
+        for role, m in zip(self.roles, self.children()):
             if role == "main":
                 x = m(x)
-            elif role == "aux":
-                if aux is not None:
-                    aux[name] = m(x)
-            else:
+            elif role == "pass":
                 x = m(x, aux)
+            elif aux is not None:
+                aux[role] = m(x)
         return x
 
 
@@ -330,6 +390,8 @@ _BUFFERS: dict[str, Callable[[Any, Any, Any], int]] = {
 #: kind -> the largest tensor its forward pass makes per sample, where that exceeds its output
 _SCRATCH: dict[str, Callable[[Any, Any, Any], int]] = {
     "conv": _conv_scratch,
+    # CPU's transposed convolution: the columns it scatters from, (out/groups) kh kw x H_in W_in
+    "convt": lambda p, x, y: p.out // p.groups * p.kernel[0] * p.kernel[1] * x.h * x.w,
     "lrn": lambda p, x, y: (x.c + p.size - 1) * x.h * x.w,  # the squares, padded along channels
     "rbf": lambda p, x, y: p.out * x.numel,  # x - codes, broadcast
 }
@@ -499,7 +561,7 @@ def _lower_tree(net: CompiledNetwork) -> nn.Module:
         if not stack:
             result = module
             break
-        role = "aux" if t is TAux else ("pass" if id(it) in aux_inside else "main")
+        role = it.body.path if t is TAux else ("pass" if id(it) in aux_inside else "main")
         stack[-1].append((it.name, module, role))
     assert result is not None
     return result
@@ -568,4 +630,4 @@ def forward_shapes(model: Network, batch: int = 1, device: Any = "cpu") -> dict[
 
 
 # the weight transfer is its own back end (archdsl.weights); its names stay importable here
-from .weights import WeightMismatch, load_weights  # noqa: E402,F401
+from .weights import CheckpointError, WeightMismatch, load_weights, read_checkpoint  # noqa: E402,F401

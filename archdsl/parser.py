@@ -29,6 +29,7 @@ from lark.exceptions import UnexpectedInput
 
 from . import syntax as P
 from .diagnostics import ArchError, Diagnostic
+from .lexer import RootFirstLexer
 from .parse_errors import MAX_TREE_DEPTH, check_depth, check_nesting, syntax_errors
 
 #: a spec larger than this is refused before parsing: parsing costs a few microseconds a
@@ -39,6 +40,8 @@ MAX_SOURCE_BYTES = 256_000
 MAX_LITERAL = 10**15
 
 _LARK_OPTIONS = dict(parser="lalr", keep_all_tokens=True, maybe_placeholders=False)
+#: the contextual lexer whose scanners are built when first needed (:mod:`archdsl.lexer`)
+_PLUGINS = {"ContextualLexer": RootFirstLexer}
 #: the grammar tables' file starts with this line, then the payload's SHA-256, then the payload
 _MAGIC = b"archdsl-grammar-tables 1\n"
 #: a tables file larger than this is not read (they are about 100 KB)
@@ -134,12 +137,15 @@ def _lark() -> Lark:
     if tables is not None:
         try:
             # Lark's own format for a parser's tables (what its standalone generator embeds)
-            return Lark._load_from_dict(tables["data"], tables["memo"])
+            return Lark._load_from_dict(tables["data"], tables["memo"], _plugins=_PLUGINS)
         except Exception:  # noqa: BLE001 - tables of another Lark, or damaged: compile afresh
             pass
-    parser = Lark(grammar, **_LARK_OPTIONS)
+    parser = Lark(grammar, **_LARK_OPTIONS, _plugins=_PLUGINS)
     if path is not None:
         data, memo = parser.memo_serialize([TerminalDef, Rule])
+        # the plugin is a class, not data (it is given again when loading); the options dict is
+        # the parser's own, so it is copied, not changed
+        data = {**data, "options": {k: v for k, v in data["options"].items() if k != "_plugins"}}
         _write_tables(path, {"data": data, "memo": memo})
     return parser
 

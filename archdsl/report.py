@@ -52,8 +52,8 @@ class Row:
     output: list[int]
     params: int
     macs: int
-    rf: tuple[int, int]
-    jump: tuple[int, int]
+    rf: tuple[int | float, int | float]
+    jump: tuple[int | float, int | float]
     activations: int
     hyper: dict[str, Any] = field(default_factory=dict)
 
@@ -69,8 +69,8 @@ class Report:
     macs: int
     macs_without_aux: int
     activations: int
-    rf: tuple[int, int]
-    jump: tuple[int, int]
+    rf: tuple[int | float, int | float]
+    jump: tuple[int | float, int | float]
     aux_outputs: dict[str, list[int]]
     rows: list[Row]
     expectations: list[dict[str, Any]]
@@ -94,7 +94,7 @@ class Report:
                 op=info.label() if info.inputs else "input", block=block, aux=info.aux,
                 inputs=list(info.inputs), input=[s.as_list() for s in info.in_shapes],
                 output=info.shape.as_list(), params=info.params, macs=info.macs,
-                rf=info.rf.size, jump=info.rf.jump, activations=info.activations, hyper=hyper,
+                rf=_exact(info.rf.size), jump=_exact(info.rf.jump), activations=info.activations, hyper=hyper,
             ))
         out = net.node(net.output)
         outcomes = net.check()
@@ -103,7 +103,7 @@ class Report:
             params=net.params, params_without_aux=net.params_without_aux, macs=net.macs,
             macs_without_aux=net.macs_without_aux,
             activations=sum(r.activations for r in rows if r.kind != "input"),
-            rf=out.rf.size, jump=out.rf.jump,
+            rf=_exact(out.rf.size), jump=_exact(out.rf.jump),
             aux_outputs={k: net.node(v).shape.as_list() for k, v in net.aux_outputs.items()},
             rows=rows,
             expectations=[{
@@ -278,6 +278,12 @@ def _wrap(text: str, width: int) -> list[str]:
             line = line[width:]
     lines.append(line.rstrip())
     return lines
+
+
+def _exact(v: tuple) -> tuple:
+    """A field's size or jump: integers, or (after upsampling, whose jump is a fraction of a
+    pixel) an exact fraction printed and written to JSON as a float to 4 decimals."""
+    return tuple(x if type(x) is int else int(x) if x == int(x) else round(float(x), 4) for x in v)
 
 
 def _fmt_shape(s: list[int]) -> str:

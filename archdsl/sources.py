@@ -11,6 +11,10 @@ archdsl read or show a file outside that tree.
 * Its real path (symbolic links resolved) must lie inside the root: the folder of the
   spec given to archdsl (the working folder for spec text). A path that climbs out with
   `..` or a link that points out is refused (E212) before the file is opened.
+* `include "zoo:FILE.arch"` names a file of the packaged zoo (archdsl/zoo.py): the one
+  place outside the spec's tree an include may reach. A zoo file's own includes are
+  confined to the zoo in the same way (each file's includes stay in the tree it was
+  reached in), and zoo files are shown as `zoo:FILE.arch` in diagnostics.
 * A file that is not valid UTF-8, or too large, is reported by name only (E106, E107):
   diagnostics show lines only of files that were accepted and decoded as specs.
 """
@@ -90,29 +94,54 @@ class Loader:
         self._files = 0
         self.root: Path | None = None
 
-    def load_text(self, source: str, file: str, base_dir: Path | None = None) -> Unit:
+    def load_text(self, source: str, file: str, base_dir: Path | None = None, key: str | None = None) -> Unit:
         self.root = self.root or (base_dir or Path(file).parent).resolve()
         self.sources[file] = source
         try:
             program = parse(source, file)
         except ArchError as e:
             raise e.with_sources(self.sources)
-        return self._unit(program, base_dir or Path(file).parent, stack=[file])
+        return self._unit(program, base_dir or Path(file).parent, stack=[key or file], root=self.root)
 
-    def load_file(self, path: str | Path) -> Unit:
+    def load_file(self, path: str | Path, shown: str | None = None) -> Unit:
+        """Load a spec file; `shown` names it in diagnostics and reports (default: `path`)."""
         path = Path(path)
         self.root = path.resolve().parent
         source = read_source(path)
-        return self.load_text(source, str(path), path.parent)
+        return self.load_text(source, shown or str(path), path.parent, key=str(path.resolve()))
 
-    def _target(self, item: P.Include, base_dir: Path) -> Path:
-        """The real path an include names, or a located error if it is not one to read."""
+    def _shown(self, target: Path) -> str:
+        """How diagnostics name an included file: as the user would (zoo files as zoo:FILE)."""
+        if self.root is None or self.root not in target.parents:
+            from . import zoo  # here: a spec that includes nothing from the zoo never needs it
+
+            top = zoo.root()
+            if top is not None and top in target.parents:
+                return zoo.PREFIX + target.relative_to(top).as_posix()
+        return _display_path(target)
+
+    def _target(self, item: P.Include, base_dir: Path, root: Path) -> tuple[Path, Path]:
+        """The real path an include names and the tree its own includes are confined to, or a
+        located error if it is not one to read."""
         def refuse(message: str, hint: str) -> ArchError:
             return ArchError(Diagnostic("E212", message, item.span, hint=hint))
 
         name = item.path
         if "\0" in name or len(name) > 255 or not name:
             raise ArchError(Diagnostic("E210", "include not found: the path is not a valid file name", item.span))
+        if name.startswith("zoo:"):
+            from . import zoo
+
+            top = zoo.root()
+            rel = name[len(zoo.PREFIX):]
+            if top is None:
+                raise ArchError(Diagnostic("E210", f"include not found: \"{name}\"", item.span,
+                                           hint="this installation of archdsl has no zoo"))
+            target = zoo.contained(rel, top)
+            if target is None:
+                raise refuse(f"include \"{name}\" leads outside the zoo",
+                             "a zoo include names a `.arch` file relative to the zoo, e.g. \"zoo:resnet.arch\"")
+            return target, top
         if os.path.isabs(name) or name.startswith("~"):
             raise refuse(f"include \"{name}\" is an absolute path",
                          "includes are relative to the including file and stay inside the spec's folder")
@@ -123,13 +152,17 @@ class Loader:
         except (OSError, RuntimeError, ValueError):  # a symbolic-link loop, a name too long
             raise ArchError(Diagnostic("E210", f"include not found: \"{name}\"", item.span,
                                        hint="the path cannot be resolved (a symbolic-link loop?)")) from None
-        assert self.root is not None
-        if target != self.root and self.root not in target.parents:
+        if target != root and root not in target.parents:
+            if root != self.root and _is_zoo_root(root):  # a zoo file's include
+                raise refuse(f"include \"{name}\" leads outside the zoo",
+                             "a zoo file's includes stay inside the zoo (symbolic links included)")
             raise refuse(f"include \"{name}\" leads outside the spec's folder",
-                         f"includes must stay inside {_display_path(self.root)} (symbolic links included)")
-        return target
+                         f"includes must stay inside {_display_path(root)} (symbolic links included); "
+                         "a zoo file is included as \"zoo:FILE.arch\"")
+        return target, root
 
-    def _unit(self, program: P.Program, base_dir: Path, stack: list[str], vias: tuple[P.Span, ...] = ()) -> Unit:
+    def _unit(self, program: P.Program, base_dir: Path, stack: list[str], vias: tuple[P.Span, ...] = (),
+              root: Path | None = None) -> Unit:
         blocks: dict[str, P.Block] = {}
         lets: list[P.Let] = []
         seen_lets: set[int] = set()
@@ -152,7 +185,7 @@ class Loader:
         for item in program.items:
             if isinstance(item, P.Include):
                 try:
-                    target = self._target(item, base_dir)
+                    target, sub_root = self._target(item, base_dir, root or self.root)
                 except ArchError as e:
                     errors.add(e)
                     continue
@@ -167,9 +200,10 @@ class Loader:
                     errors.add(ArchError(Diagnostic("E211", "includes nest too deeply", item.span)))
                     continue
                 if not target.is_file():
-                    errors.add(ArchError(Diagnostic(
-                        "E210", f"include not found: \"{item.path}\"", item.span,
-                        hint=f"paths are relative to the folder of the including file ({_display_path(base_dir)})")))
+                    hint = (_zoo_hint(item.path) if item.path.startswith("zoo:") else
+                            f"paths are relative to the folder of the including file ({_display_path(base_dir)})")
+                    errors.add(ArchError(Diagnostic("E210", f"include not found: \"{item.path}\"", item.span,
+                                                    hint=hint)))
                     continue
                 if key not in self._units:
                     self._files += 1
@@ -177,7 +211,7 @@ class Loader:
                         errors.add(ArchError(Diagnostic(
                             "E304", f"the spec includes more than {MAX_FILES} files", item.span)))
                         continue
-                    shown = _display_path(target)  # diagnostics name included files as the user would
+                    shown = self._shown(target)  # diagnostics name included files as the user would
                     try:
                         src = read_source(target)
                         self._chars += len(src)
@@ -190,7 +224,8 @@ class Loader:
                     except ArchError as e:
                         errors.add(e)
                         continue
-                    self._units[key] = self._unit(sub_prog, target.parent, stack + [key], vias + (item.span,))
+                    self._units[key] = self._unit(sub_prog, target.parent, stack + [key], vias + (item.span,),
+                                                  sub_root)
                 sub = self._units[key]
                 deferred.extend(d for d in sub.deferred if d not in deferred)
                 for b in sub.blocks.values():
@@ -206,6 +241,19 @@ class Loader:
                 lets.append(item)
         errors.raise_if_any(self.sources)
         return Unit(program, blocks, lets, self.sources, deferred)
+
+
+def _is_zoo_root(root: Path) -> bool:
+    """Whether `root`, the tree an including file was reached in, is the zoo."""
+    from . import zoo
+
+    return root == zoo.root()
+
+
+def _zoo_hint(name: str) -> str:
+    from . import zoo
+
+    return zoo.did_you_mean_file(name)
 
 
 def head_span(item: P.Block | P.Network, keyword: str) -> P.Span:
@@ -236,11 +284,12 @@ def select_networks(unit: Unit, network: str | None) -> list[P.Network]:
         return nets
     chosen = [n for n in nets if n.name == network]
     if not chosen:
-        from .diagnostics import did_you_mean
+        from .diagnostics import Suggestion
 
+        names = [n.name for n in nets]
         raise ArchError(Diagnostic("E203", f"no network named '{network}' in {unit.program.file}",
-                                   hint=did_you_mean(network, [n.name for n in nets]) or
-                                   "networks: " + (", ".join(n.name for n in nets) or "none")), unit.sources)
+                                   hint=Suggestion(network, names, "networks: " + (", ".join(names) or "none"))),
+                        unit.sources)
     return chosen
 
 

@@ -10,7 +10,7 @@ from typing import Any, Sequence
 
 from . import syntax as P
 from .budget import check_command
-from .diagnostics import ArchError, Collector, Diagnostic, did_you_mean
+from .diagnostics import ArchError, Collector, Diagnostic, Suggestion
 from .evaluate import MAX_VALUE, big
 from .expand import Builder
 from .network import CompiledNetwork
@@ -44,14 +44,51 @@ def parse_input(input: "str | Sequence[int] | None") -> tuple[int, ...] | None:
     return dims
 
 
+def parse_params(items: "Sequence[str]") -> dict[str, Any]:
+    """Network parameters from the command line, `NAME=VALUE` each (`-p classes=100`): VALUE is
+    an expression of the language (`100`, `0.5`, `true`, `2 * 32`), evaluated as a constant
+    (without names, `in.c` or any file's `let`s), never by Python. A mistake is E604."""
+    from .evaluate import Env, evaluate
+    from .parser import parse
+
+    out: dict[str, Any] = {}
+    for item in items:
+        name, eq, text = item.partition("=")
+        name = name.strip()
+        if not eq or not name.isidentifier() or not name.isascii():
+            raise ArchError(Diagnostic("E604", f"bad network parameter '{item[:100]}'", expected="NAME=VALUE, e.g. classes=100",
+                                       found=item[:100]))
+        if not text.strip() or "\n" in text or "\r" in text or len(text) > 1000:
+            raise ArchError(Diagnostic("E604", f"bad value for network parameter {name}=",
+                                       expected="a number, a truth value or an expression, e.g. 100 or 2 * 32",
+                                       found=text[:100]))
+        try:
+            program = parse(f"let {name} = {text}\n", f"-p {name}")
+            lets = [i for i in program.items if isinstance(i, P.Let)]
+            if len(program.items) != 1 or len(lets) != 1:
+                raise ArchError(Diagnostic("E604", "one expression expected"))
+            value = evaluate(lets[0].value, Env(), None)
+        except ArchError as e:
+            d = e.first
+            raise ArchError(Diagnostic("E604", f"bad value for network parameter {name}=: {d.message}",
+                                       expected="a number, a truth value or an expression of them, e.g. 100 or 2 * 32",
+                                       found=text.strip()[:100])) from None
+        if isinstance(value, str) or not isinstance(value, (int, float)):
+            raise ArchError(Diagnostic("E604", f"bad value for network parameter {name}=",
+                                       expected="a number or a truth value", found=text.strip()[:100]))
+        out[name] = value
+    return out
+
+
 def check_overrides(overrides: dict[str, Any], network: P.Network, sources: dict[str, str]) -> None:
-    """Network parameters given from outside: each must name a parameter of the network and be
-    a number within the value bound, as an expression's value would be."""
+    """Network parameters given from outside: each must name a parameter of the network
+    (E603, with a did-you-mean) and be a number within the value bound, as an expression's
+    value would be."""
     names = [p.name for p in network.params]
     for key, value in overrides.items():
         if key not in names:
-            raise ArchError(Diagnostic("E202", f"network '{network.name}' has no parameter '{key}'",
-                                       hint=did_you_mean(key, names) or f"its parameters: {', '.join(names) or 'none'}"),
+            raise ArchError(Diagnostic("E603", f"network '{network.name}' has no parameter '{key}'",
+                                       hint=Suggestion(key, names, f"its parameters: {', '.join(names) or 'none'}")),
                             sources)
         if not isinstance(value, (int, float)):
             raise TypeError(f"network parameter {key}= must be a number or a truth value (int, float or bool), "
@@ -81,8 +118,11 @@ class Spec:
     """A loaded spec: a file and its includes, parsed once, from which any of its networks
     compiles (:func:`archdsl.load`)."""
 
-    def __init__(self, unit: Unit):
+    def __init__(self, unit: Unit, default: str | None = None):
         self.unit = unit
+        #: the network :meth:`compile` picks when none is named: the zoo network a spec was
+        #: loaded by (``archdsl.load("resnet50")``), else None
+        self.default = default
 
     @property
     def networks(self) -> list[str]:
@@ -102,15 +142,20 @@ class Spec:
                 **params: Any) -> CompiledNetwork:
         """Compile one network: `network` picks one (required when the file holds several),
         `input` overrides the spec's input shape, keyword arguments override network parameters."""
-        nets = select_networks(self.unit, network)
+        if self.default is not None and network not in (None, self.default):
+            raise ArchError(Diagnostic("E203", f"'{self.default}' names a network of the zoo; network='{network}' "
+                                               "asks for another", hint=f"load {self.file} to pick any of its networks"),
+                            self.unit.sources)
+        nets = select_networks(self.unit, network or self.default)
         if len(nets) > 1:
             raise ArchError(Diagnostic("E203", f"{self.file} holds {len(nets)} networks; name one",
                                        hint="networks: " + ", ".join(n.name for n in nets)), self.unit.sources)
         return compile_network(self.unit, nets[0], parse_input(input), params or None)
 
-    def compile_all(self, input: "str | Sequence[int] | None" = None) -> list[CompiledNetwork]:
+    def compile_all(self, input: "str | Sequence[int] | None" = None, **params: Any) -> list[CompiledNetwork]:
         """Every network, in the order written; every one is built even when another fails:
-        the ArchError then holds the errors of all, and its ``partial`` the networks built."""
+        the ArchError then holds the errors of all, and its ``partial`` the networks built.
+        Keyword arguments override network parameters of every network (each must have them)."""
         dims = parse_input(input)
         errors = Collector()
         built: list[CompiledNetwork] = []
@@ -118,7 +163,7 @@ class Spec:
         check_command(self.unit, nets)
         for n in nets:
             try:
-                built.append(compile_network(self.unit, n, dims))
+                built.append(compile_network(self.unit, n, dims, params or None))
             except ArchError as e:
                 errors.add(e)
                 built.extend(e.partial)

@@ -24,6 +24,10 @@ class WeightMismatch(ValueError):
     """The reference model's layers do not line up with the archdsl module's."""
 
 
+class CheckpointError(ValueError):
+    """A file that is no checkpoint of tensors (or holds pickled objects, which are not read)."""
+
+
 #: what :func:`load_weights` and :func:`convert_state_dict` take as the reference: a model,
 #: a state_dict in its key layout, or the path of a checkpoint holding one
 Reference = Union[nn.Module, Mapping[str, Any], str, "os.PathLike[str]"]
@@ -109,16 +113,21 @@ CHECKPOINT_KEYS = ("state_dict", "model", "model_state_dict", "module")
 
 def read_checkpoint(path: "str | os.PathLike[str]", map_location: Any = "cpu") -> "OrderedDict[str, torch.Tensor]":
     """A state_dict from a checkpoint file, read with ``torch.load(weights_only=True)``: only
-    tensors and plain containers are unpickled, never arbitrary objects or code. A training
+    tensors and plain containers are unpickled, never arbitrary objects or code (anything
+    else is a :class:`CheckpointError`). A training
     checkpoint that holds the state_dict under one of :data:`CHECKPOINT_KEYS` is unwrapped;
     a ``module.`` prefix (DataParallel, DistributedDataParallel) is removed."""
-    state = torch.load(os.fspath(path), map_location=map_location, weights_only=True)
+    try:
+        state = torch.load(os.fspath(path), map_location=map_location, weights_only=True)
+    except Exception as e:  # noqa: BLE001 - torch.load's errors for a file that is no checkpoint vary
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"{os.fspath(path)} cannot be read as a checkpoint of tensors: {first}") from e
     if not isinstance(state, Mapping):
-        raise WeightMismatch(f"{os.fspath(path)} holds a {type(state).__name__}, not a state_dict")
+        raise CheckpointError(f"{os.fspath(path)} holds a {type(state).__name__}, not a state_dict")
     if not any(isinstance(v, torch.Tensor) for v in state.values()):
         inner = next((state[k] for k in CHECKPOINT_KEYS if isinstance(state.get(k), Mapping)), None)
         if inner is None:
-            raise WeightMismatch(f"{os.fspath(path)} holds no tensors and none of the keys {list(CHECKPOINT_KEYS)} "
+            raise CheckpointError(f"{os.fspath(path)} holds no tensors and none of the keys {list(CHECKPOINT_KEYS)} "
                                  f"(it has {sorted(map(str, state))[:8]})")
         state = inner
     if state and all(k.startswith("module.") for k in state):
@@ -181,8 +190,10 @@ def _reference_layers(reference: Reference, example: torch.Tensor, layout: nn.Mo
     return ordered
 
 
+#: layer classes that pair with each other's subclasses: a LayerNorm2d (archdsl's, torchvision's
+#: ConvNeXt stem) with the nn.LayerNorm that CNBlock applies between permutes
 _FAMILIES = (nn.modules.conv._ConvNd, nn.modules.batchnorm._BatchNorm, nn.Linear, nn.PReLU,
-             nn.modules.normalization.LocalResponseNorm)
+             nn.modules.normalization.LocalResponseNorm, nn.LayerNorm)
 
 #: the hyperparameters compared between two paired layers of a family: what changes the
 #: function a layer computes (or, for batch norm's momentum, how it trains) without

@@ -346,19 +346,21 @@ def _analysis_md(rows, peers) -> str:
            "Each tool called again and again in one process (a notebook, a sweep), after a warm-up call: "
            "whatever it keeps from one call to the next counts. archdsl, each time ending with params, MACs and "
            "the output shape: *loaded*: `unit.compile(network)` on the spec loaded beforehand with "
-           "`archdsl.load(path)`, the counterpart of the peers' model built beforehand; *path*: "
+           "`archdsl.load(path)`, the counterpart of the peers' model built beforehand (*per node*: its median "
+           "over the graph's nodes, input included: the cost of expanding, inferring and counting one node); *path*: "
            "`archdsl.compile(path, network)`, the file read and parsed again. Peers: one call of the tool on the "
            "torchvision/timm model, built beforehand (its construction is not counted), input batch 1, eval mode. "
            "Times in ms. *x fastest peer*: the fastest peer's median over archdsl's median (loaded / path); "
            "*least favourable*: the fastest peer's fastest run over archdsl's loaded median; *constructor*: the "
            "torchvision/timm constructor, weights initialised, which a peer's user runs first. What a user pays "
            "once, in a fresh process, is the headline's.", ""]
-    headers = ["model", "layers", "archdsl loaded", "archdsl path"] + names + [
+    headers = ["model", "layers", "archdsl loaded", "per node us", "archdsl path"] + names + [
         "x fastest peer: loaded / path", "least favourable", "constructor"]
     body = []
     for r in rows:
         layers = sum(1 for i in r.model.compile().nodes()) - 1
-        cells = [r.model.name, f"{layers:,}", ms(r.loaded, 3), ms(r.path, 3)]
+        per_node = r.loaded.median / (layers + 1) * 1e6  # the expansion's own cost, input node included
+        cells = [r.model.name, f"{layers:,}", ms(r.loaded, 3), f"{per_node:,.1f}", ms(r.path, 3)]
         for p in names:
             s = r.peers.get(p)
             cells.append(ms(s, 1) if not isinstance(s, str) else s)

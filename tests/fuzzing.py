@@ -1,29 +1,49 @@
-"""Fuzzing the compiler: no input crashes it, hangs it, or makes it misplace an error; and
-every valid network it accepts builds to a torch module with the same counts and shapes.
+"""Fuzzing the compiler: no input crashes it, hangs it, makes it misplace an error or read
+and show a file outside the spec's folder; and every valid network it accepts builds to a
+torch module with the same counts and shapes.
 
-    python tests/fuzzing.py --examples 20000 [--minutes 10] [--seed 1] [--save DIR]
+    python tests/fuzzing.py --examples 20000 [--minutes 10] [--seed 1] [--save DIR] [--only KIND]
 
-Three kinds of input, drawn in turn until N inputs are tried (or the time is up):
+The kinds of input, drawn in turn until N inputs are tried (or the time is up); `--only`
+(repeatable) keeps to some of them:
 
-* mutants of every spec in specs/ (tokens deleted, inserted, duplicated and swapped; lines
-  dropped, doubled and swapped; random bytes, huge numbers, deep nesting, very long lines,
-  invalid UTF-8, truncation, the empty file), loaded and compiled from a file with
-  :func:`archdsl.load` and :func:`archdsl.compile_all`. Only :class:`~archdsl.ArchError` may escape, every
-  diagnostic must carry a location inside its file (line within the file, column within
-  the line + 1) and render, and no input may take more than a few seconds;
-* generated valid networks (random sequences of conv, pooling, batch norm, activations,
-  fc, concat, add, residual, repeat, blocks, `in.c` expressions, aux heads, with shapes
-  kept consistent): they must compile, their analytic parameter count and output shape
-  must equal the built torch module's (numel and forward shape), and their report must be
-  the same text when compiled twice;
-* now and then, a mutant through the `archdsl` command in a subprocess: exit 0 or 1,
+* mutant: mutants of every spec in specs/ (tokens deleted, inserted, duplicated and
+  swapped; lines dropped, doubled and swapped; random bytes, huge numbers, deep nesting,
+  very long lines, invalid UTF-8, truncation, the empty file), loaded and compiled from a
+  file with :func:`archdsl.load` and :func:`archdsl.compile_all`. Only
+  :class:`~archdsl.ArchError` may escape, every diagnostic must carry a location inside its
+  file (line within the file, column within the line + 1) and render, and no input may
+  take more than a few seconds;
+* valid: generated valid networks (random sequences of conv, pooling, batch norm,
+  activations, fc, concat, add, residual, repeat, blocks, `in.c` expressions, aux heads,
+  with shapes kept consistent): they must compile, their analytic parameter count and
+  output shape must equal the built torch module's (numel and forward shape), and their
+  report must be the same text when compiled twice;
+* includes: include graphs (:class:`IncludeGraph`), folders of files that include each
+  other with cycles, diamonds, repeated includes, ladders that double at each step,
+  includes that escape the folder (`..`, absolute paths, links that lead out) and links in
+  loops or to nothing, beside files that hold a marker string (:data:`MARKER`). The same
+  contract, and more: no file below the graph's folder but outside its tree is opened or
+  listed (an audit hook watches, :class:`ReadWatch`), and no diagnostic or report ever
+  contains the marker; now and then also `archdsl compile` and `archdsl check` on it, run
+  in this process: exit 0 or 1, no traceback, no marker;
+* many: files of many networks (:func:`many_networks`), up to 300, with blocks that double
+  at each level and repeats up to the limit: the file's budget refuses what is too large
+  from the text, and the rest compiles within SLOW_FILE_SECONDS;
+* arithmetic: networks whose every numeric place (channels, padding, strides, dropout,
+  residual scales, repeat counts, `if`, `expect`, kernels, block and network defaults, a
+  value given from outside) takes a random expression over every operator and function
+  (`round min max int floor ceil abs`, `**`), with huge, negative, fractional and
+  complex-producing arguments (:func:`arithmetic`): only ArchError, quickly, and a report
+  of finite real numbers (strict JSON);
+* cli: now and then, a mutant through the `archdsl` command in a subprocess: exit 0 or 1,
   never a traceback.
 
-tests/test_fuzz.py runs the same checks on a bounded number of inputs in CI, and
-tests/test_parser.py mutates specs with :func:`mutate`. This module is a helper beside the
-tests, not a test file: pytest puts tests/ on ``sys.path`` (tests/ is not a package), so the
-tests import it as ``fuzzing``. Whatever a compile caches goes into the workspace's own
-``XDG_CACHE_HOME``, removed with it.
+tests/test_fuzz.py runs the same checks on a bounded number of inputs in CI (smaller
+include graphs and files, a few seconds in all), and tests/test_parser.py mutates specs
+with :func:`mutate`. This module is a helper beside the tests, not a test file: pytest puts
+tests/ on ``sys.path`` (tests/ is not a package), so the tests import it as ``fuzzing``.
+Whatever a compile caches goes into the workspace's own ``XDG_CACHE_HOME``, removed with it.
 """
 
 from __future__ import annotations
@@ -50,6 +70,9 @@ SPECS = ROOT / "specs"
 
 #: an input taking more CPU time than this is a finding (the limits stop anything sooner)
 SLOW_SECONDS = 10.0
+#: the same for a file of many networks: the file's budget (MAX_COMMAND_NODES, 100,000
+#: nodes) compiles and reports in some 8 s of CPU time
+SLOW_FILE_SECONDS = 30.0
 
 # ---------------------------------------------------------------- mutation
 
@@ -200,8 +223,11 @@ def _alarm(signum, frame):
     raise _Timeout()
 
 
-def check_file(path: Path, kind: str = "mutant", timeout: float = 60.0) -> Outcome:
-    """Load and compile every network of `path` in-process; classify what happens."""
+def check_file(path: Path, kind: str = "mutant", timeout: float = 60.0, forbidden: str | None = None,
+               slow: float = SLOW_SECONDS) -> Outcome:
+    """Load and compile every network of `path` in-process; classify what happens. With
+    `forbidden`, no diagnostic (all of them, rendered) and no report may contain that text;
+    more than `slow` seconds of CPU time is a finding."""
     import archdsl
     from archdsl.diagnostics import ArchError
 
@@ -211,18 +237,26 @@ def check_file(path: Path, kind: str = "mutant", timeout: float = 60.0) -> Outco
         signal.setitimer(signal.ITIMER_REAL, timeout)
     start, cpu = time.perf_counter(), time.process_time()
     load_problem = None
+
+    def shown(text: str, what: str) -> str | None:
+        return f"{what} shows the content of a refused file" if forbidden and forbidden in text else None
+
     try:
         try:
             archdsl.load(path)  # the parse and its includes alone: the same contract
         except ArchError as err:
-            load_problem = diagnostic_problems(err, path)
+            load_problem = diagnostic_problems(err, path) or shown(err.render(limit=len(err.diagnostics)),
+                                                                   "a diagnostic")
         nets = archdsl.compile_all(path)
+        reports = []
         for net in nets:  # the report of whatever compiles must work too (rich's table is
             rep = net.report()  # slow for thousands of rows: JSON for the largest networks)
-            rep.to_table() if len(list(net.nodes())) < 60 else rep.to_json()
-        out = Outcome(kind, True)
+            reports.append(rep.to_table() if len(list(net.nodes())) < 60 else rep.to_json())
+        out = Outcome(kind, True, problem=shown("\n".join(reports), "a report"))
     except ArchError as err:
-        out = Outcome(kind, False, sorted({d.code for d in err.diagnostics}), problem=diagnostic_problems(err, path))
+        out = Outcome(kind, False, sorted({d.code for d in err.diagnostics}),
+                      problem=diagnostic_problems(err, path) or shown(err.render(limit=len(err.diagnostics)),
+                                                                      "a diagnostic"))
     except _Timeout:
         out = Outcome(kind, False, problem=f"no answer after {timeout:.0f} s")
     except Exception:  # noqa: BLE001 - anything else is a bug
@@ -235,7 +269,7 @@ def check_file(path: Path, kind: str = "mutant", timeout: float = 60.0) -> Outco
         out.problem = f"archdsl.load: {load_problem}"
     out.seconds = time.perf_counter() - start
     cpu = time.process_time() - cpu  # CPU time: a busy machine must not make an input look slow
-    if out.problem is None and cpu > SLOW_SECONDS:
+    if out.problem is None and cpu > slow:
         out.problem = f"took {cpu:.1f} s of CPU time"
     return out
 
@@ -473,45 +507,479 @@ def check_valid(text: str) -> Outcome:
     return out
 
 
+# ---------------------------------------------------------------- files outside the spec's folder
+
+#: written into every file outside a generated spec's folder: no diagnostic, report or CLI
+#: output may ever contain it (a file that was not accepted as a spec is never shown)
+MARKER = "SECRET-7f3a9c-never-shown"
+#: a block (and a let) of the same file: were the file included, the "did you mean" of a
+#: misspelt call (`secret_marker_blok()`) would name it
+MARKER_BLOCK = "secret_marker_block"
+
+_AUDITED = frozenset({"open", "os.listdir", "os.scandir"})
+_watches: list["ReadWatch"] = []
+_hooked = False
+
+
+def _audit(event: str, args: tuple) -> None:
+    if not _watches or event not in _AUDITED or not args or args[0] is None or isinstance(args[0], int):
+        return
+    try:
+        real = os.path.realpath(os.fsdecode(args[0]))
+    except (TypeError, ValueError, OSError):
+        return
+    for watch in _watches:
+        watch.saw(event, real)
+
+
+class ReadWatch:
+    """Records every file opened and folder listed below `base` but outside `allowed` while
+    active: an audit hook (sys.addaudithook) sees builtins.open, os.open, os.listdir and
+    os.scandir whoever calls them, links resolved. The hook, once installed, stays: it does
+    nothing while no watch is active."""
+
+    def __init__(self, base: Path, allowed: Path):
+        self.base, self.allowed = str(base.resolve()), str(allowed.resolve())
+        self.reads: list[str] = []
+
+    def saw(self, event: str, real: str) -> None:
+        def below(folder: str) -> bool:
+            return real == folder or real.startswith(folder + os.sep)
+
+        if below(self.base) and not below(self.allowed):
+            self.reads.append(f"{event} {real}")
+
+    def __enter__(self) -> "ReadWatch":
+        global _hooked
+        if not _hooked:
+            sys.addaudithook(_audit)
+            _hooked = True
+        _watches.append(self)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        _watches.remove(self)
+
+
+def plant_secrets(folder: Path) -> None:
+    """Files outside the spec's folder, each carrying MARKER: a valid spec (a block and a let
+    named after MARKER_BLOCK), one that fails to parse on the marker's line, a binary one,
+    a text file, and the same in a nested folder."""
+    for where in (folder, folder / "nested"):
+        where.mkdir(parents=True, exist_ok=True)
+        (where / "secret_valid.arch").write_text(
+            f"# {MARKER}\nlet {MARKER_BLOCK}_v = 3\nblock {MARKER_BLOCK}() {{ relu }}\n"
+            f"network {MARKER_BLOCK}_net {{ input 3x8x8; relu }}\n")
+        (where / "secret_bad.arch").write_text(f"{MARKER} is not a spec {{ at all\n{MARKER} (\n")
+        (where / "secret_binary.arch").write_bytes(b"\xff\xfe" + MARKER.encode() + b"\x00\x81\n")
+        (where / "secret.txt").write_text(f"root:x:0:0:{MARKER}\nTOKEN={MARKER}\n")
+
+
+class IncludeGraph:
+    """A folder of spec files that include each other: chains, cycles, diamonds, the same
+    include twice, a ladder of files each including the next twice (whose lets would double
+    at each step, were they not added once), includes that escape the folder (`..`,
+    absolute paths, `~`, links that lead out, a sibling folder whose name starts with the
+    folder's), links in a loop or to nothing, folders named like specs, names with a NUL
+    byte or of 300 characters. Beside the folder, `outside/` and `tree_evil/` hold
+    :func:`plant_secrets`' files; the spec given to archdsl is `tree/main.arch`."""
+
+    SUBDIRS = ("", "", "sub", "sub/deep", "other")
+
+    def __init__(self, rng: random.Random, base: Path, large: bool = False):
+        self.rng, self.base, self.large = rng, base, large
+        self.tree = base / "tree"
+        self.main = self.tree / "main.arch"
+
+    def build(self) -> Path:
+        rng, tree = self.rng, self.tree
+        plant_secrets(self.base / "outside")
+        plant_secrets(self.base / "tree_evil")  # `tree_evil` starts with `tree`: no prefix test
+        if rng.random() < 0.15:
+            return self._ladder()
+        n = rng.randint(1, 30 if self.large else 8)
+        self.files = [self.main] + [tree / rng.choice(self.SUBDIRS) / f"f{i}.arch" for i in range(1, n)]
+        for f in self.files:
+            f.parent.mkdir(parents=True, exist_ok=True)
+        self.links = self._links()
+        for i, f in enumerate(self.files):
+            f.write_text(self._text(i))
+        return self.main
+
+    def _links(self) -> list[Path]:
+        rng, tree, base = self.rng, self.tree, self.base
+        made: list[Path] = []
+
+        def link(name: str, target: str | Path) -> None:
+            path = tree / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if not path.exists() and not path.is_symlink():
+                path.symlink_to(target)
+                made.append(path)
+
+        candidates = [
+            lambda: link("link_out.arch", "../outside/secret_valid.arch"),
+            lambda: link("link_bad.arch", base / "outside" / "secret_bad.arch"),
+            lambda: link("link_bin.arch", "../outside/secret_binary.arch"),
+            lambda: link("link_txt.arch", "../outside/secret.txt"),
+            lambda: link("link_evil.arch", "../tree_evil/secret_valid.arch"),
+            lambda: link("link_dir", "../outside"),
+            lambda: link("sub/link_up.arch", "../../outside/nested/secret_valid.arch"),
+            lambda: link("link_in.arch", os.path.relpath(rng.choice(self.files), tree)),
+            lambda: link("sub/link_main.arch", "../main.arch"),
+            lambda: link("loop.arch", "loop.arch"),
+            lambda: link("loop_a.arch", "loop_b.arch") or link("loop_b.arch", "loop_a.arch"),
+            lambda: link("nothing.arch", "missing.arch"),
+            lambda: link("link_tree", "."),
+            lambda: (tree / "folder.arch").mkdir(exist_ok=True),
+        ]
+        for make in rng.sample(candidates, rng.randint(0, len(candidates))):
+            make()
+        return made
+
+    def _rel(self, target: Path, frm: Path) -> str:
+        return os.path.relpath(target, frm.parent).replace(os.sep, "/")
+
+    def _include(self, i: int) -> str:
+        """The path of one include of file i."""
+        rng, f = self.rng, self.files[i]
+        depth = len(f.parent.relative_to(self.tree).parts)
+        kind = rng.choices(["file", "self", "escape", "absolute", "link", "odd"], weights=[50, 5, 12, 6, 15, 12])[0]
+        if kind == "file":
+            path = self._rel(rng.choice(self.files), f)
+            return rng.choice([path, "./" + path, "sub/../" + path if (f.parent / "sub").is_dir() else path])
+        if kind == "self":
+            return f.name
+        if kind == "escape":
+            up = "../" * (depth + rng.choice([1, 1, 2, 5]))
+            return up + rng.choice(["outside/secret_valid.arch", "outside/secret_bad.arch", "outside/secret.txt",
+                                    "outside/secret_binary.arch", "tree_evil/secret_valid.arch",
+                                    "outside/nested/secret_valid.arch", "tree/main.arch", "etc/passwd"])
+        if kind == "absolute":
+            return rng.choice([str(self.base / "outside" / "secret_valid.arch"), str(self.main),
+                               str(self.base / "outside" / "secret_bad.arch"), "/etc/passwd", "/proc/self/environ",
+                               "~/secret_valid.arch", "/dev/zero", "//outside/secret_valid.arch"])
+        if kind == "link" and self.links:
+            target = rng.choice(self.links)
+            if target.name in ("link_dir", "link_tree"):
+                return self._rel(target, f) + rng.choice(["/secret_valid.arch", "/nested/secret_bad.arch",
+                                                          "/main.arch", "/link_dir/secret_valid.arch"])
+            return self._rel(target, f)
+        return rng.choice(["missing.arch", "folder.arch", "sub", "", ".arch", "a\0b.arch", "x" * 300 + ".arch",
+                           "main.arch/", "main.arch\n", "MAIN.ARCH", "main.arch ", "\u2028.arch", "..",
+                           "sub/../../tree/main.arch", "link_tree/link_tree/main.arch", "%2e%2e/outside.arch"])
+
+    def _text(self, i: int) -> str:
+        rng = self.rng
+        items: list[str] = []
+        for _ in range(rng.choice([0, 1, 1, 2, 3, 5])):
+            name = self._include(i).replace('"', "").replace("\n", "")
+            items.append(f'include "{name}"')
+            if rng.random() < 0.15:
+                items.append(items[-1])  # the same include twice
+        for k in range(rng.randint(0, 3)):
+            items.append(f"let k{i}_{k} = {rng.randint(1, 8)}")
+        if rng.random() < 0.8:
+            inner = f"blk{rng.randrange(len(self.files))}(c)" if rng.random() < 0.3 else "conv 1x1 -> c"
+            items.append(f"block blk{i}(c=4) {{ {inner} }}")
+        if rng.random() < 0.2:
+            items.append(f"network side{i} {{ input 3x8x8; relu }}")
+        rng.shuffle(items)
+        if i == 0:
+            body = ["input 3x8x8"]
+            for _ in range(rng.randint(0, 4)):
+                j = rng.randrange(len(self.files))
+                body.append(rng.choice([f"blk{j}()", f"conv 1x1 -> k{j}_0", f"blk{j}(c=k{j}_1)"]))
+            if rng.random() < 0.5:
+                body.append(rng.choice(["secret_marker_blok()", f"conv 1x1 -> {MARKER_BLOCK}_w", "relu"]))
+            items.append("network main {\n  " + "\n  ".join(body) + "\n}")
+        return "\n".join(items) + "\n"
+
+    def _ladder(self) -> Path:
+        """main -> f1 -> f2 ..., each including the next twice and the one after: 2^n paths."""
+        n = self.rng.randint(3, 40 if self.large else 12)
+        self.files = [self.main] + [self.tree / f"f{i}.arch" for i in range(1, n)]
+        self.tree.mkdir(parents=True, exist_ok=True)
+        for i, f in enumerate(self.files):
+            lines = [f'include "f{j}.arch"' for j in (i + 1, i + 1, i + 2) if j < n]
+            lines += [f"let v{i}_{k} = {k}" for k in range(3)]
+            if i == 0:
+                lines.append(f"network main {{ input 3x8x8; conv 1x1 -> v{n - 1}_2 + 1 }}")
+            f.write_text("\n".join(lines) + "\n")
+        self.links = []
+        return self.main
+
+
+def check_include_graph(graph: IncludeGraph, timeout: float = 60.0, cli: bool = False) -> Outcome:
+    """Compile the graph's main spec (and, with `cli`, run `archdsl compile` and `archdsl
+    check` on it in this process): only ArchError, well located, within the time bound, no
+    read below the graph's base outside its tree, and MARKER in no output."""
+    with ReadWatch(graph.base, graph.tree) as watch:
+        out = check_file(graph.main, kind="includes", timeout=timeout, forbidden=MARKER)
+        if cli and out.problem is None:
+            for args in (["compile", str(graph.main)], ["check", str(graph.tree)],
+                         ["check", "--format", "json", str(graph.tree), str(graph.main)]):
+                out.problem = check_cli_here(args, forbidden=MARKER)
+                if out.problem:
+                    break
+    if out.problem is None and watch.reads:
+        out.problem = "read outside the spec's folder: " + "; ".join(sorted(set(watch.reads))[:5])
+    return out
+
+
+def check_cli_here(args: list[str], forbidden: str | None = None, codes: tuple[int, ...] = (0, 1)) -> str | None:
+    """`archdsl ARGS` run in this process (click's test runner): the problem, or None when
+    it exits with one of `codes`, without a traceback or an internal error, and its output
+    holds no `forbidden` text."""
+    from click.testing import CliRunner
+
+    from archdsl.cli import main as cli_main
+
+    result = CliRunner().invoke(cli_main, args, env={"COLUMNS": "120", "NO_COLOR": "1"})
+    text = result.output + (result.stderr if result.stderr_bytes is not None else "")
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        return f"archdsl {' '.join(args)}: {type(result.exception).__name__}: {result.exception}"
+    if result.exit_code not in codes:
+        return f"archdsl {' '.join(args)}: exit {result.exit_code}:\n{text[-2000:]}"
+    if "Traceback" in text or "internal error" in text:
+        return f"archdsl {' '.join(args)}: a traceback or internal error:\n{text[-2000:]}"
+    if forbidden and forbidden in text:
+        return f"archdsl {' '.join(args)}: the output shows a refused file's content"
+    return None
+
+
+# ---------------------------------------------------------------- many networks in a file
+
+
+def many_networks(rng: random.Random, large: bool = False) -> str:
+    """A file of many networks (up to 300, or 30 unless `large`): shared blocks that double
+    at each level, repeats up to the limit, names used twice, a few mistakes; or networks
+    each within its own limit that together pass the file's (MAX_COMMAND_NODES). Whatever
+    the networks add up to, the file's budget refuses it from the text before expanding."""
+    if rng.random() < 0.2:
+        n = rng.randint(6, 40)
+        count = rng.randint(50_000 // n + 1, 9_999)  # 2 nodes a round: each network < 20,000
+        return "".join(f"network n{i} {{ input 3x8x8; repeat {count} {{ conv 1x1 -> 3; relu }} }}\n"
+                       for i in range(n))
+    depth = rng.randint(0, 12)
+    lines = ["block u0(c) { conv 3x3 p1 -> c; relu }"]
+    lines += [f"block u{k}(c) {{ u{k - 1}(c); u{k - 1}(c) }}" for k in range(1, depth + 1)]
+    n = rng.choice([1, 2, 5, 30] + ([100, 300] if large else []))
+    for i in range(n):
+        name = f"net{rng.randrange(i + 1) if rng.random() < 0.05 else i}"
+        body = [f"input {rng.choice([1, 3])}x{rng.choice([4, 8])}x{rng.choice([4, 8])}"]
+        for _ in range(rng.randint(0, 3)):
+            k = rng.randint(0, depth)
+            count = rng.choice([1, 2, 10, 100] + ([1000, 9999, 10000, 10001] if large or k == depth else []))
+            if not large and 2 ** k * count > 300 and 2 ** k * count <= 2_000_000:
+                count = 1  # a small run: networks small, or far beyond every limit
+            body.append(rng.choice([f"repeat {count} {{ u{k}(4) }}", f"u{k}(c=2)", "relu"]))
+        if rng.random() < 0.3:
+            body.append("gap; fc 10")
+        if rng.random() < 0.1:
+            body.append(rng.choice(["covn 3x3 -> 4", "expect params = 1x2x3", "u0()", f"u{depth + 1}(4)",
+                                    "expect layers = -1", "conv 1x1 -> 10 ** 20"]))
+        lines.append(f"network {name} {{\n  " + "\n  ".join(body) + "\n}")
+    return "\n".join(lines) + "\n"
+
+
+def check_many(path: Path, cli: bool = False) -> Outcome:
+    """:func:`check_file` on a file of many networks (a longer CPU bound); with `cli`, also
+    `archdsl check FILE` in this process, which must agree: exit 1 when compile_all fails
+    (the file's budget holds for every command), and within the same bound."""
+    out = check_file(path, kind="many", timeout=300, slow=SLOW_FILE_SECONDS)
+    if cli and out.problem is None:
+        cpu = time.process_time()
+        out.problem = check_cli_here(["check", str(path)], codes=(0, 1) if out.ok else (1,))
+        cpu = time.process_time() - cpu
+        if out.problem is None and cpu > SLOW_FILE_SECONDS:
+            out.problem = f"archdsl check took {cpu:.1f} s of CPU time"
+    return out
+
+
+# ---------------------------------------------------------------- arithmetic
+
+FUNCTIONS = ("min", "max", "int", "abs", "round", "floor", "ceil")
+#: numbers at the edges: huge, negative, fractional, tiny, and those that make a complex power
+EDGE_NUMBERS = ("0", "1", "2", "-1", "0.5", "-0.5", "2.5", "-8", "64", "65", "-65", "20", "21", "-21", "1e15",
+                "1000000000000000", "-1000000000000000", "1e-308", "1e-999", "0.1", "3.0000001", "true", "false",
+                "(1e15 * 10)", "(2 ** 60)", "(1e15 + 1)", "(-(10 ** 15) - 1)", "(1e15 * 1e15 * 1e15)")
+#: literals beyond the value bound, refused as they are parsed: now and then only
+HUGE_LITERALS = ("1e16", "1e308", "1e999", "9007199254740993", "99999999999999999999")
+
+
+def arithmetic(rng: random.Random, depth: int = 0, tame: bool = False) -> str:
+    """A random expression over every operator and function of the language, with edge
+    numbers, names in scope (`x`, `c`, `in.c`), unknown names and calls of the wrong arity;
+    when `tame`, small numbers and right calls only (more of them compile)."""
+    def sub() -> str:
+        return arithmetic(rng, depth + 1, tame)
+
+    roll = rng.random()
+    if depth > 3 or roll < 0.3:
+        if tame:
+            return rng.choice(("1", "2", "3", "4", "8", "0.5", "x", "c"))
+        pick = rng.random()
+        if pick < 0.02:
+            return rng.choice(HUGE_LITERALS)
+        if pick < 0.4:
+            return rng.choice(EDGE_NUMBERS)
+        return rng.choice(("1", "2", "3", "4", "8", "x", "c", "in.c", "in.h", "in.numel", "nothere"))
+    if roll < 0.55:
+        name = rng.choice(FUNCTIONS if tame else FUNCTIONS + ("sqrt", "Round"))
+        if name == "round" and rng.random() < 0.6:
+            digits = rng.choice(["-1", "0", "1"] if tame else
+                                ["-1000000000000000", "-21", "-20", "20", "21", "0.5", "true", "-1", "1e999", sub()])
+            return f"round({sub()}, {digits})"
+        arity = (2 if name in ("min", "max") else 1) if tame else rng.choice([0, 1, 1, 2, 2, 3])
+        return f"{name}({', '.join(sub() for _ in range(arity))})"
+    if roll < 0.85:
+        op = rng.choice(["+", "-", "*", "/", "//", "%", "**", "**", "**", "==", "<", ">=", "and", "or"])
+        left, right = sub(), sub()
+        if op == "**" and not tame and rng.random() < 0.5:  # complex results, huge and negative exponents
+            left = rng.choice(["(-8)", "(-1)", "-8", "(0 - 2)", "0", "10", "2"])
+            right = rng.choice(["0.5", "(1 / 3)", "-1", "64", "65", "-64", "1e15", "0.5 ** 0.5", right])
+        return f"({left} {op} {right})"
+    if roll < 0.93:
+        return f"(-{sub()})" if rng.random() < 0.7 else f"(not {sub()})"
+    return f"({sub()} if {sub()} else {sub()})"
+
+
+#: where an expression's value goes: every kind of place a number is taken
+ARITHMETIC_PLACES = ("conv 1x1 -> {e}", "conv 3x3 pad={e} -> 4", "conv 3x3 stride={e} -> 4",
+                     "conv 1x1 groups={e} -> 4", "conv 3x3 dilation={e} -> 4", "fc {e}", "dropout ({e})",
+                     "lrelu ({e})", "residual scale={e} {{ relu }}", "repeat {e} {{ relu }}",
+                     "if {e} {{ relu }} else {{ identity }}", "expect params = {e}", "expect output = {e}",
+                     "expect macs = {e} within 5%", "select ({e})", "maxpool ({e})", "let kk = {e}; conv kk x kk -> 4",
+                     "let y = {e}; conv 1x1 -> y", "b({e})", "b(c={e})", "lrn ({e})", "fc 8; rbf ({e})")
+#: values given from outside (`archdsl.compile(..., c=value)`): numbers and truth values only
+OVERRIDES = (None, 0, -1, 10**15, 10**15 + 1, -10**16, 10**5000, 2**63, 0.5, -0.0, 1e308, float("inf"),
+             float("-inf"), float("nan"), True, False)
+
+
+def arithmetic_spec(rng: random.Random) -> tuple[str, dict]:
+    """A network whose statements take random expressions, and maybe a value for `c`."""
+    tame = rng.random() < 0.3  # small numbers only: more of them compile, to check their report
+
+    def expr() -> str:
+        return arithmetic(rng, tame=tame)
+
+    lets = [f"let x = {expr()}"] if rng.random() < 0.5 else ["let x = 2"]
+    size = rng.choice(["3 x 8 x 8"] * 4 + ["x x 8 x 8", "c x c x c", "8 x x x 8"])  # the input, too
+    body = [f"input {size}"] + [rng.choice(ARITHMETIC_PLACES).format(e=expr()) for _ in range(rng.randint(1, 4))]
+    text = "\n".join(lets) + f"\nblock b(c={expr()}) {{ conv 1x1 -> c }}\n"
+    text += f"network n(c={rng.choice(['4', expr()])}) {{\n  " + "\n  ".join(body) + "\n}\n"
+    value = rng.choice(OVERRIDES) if rng.random() < 0.3 else None
+    return text, ({} if value is None else {"c": value})
+
+
+def check_arithmetic(text: str, overrides: dict, timeout: float = 30.0) -> Outcome:
+    """Compile `text` (network `n`, with `overrides`): only ArchError, well located, within
+    the time bound; whatever compiles reports finite real numbers only (strict JSON)."""
+    import json
+
+    import archdsl
+    from archdsl.diagnostics import ArchError
+
+    def strict(value: str):
+        raise ValueError(f"a non-finite number in the report: {value}")
+
+    use_alarm = hasattr(signal, "SIGALRM") and timeout > 0
+    if use_alarm:
+        old = signal.signal(signal.SIGALRM, _alarm)
+        signal.setitimer(signal.ITIMER_REAL, timeout)
+    start, cpu = time.perf_counter(), time.process_time()
+    try:
+        net = archdsl.compile(text, network="n", **overrides)
+        json.loads(net.report().to_json(), parse_constant=strict)
+        net.report().to_table()
+        out = Outcome("arithmetic", True)
+    except ArchError as err:
+        given = [d for d in err.diagnostics if d.span is None and d.code == "E304" and "c=" in d.message]
+        out = Outcome("arithmetic", False, sorted({d.code for d in err.diagnostics}),  # (a value given
+                      problem=None if given else diagnostic_problems(err, Path("<string>")))  # has no place)
+    except _Timeout:
+        out = Outcome("arithmetic", False, problem=f"no answer after {timeout:.0f} s")
+    except Exception:  # noqa: BLE001 - anything else is a bug
+        out = Outcome("arithmetic", False, problem="internal error:\n" + traceback.format_exc(limit=8))
+    finally:
+        if use_alarm:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, old)
+    out.seconds = time.perf_counter() - start
+    cpu = time.process_time() - cpu
+    if out.problem is None and cpu > SLOW_SECONDS:
+        out.problem = f"took {cpu:.1f} s of CPU time"
+    return out
+
+
 # ---------------------------------------------------------------- the long run
 
 
-def run(examples: int, seed: int, save: Path | None, minutes: float | None = None, log=print) -> dict:
-    """Try `examples` inputs (fewer if `minutes` run out first): a summary of what happened."""
+#: the kinds of input the long run draws, and how often
+KIND_WEIGHTS = {"mutant": 55, "valid": 10, "includes": 12, "many": 5, "arithmetic": 15, "cli": 3}
+KINDS = tuple(KIND_WEIGHTS)
+
+
+def one_input(kind: str, rng: random.Random, ws: "Workspace", n: int) -> "tuple[bytes | Path, Outcome]":
+    """Draw one input of `kind` and check it, at the long run's full sizes: the input (the
+    bytes of a file, or the folder of an include graph) and what happened."""
+    if kind == "valid":
+        text = SpecGen(rng).network()
+        return text.encode(), check_valid(text)
+    if kind == "includes":
+        graph = IncludeGraph(rng, ws.root / "graphs" / f"g{n}", large=True)
+        graph.build()
+        return graph.base, check_include_graph(graph, cli=rng.random() < 0.1)
+    if kind == "many":
+        data = many_networks(rng, large=True).encode()
+        return data, check_many(ws.write(ws.seeds[0], data), cli=rng.random() < 0.3)
+    if kind == "arithmetic":
+        text, overrides = arithmetic_spec(rng)
+        return text.encode(), check_arithmetic(text, overrides)
+    seed_path = rng.choice(ws.seeds)
+    data = mutate(seed_path.read_text(), rng)
+    path = ws.write(seed_path, data)
+    return data, check_cli(path) if kind == "cli" else check_file(path)
+
+
+def run(examples: int, seed: int, save: Path | None, minutes: float | None = None, log=print,
+        only: "tuple[str, ...]" = KINDS) -> dict:
+    """Try `examples` inputs (fewer if `minutes` run out first), of the kinds in `only`: a
+    summary of what happened."""
     rng = random.Random(seed)
     ws = Workspace()
     tried: collections.Counter = collections.Counter()
     compiled: collections.Counter = collections.Counter()
     codes: collections.Counter = collections.Counter()
-    findings: list[tuple[str, str, bytes]] = []
+    findings: list[tuple[str, str, bytes | Path]] = []
     slowest = (0.0, "")
     deadline = None if minutes is None else time.monotonic() + 60 * minutes
     next_report = time.monotonic() + 60
     try:
         with ws.isolated():
             while sum(tried.values()) < examples and (deadline is None or time.monotonic() < deadline):
-                roll = rng.random()
-                if roll < 0.12:
-                    text = SpecGen(rng).network()
-                    data, out = text.encode(), check_valid(text)
-                else:
-                    seed_path = rng.choice(ws.seeds)
-                    data = mutate(seed_path.read_text(), rng)
-                    path = ws.write(seed_path, data)
-                    out = check_cli(path) if roll > 0.995 else check_file(path)
+                kind = rng.choices(KINDS, weights=[KIND_WEIGHTS[k] if k in only else 0 for k in KINDS])[0]
+                data, out = one_input(kind, rng, ws, sum(tried.values()))
                 tried[out.kind] += 1
                 compiled[out.kind] += out.ok
                 codes.update(out.codes)
                 if out.seconds > slowest[0]:
-                    slowest = (out.seconds, f"{out.kind} {len(data):,} bytes, {','.join(out.codes) or 'ok'}")
+                    size = "a folder" if isinstance(data, Path) else f"{len(data):,} bytes"
+                    slowest = (out.seconds, f"{out.kind} {size}, {','.join(out.codes) or 'ok'}")
                 if out.problem is not None:
                     findings.append((out.kind, out.problem, data))
                     log(f"FINDING ({out.kind}): {out.problem.splitlines()[0]}")
                     if save is not None:
                         save.mkdir(parents=True, exist_ok=True)
                         n = len(findings)
-                        (save / f"finding{n:03d}.arch").write_bytes(data)
+                        if isinstance(data, Path):  # an include graph: the folder, links kept
+                            shutil.copytree(data, save / f"finding{n:03d}", symlinks=True)
+                        else:
+                            (save / f"finding{n:03d}.arch").write_bytes(data)
                         (save / f"finding{n:03d}.txt").write_text(f"{out.kind}\n{out.problem}\n")
+                if isinstance(data, Path):
+                    shutil.rmtree(data, ignore_errors=True)
                 if time.monotonic() > next_report:
                     next_report += 60
                     log(f"... {sum(tried.values()):,} inputs, {len(findings)} findings")
@@ -538,11 +1006,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--minutes", type=float, default=None, help="stop earlier when this time is up")
     ap.add_argument("--seed", type=int, default=None, help="random seed (default: from the clock)")
     ap.add_argument("--save", type=Path, default=None, help="write each finding's input and problem here")
+    ap.add_argument("--only", action="append", choices=KINDS, default=None, metavar="KIND",
+                    help="draw only inputs of this kind (repeatable): " + ", ".join(KINDS))
     args = ap.parse_args(argv)
     seed = args.seed if args.seed is not None else int(time.time())
     limit = f", at most {args.minutes:g} minutes" if args.minutes is not None else ""
     print(f"fuzzing archdsl with {args.examples:,} inputs{limit}, seed {seed}")
-    summary = run(args.examples, seed, args.save, args.minutes)
+    summary = run(args.examples, seed, args.save, args.minutes, only=tuple(args.only or KINDS))
     return 1 if summary["findings"] else 0
 
 

@@ -7,6 +7,9 @@ use the generators and checks of tests/fuzzing.py, a helper module beside the te
   its file, and the CLI exits 1 without a traceback.
 * Generated valid networks: the analytic parameter count and output shape equal the built
   torch module's, and the report is the same text twice.
+* Include graphs (cycles, diamonds, repeated includes, escapes, links), files of many
+  networks and random arithmetic: only ArchError, within the time bound, nothing read
+  outside the spec's folder, no refused file's content in any output.
 
 Hypothesis draws the random choices (derandomized: CI sees the same inputs every run, and
 a failure shrinks to a small one).
@@ -15,6 +18,7 @@ a failure shrinks to a small one).
 from __future__ import annotations
 
 import random
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -123,3 +127,58 @@ def test_generated_networks_equal_their_torch_modules(rnd):
     text = fuzz.SpecGen(rnd).network()
     out = fuzz.check_valid(text)
     assert out.problem is None, f"{text}\n{out.problem}"
+
+
+# ---------------------------------------------------------------- include graphs
+
+
+def test_the_read_watch_sees_a_read_outside_the_tree(tmp_path):
+    # the include graphs' check is not vacuous: a read beside the tree is seen, links resolved
+    (tmp_path / "tree").mkdir()
+    fuzz.plant_secrets(tmp_path / "outside")
+    (tmp_path / "tree" / "link.arch").symlink_to(tmp_path / "outside" / "secret_valid.arch")
+    with fuzz.ReadWatch(tmp_path, tmp_path / "tree") as watch:
+        (tmp_path / "tree" / "link.arch").read_text()
+    (tmp_path / "outside" / "secret.txt").read_text()  # after the watch: not seen
+    assert watch.reads == [f"open {(tmp_path / 'outside' / 'secret_valid.arch').resolve()}"]
+
+
+def _graph(rnd, workspace, cli: bool = False) -> None:
+    with tempfile.TemporaryDirectory(prefix="graph-", dir=workspace.root) as base:
+        graph = fuzz.IncludeGraph(rnd, Path(base))
+        graph.build()
+        out = fuzz.check_include_graph(graph, timeout=60, cli=cli)
+        listing = sorted(str(p.relative_to(graph.tree)) for p in graph.tree.rglob("*"))
+        assert out.problem is None, f"{listing}\n{graph.main.read_text()}\n{out.problem}"
+
+
+@settings(FUZZ, max_examples=20)
+@given(rnd=st.randoms(use_true_random=False))
+def test_include_graphs_never_read_or_show_a_file_outside_their_folder(rnd, workspace):
+    _graph(rnd, workspace)
+
+
+@settings(FUZZ, max_examples=2)
+@given(rnd=st.randoms(use_true_random=False))
+def test_compile_and_check_of_include_graphs_exit_0_or_1_and_show_no_outside_file(rnd, workspace):
+    _graph(rnd, workspace, cli=True)
+
+
+# ---------------------------------------------------------------- many networks, arithmetic
+
+
+@settings(FUZZ, max_examples=6)
+@given(rnd=st.randoms(use_true_random=False))
+def test_files_of_many_networks_stay_within_their_budget(rnd, workspace):
+    data = fuzz.many_networks(rnd).encode()
+    path = workspace.write(workspace.seeds[0], data)
+    out = fuzz.check_many(path, cli=True)
+    assert out.problem is None, f"{data.decode()[:3000]}\n{out.problem}"
+
+
+@settings(FUZZ, max_examples=60)
+@given(rnd=st.randoms(use_true_random=False))
+def test_arithmetic_functions_and_powers_fail_cleanly_or_report_real_numbers(rnd, workspace):
+    text, overrides = fuzz.arithmetic_spec(rnd)
+    out = fuzz.check_arithmetic(text, overrides)
+    assert out.problem is None, f"{text}\n{overrides}\n{out.problem}"

@@ -109,6 +109,23 @@ def test_build_without_torch_says_how_to_install_it(tmp_path):
     assert_outcome(proc, 2, 'pip install "archdsl[torch]"')
 
 
+def test_check_of_a_folder_skips_link_loops_and_links_to_nothing(tmp_path):
+    # a loop made `archdsl check DIR` exit 3 (RuntimeError from Path.resolve)
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "ok.arch").write_text("network n { input 3x8x8; relu }\n")
+    (tree / "loop.arch").symlink_to("loop.arch")
+    (tree / "a.arch").symlink_to("b.arch")
+    (tree / "b.arch").symlink_to("a.arch")
+    (tree / "nothing.arch").symlink_to("missing.arch")
+    (tree / "folder.arch").mkdir()
+    (tree / "here.arch").symlink_to(".")
+    proc = archdsl_cli(["check", str(tree)], 20, 2)
+    assert_outcome(proc, 0, "1 of 1 networks ok")
+    for name in ("loop", "a", "b", "nothing", "folder", "here"):
+        assert f"note: skipped {tree / name}.arch: not a file" in proc.stderr
+
+
 def _long_network(path: Path, lines: list[str]) -> Path:
     path.write_text("network n {\ninput 8x8x8\n" + "".join(f"{line}\n" for line in lines) + "}\n")
     return path
@@ -140,6 +157,76 @@ def test_diff_of_long_networks_with_a_few_changes(tmp_path):
     proc = archdsl_cli(["diff", str(a), str(b)], 40, 2)
     # names go by kind and position: 3 relus more, 3 convs fewer (the last ones by name)
     assert_outcome(proc, 0, "layers: 3 added, 3 removed, 9997 unchanged")
+
+
+# ---------------------------------------------------------------- hints: only for what is printed
+
+
+def test_many_misspelt_calls_against_many_long_block_names(tmp_path):
+    """1,298 misspelt calls against 1,333 block names of 171 characters, two files under the
+    size limit: difflib for every failing call took 14 minutes and more; only the 10 printed
+    hints are worked out now (each some 0.5 s: long names that all look alike)."""
+    import random
+
+    rnd = random.Random(13)
+    names = ["b" + "".join(rnd.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(170)) for _ in range(1333)]
+    misspelt = [n[:-1] + ("q" if n[-1] != "q" else "r") for n in names[:1298]]
+    (tmp_path / "lib.arch").write_text("".join(f"block {n}() {{ relu }}\n" for n in names))
+    (tmp_path / "net.arch").write_text('include "lib.arch"\nnetwork n {\ninput 3x8x8\n'
+                                       + "".join(f"{m}()\n" for m in misspelt) + "}\n")
+    assert max(len((tmp_path / f).read_text()) for f in ("lib.arch", "net.arch")) < 256_000
+    start = time.perf_counter()
+    with pytest.raises(ArchError) as info:
+        archdsl.compile(tmp_path / "net.arch")
+    text = info.value.render()
+    assert time.perf_counter() - start < 60
+    assert len(info.value.diagnostics) == 1298 and text.endswith("... and 1288 more errors")
+    for name in names[:10]:
+        assert f"hint: did you mean '{name}'?" in text
+
+
+def test_one_misspelt_name_in_a_block_called_ten_thousand_times(tmp_path):
+    """15,000 file-level lets and one misspelt name in a block called 10,000 times: the
+    names in scope were listed (and difflib run against them) at every call, 10 s to 4
+    minutes; now they are listed once, for the one diagnostic printed."""
+    path = tmp_path / "lets.arch"
+    path.write_text("".join(f"let v{i}={i}\n" for i in range(15_000))
+                    + "block b() { conv 1x1 -> v1x }\nnetwork n {\ninput 3x8x8\nrepeat 10000 { b() }\n}\n")
+    start = time.perf_counter()
+    with pytest.raises(ArchError) as info:
+        archdsl.compile(path)
+    text = info.value.render()
+    assert time.perf_counter() - start < 30
+    assert [d.code for d in info.value.diagnostics] == ["E205"]  # one error however often the block is called
+    assert "undefined name 'v1x'" in text and "hint: did you mean 'v1' or 'v91' or 'v81'?" in text
+
+
+def test_a_hint_is_worked_out_only_for_a_printed_diagnostic(monkeypatch):
+    import difflib
+
+    calls = []
+    real = difflib.get_close_matches
+    monkeypatch.setattr(difflib, "get_close_matches", lambda *a, **kw: calls.append(a[0]) or real(*a, **kw))
+    src = "network n { input 3x8x8\n" + "".join(f"covn{i} 3x3 -> 8\n" for i in range(15)) + "}"
+    with pytest.raises(ArchError) as info:
+        archdsl.compile(src)
+    assert len(info.value.diagnostics) == 15 and calls == []  # raised, not shown: no hint yet
+    text = info.value.render()
+    assert calls == [f"covn{i}" for i in range(10)] and text.endswith("... and 5 more errors")
+    assert "hint: did you mean 'conv' or 'convt'?" in text
+    info.value.render()
+    assert len(calls) == 10  # worked out once
+    assert info.value.diagnostics[14].hint == "did you mean 'conv'?" and len(calls) == 11  # read: worked out
+
+
+def test_a_hint_names_only_what_was_in_scope_at_the_mistake():
+    # the names are listed when the hint is shown, but as they were: `width` comes later
+    with pytest.raises(ArchError) as info:
+        archdsl.compile("network n { input 3x8x8; let widht = 4; conv 1x1 -> with; let with2 = 4 }")
+    assert info.value.first.hint == "did you mean 'widht'?"
+    with pytest.raises(ArchError) as info:
+        archdsl.compile("network n { input 3x8x8; conv 1x1 -> widht; let width = 4 }")
+    assert info.value.first.hint is None
 
 
 # ---------------------------------------------------------------- the diff's order

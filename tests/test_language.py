@@ -414,6 +414,37 @@ network t {
     assert isinstance(plain(torch.randn(1, 3, 32, 32)), torch.Tensor)
 
 
+def test_aux_heads_in_a_block_called_twice_are_scoped_in_the_built_model_too():
+    """An aux head's output is named by its path, as every other name: one head per call,
+    in a block called twice, in a repeat and under a label, none overwriting another."""
+    torch = pytest.importorskip("torch")
+    src = """
+block b() { conv 1x1 -> 3; aux head { gap; fc 2 noact } }
+block c() { repeat 2 { b() } }
+network t {
+  input 3x8x8
+  c()
+  c()
+  s: repeat 2 { aux side { gap; fc 2 noact } }
+  gap; fc 4 noact
+}
+"""
+    net = archdsl.compile(src)
+    names = ["c1.b1.head", "c1.b2.head", "c2.b1.head", "c2.b2.head", "s.side_1", "s.side_2"]
+    assert list(net.aux_outputs) == names
+    model = archdsl.build(net)
+    with torch.no_grad():
+        _, heads = model.train()(torch.randn(2, 3, 8, 8))
+    assert list(heads) == names and all(h.shape == (2, 2) for h in heads.values())
+    # each is its own head's output
+    with torch.no_grad():
+        x = torch.randn(2, 3, 8, 8)
+        _, heads = model.train()(x)
+        first = model.body.c1.b1
+        torch.testing.assert_close(heads["c1.b1.head"], first.head(first.conv1(x)))
+
+
+
 def test_expect_forms():
     src = """
 network t(classes=10) {

@@ -16,6 +16,7 @@ and its own parametrized test. For each kind:
 from __future__ import annotations
 
 import itertools
+from fractions import Fraction
 from typing import Callable
 
 import pytest
@@ -24,9 +25,11 @@ torch = pytest.importorskip("torch")
 import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+
 import archdsl  # noqa: E402
 from archdsl.layers import kinds  # noqa: E402
-from archdsl.lower_torch import count_parameters, lower  # noqa: E402
+from archdsl.lower_torch import count_parameters, load_weights, lower  # noqa: E402
 from archdsl.network import nodes_under  # noqa: E402
 
 # ---------------------------------------------------------------- helpers
@@ -81,6 +84,35 @@ def same_output(src: str, reference: Callable, atol: float = 1e-5, batch: int = 
         y = model.eval()(x)
         expected = reference(x, model)
     torch.testing.assert_close(y, expected, atol=atol, rtol=1e-5)
+    return net, model
+
+
+def torch_macs(module, x) -> int:
+    """What torch.utils.flop_counter counts for one forward pass, halved: the MACs."""
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        module(x)
+    return counter.get_total_flops() // 2
+
+
+def mirrors(src: str, reference, atol: float = 1e-5, batch: int = 2, **compile_kw):
+    """The built network is the torch (or torchvision) module `reference`: with the
+    reference's weights (randomised first, so that no weight is left at its initial 1 or 0)
+    and batch-norm statistics paired by archdsl.load_weights, equal eval-mode outputs, the same parameter count, and
+    MACs equal to FlopCounterMode's total / 2 at batch 1."""
+    net, model = built(src, **compile_kw)
+    g = torch.Generator().manual_seed(2)
+    with torch.no_grad():
+        for t in reference.parameters():
+            t.copy_(torch.randn(t.shape, generator=g))
+        for name, t in reference.named_buffers():  # batch-norm statistics, the variance positive
+            if name.endswith(("running_mean", "running_var")):
+                t.copy_(torch.rand(t.shape, generator=g) + 0.5 if name.endswith("var") else torch.randn(t.shape, generator=g))
+    load_weights(model, reference)
+    x = torch.randn(batch, *net.input_shape.dims, generator=g)
+    with torch.no_grad():
+        torch.testing.assert_close(model.eval()(x), reference.eval()(x), atol=atol, rtol=1e-5)
+    assert net.params == count_parameters(reference)
+    assert net.macs == torch_macs(reference, x[:1])
     return net, model
 
 
@@ -149,6 +181,56 @@ def conv_cases(kind):
     assert net.params == 4 * 3 * 9 + 2 * 4
 
 
+def measured_field(src: str) -> int:
+    """The widest run of input rows any output row depends on (a gradient's support), for a
+    network whose input is 1xHxW: what the analytic receptive field's size must equal."""
+    net, model = built(src)
+    model.eval()
+    widest = 0
+    for o in range(net.output_shape.dims[1]):
+        x = torch.randn(1, *net.input_shape.dims, requires_grad=True)
+        model(x)[:, :, o].sum().backward()
+        rows = x.grad[0].abs().sum((0, 2)).nonzero().flatten()
+        if len(rows):
+            widest = max(widest, int(rows[-1] - rows[0]) + 1)
+    return widest
+
+
+@case("convt")
+def convt_cases(kind):
+    # nn.ConvTranspose2d: (n - 1) s - 2 p + d (k - 1) + output_padding + 1, weight (in, out/g, kh, kw)
+    net, _ = mirrors(net_src("4x5x6", "  convt 3x3/2 p1 outpad=1 g2 -> 6"),
+                     nn.ConvTranspose2d(4, 6, 3, 2, 1, output_padding=1, groups=2))
+    assert net.output_shape.dims == (6, 10, 12) and net.params == 4 * 3 * 9 + 6
+    # FCN's and U-Net's upsampling layers, rectangular and dilated ones, without a bias
+    for body, ref in (("convt 4x4/2 p1 -> 3", nn.ConvTranspose2d(4, 3, 4, 2, 1)),
+                      ("convt 2x2/2 -> 3", nn.ConvTranspose2d(4, 3, 2, 2)),
+                      ("deconv 3x5/1x2 pad=1,2 outpad=0,1 -> 3 nobias",
+                       nn.ConvTranspose2d(4, 3, (3, 5), (1, 2), (1, 2), output_padding=(0, 1), bias=False)),
+                      ("conv_transpose 3x3/2 dilation=2 outpad=1 -> 2", nn.ConvTranspose2d(4, 2, 3, 2, dilation=2,
+                                                                                           output_padding=1))):
+        net, _ = mirrors(net_src("4x5x6", f"  {body}"), ref)
+        assert net.output_shape.dims == tuple(ref(torch.zeros(1, 4, 5, 6)).shape[1:])
+    # the scoped norm and activation attach as to conv
+    net, model = built(net_src("4x5x5", "  norm bn\n  act relu\n  convt 2x2/2 -> 8"))
+    assert [n for n, _ in model.body.convt1.named_children()] == ["convt", "bn", "relu"]
+    assert model.body.convt1.convt.bias is None
+    # receptive field: the widest run of inputs one output reads, measured by gradients;
+    # the jump divides by the stride and stays an exact fraction
+    for body in ("convt 4x4/2 p1 -> 1", "convt 3x3/2 p1 -> 1", "convt 2x2/2 -> 1", "convt 3x3/3 -> 1",
+                 "convt 3x3 -> 1", "convt 5x5/2 dilation=2 -> 1", "convt 3x3/2 dilation=3 -> 1"):
+        src = net_src("1x9x9", f"  {body}")
+        assert archdsl.compile(src).node("convt1").rf.size[0] == measured_field(src), body
+    net = archdsl.compile(net_src("1x9x9", "  convt 4x4/2 p1 -> 1\n  convt 2x2/2 -> 1\n  conv 3x3/4 -> 1"))
+    assert [n.rf.jump[0] for n in net.nodes()] == [1, Fraction(1, 2), Fraction(1, 4), 1]
+    assert [n.rf.size[0] for n in net.nodes()] == [1, 2, 2, Fraction(5, 2)]
+    for body, code in (("convt 3x3/2 outpad=2 -> 1", "E303"), ("convt 3x3 pad=3 -> 1", "E401"),
+                       ("convt 3x3 g2 -> 4", "E405")):
+        with pytest.raises(archdsl.ArchError) as info:
+            archdsl.compile(net_src("3x2x2", f"  {body}"))
+        assert info.value.code == code, body
+
+
 @case("mlpconv")
 def mlpconv_cases(kind):
     # Lin et al. 2014: each 1x1 layer of the micro network is followed by the activation
@@ -190,6 +272,42 @@ def avgpool_cases(kind):
     assert corner == pytest.approx(1.0) and included == pytest.approx(4 / 9)
     # by default padding counts, as in nn.AvgPool2d and Caffe
     same_output(net_src("2x7x7", "  avgpool 3/2 p1 ceil"), lambda x, m: F.avg_pool2d(x, 3, 2, 1, ceil_mode=True))
+
+
+@case("upsample")
+def upsample_cases(kind):
+    # nn.Upsample by a factor or to a size, nearest or bilinear; no parameters, and no
+    # MACs: FlopCounterMode counts none for it
+    for body, ref in (("upsample 2", nn.Upsample(scale_factor=2.0)),
+                      ("upsample 3x2 nearest", nn.Upsample(scale_factor=(3.0, 2.0))),
+                      ("upsample 2 bilinear", nn.Upsample(scale_factor=2.0, mode="bilinear")),
+                      ("upsample size=7,9 bilinear align_corners", nn.Upsample((7, 9), mode="bilinear",
+                                                                                align_corners=True)),
+                      ("upsample size=3,4", nn.Upsample((3, 4)))):
+        net, _ = mirrors(net_src("2x5x6", f"  {body}"), ref)
+        assert net.output_shape.dims == tuple(ref(torch.zeros(1, 2, 5, 6)).shape[1:]) and net.macs == 0
+    # receptive field: nearest copies one pixel, bilinear blends two (measured by gradients);
+    # the jump is multiplied by n/m, an exact fraction
+    for body, size in (("upsample 2", 1), ("upsample 3", 1), ("upsample 2 bilinear", 2), ("upsample 3 bilinear", 2),
+                       ("upsample size=13,13 bilinear align_corners", 2)):
+        src = net_src("1x5x5", f"  {body}")
+        net = archdsl.compile(src)
+        assert net.node("upsample1").rf.size == (size, size) == (measured_field(src),) * 2, body
+    net = archdsl.compile(net_src("1x5x5", "  upsample 2\n  upsample size=15,15 bilinear\n  conv 3x3/3 -> 1"))
+    assert [n.rf.jump[0] for n in net.nodes()] == [1, Fraction(1, 2), Fraction(1, 3), 1]
+    assert [n.rf.size[0] for n in net.nodes()] == [1, 1, Fraction(3, 2), Fraction(13, 6)]
+    # output 0's centre on the input's grid: 0.5 n/m - 0.5 pixels from input 0's
+    assert net.node("upsample1").rf.start == (0.25, 0.25)
+    # the report prints a fraction of a pixel as a decimal (and JSON holds a number)
+    report = archdsl.compile(net_src("1x5x5", "  upsample 2\n  upsample 2 bilinear")).report()
+    assert report.rows[-1].rf == (1.5, 1.5) and report.rows[-1].jump == (0.25, 0.25)
+    assert '"receptive_field": {"size": [1.5, 1.5], "jump": [0.25, 0.25]}' in report.to_json(indent=None)
+    assert "receptive field: 1.5x1.5 (jump 0.25)" in report.to_table()
+    for body, code in (("upsample", "E208"), ("upsample 2 size=4,4", "E207"), ("upsample 2 align_corners", "E207"),
+                       ("upsample 2/2", "E207"), ("upsample 2 nearest bilinear", "E207")):
+        with pytest.raises(archdsl.ArchError) as info:
+            archdsl.compile(net_src("3x2x2", f"  {body}"))
+        assert info.value.code == code, body
 
 
 def test_window_sizes_agree_with_torch_in_floor_and_ceil_mode():
@@ -286,12 +404,75 @@ def lrn_cases(kind):
     same_output(net_src("7x3x3", "  lrn 3"), lambda x, m: F.local_response_norm(x, 3, 1e-4, 0.75, 1.0))
 
 
+@case("layernorm")
+def layernorm_cases(kind):
+    # torchvision's ConvNeXt LayerNorm2d: normalise the C values at each position
+    convnext = pytest.importorskip("torchvision.models.convnext")
+    net, model = mirrors(net_src("6x5x7", "  layernorm eps=1e-6"), convnext.LayerNorm2d(6, eps=1e-6))
+    assert net.params == 12 and model.body.layernorm1.eps == 1e-6
+    # ... and pairs with the nn.LayerNorm that ConvNeXt's CNBlock applies between permutes
+    misc = pytest.importorskip("torchvision.ops.misc")
+    mirrors(net_src("6x5x7", "  layernorm eps=1e-6"),
+            nn.Sequential(misc.Permute([0, 2, 3, 1]), nn.LayerNorm(6, eps=1e-6), misc.Permute([0, 3, 1, 2])))
+    assert net.node("layernorm1").rf.size == (1, 1)
+    # on flat features, nn.LayerNorm; `ln` is the alias, eps defaults to nn.LayerNorm's 1e-5
+    net, model = mirrors(net_src("6x2x2", "  flatten\n  ln"), nn.Sequential(nn.Flatten(), nn.LayerNorm(24)))
+    assert type(model.body.layernorm1) is nn.LayerNorm and model.body.layernorm1.eps == 1e-5
+    # as the scoped norm it keeps the conv's bias: it normalises across channels, so a
+    # per-channel bias is not cancelled (ConvNeXt's depthwise conv has one)
+    net, model = built(net_src("4x6x6", "  norm layernorm eps=1e-6\n  conv 3x3 p1 -> 4\n  conv 1x1 -> 4\n  layernorm"))
+    assert [n for n, _ in model.body.conv1.named_children()] == ["conv", "layernorm"]
+    assert model.body.conv1.conv.bias is not None and model.body.conv2.conv.bias is not None
+
+
+def convnext_block(dim: int, sd: float = 0.0) -> str:
+    """ConvNeXt's block (Liu et al. 2022, Fig. 4; torchvision's CNBlock): a depthwise 7x7,
+    LayerNorm over channels, an inverted bottleneck with GELU, layer scale, stochastic depth."""
+    return (f"block cnblock(dim) {{\n  residual {{\n    conv 7x7 p3 groups=dim -> dim\n    layernorm eps=1e-6\n"
+            f"    conv 1x1 -> 4 * dim gelu\n    conv 1x1 -> dim\n    layerscale 1e-6\n    droppath p={sd}\n  }}\n}}\n"
+            f"network t {{\n  input {dim}x7x7\n  cnblock({dim})\n}}\n")
+
+
+def copy_cnblock(model, ref) -> None:
+    """CNBlock owns `layer_scale` itself (load_weights pairs leaf modules) and its 1x1
+    convolutions are nn.Linear on channels-last tensors: copy by position, reshaped."""
+    ours = model.state_dict()
+    theirs = ref.state_dict()
+    order = [k for k in theirs if k != "layer_scale"] + ["layer_scale"]
+    with torch.no_grad():
+        for ok, tk in zip(ours, order, strict=True):
+            ours[ok].copy_(theirs[tk].reshape(ours[ok].shape))
+
+
+@case("layerscale")
+def layerscale_cases(kind):
+    net, model = built(net_src("6x3x3", "  layerscale"))
+    scale = model.body.layerscale1.layer_scale
+    assert scale.shape == (6, 1, 1) and torch.all(scale == torch.ones(6, 1, 1) * 1e-6) and net.params == 6
+    same_output(net_src("6x3x3", "  layerscale 0.5"), lambda x, m: 0.5 * x)
+    net, model = built(net_src("6x3x3", "  flatten\n  layer_scale 2"))
+    assert model.body.layerscale1.layer_scale.shape == (54,)
+    # ConvNeXt's CNBlock, eval mode: equal outputs, parameters and MACs on the same weights
+    convnext = pytest.importorskip("torchvision.models.convnext")
+    torch.manual_seed(3)
+    ref = convnext.CNBlock(8, layer_scale=1e-6, stochastic_depth_prob=0.1).eval()
+    with torch.no_grad():
+        ref.layer_scale.normal_()
+    net, model = built(convnext_block(8, 0.1))
+    copy_cnblock(model, ref)
+    x = torch.randn(2, 8, 7, 7)
+    with torch.no_grad():
+        torch.testing.assert_close(model.eval()(x), ref(x), atol=1e-5, rtol=1e-5)
+    assert net.params == count_parameters(ref) and net.macs == torch_macs(ref, x[:1])
+    assert "body.cnblock1.residual1.branch1.layerscale1.layer_scale" in model.state_dict()
+
+
 # ---------------------------------------------------------------- activations
 
 
 _ACTS = {
     "relu": F.relu, "relu6": F.relu6, "tanh": torch.tanh, "sigmoid": torch.sigmoid, "elu": F.elu,
-    "gelu": F.gelu, "silu": F.silu, "hardswish": F.hardswish,
+    "gelu": F.gelu, "silu": F.silu, "hardswish": F.hardswish, "hardsigmoid": F.hardsigmoid,
 }
 
 
@@ -347,6 +528,47 @@ def dropout_cases(kind):
     assert model.body.dropout1.p == pytest.approx(0.5)
 
 
+@case("droppath")
+def droppath_cases(kind):
+    ops = pytest.importorskip("torchvision.ops")
+    for p, mode in ((0.3, "row"), (0.3, "batch"), (0.0, "row"), (1.0, "row")):
+        net, model = built(net_src("3x4x4", f"  droppath {p} {mode}"))
+        assert net.params == 0 and net.macs == 0 and net.node("droppath1").rf.size == (1, 1)
+        ref = ops.StochasticDepth(p, mode)
+        x = torch.randn(64, 3, 4, 4)
+        # training mode: the same random draws give the same output as torchvision's
+        for train in (True, False):
+            torch.manual_seed(5)
+            y = model.train(train)(x)
+            torch.manual_seed(5)
+            torch.testing.assert_close(y, ref.train(train)(x))
+        if p == 0.3:
+            torch.manual_seed(5)
+            y = model.train()(x)
+            kept = (y.flatten(1) != 0).any(1)
+            if mode == "row":  # per sample: some samples dropped, the others scaled by 1/(1-p)
+                assert 0 < kept.sum() < 64
+            else:  # one draw for the whole batch
+                assert kept.all() or not kept.any()
+            torch.testing.assert_close(y[kept], x[kept] / 0.7)
+    # keyword form with an expression: EfficientNet's linearly growing rate (Tan & Le 2019)
+    net = archdsl.compile(net_src("3x4x4", "  let i = 3\n  stochastic_depth p=0.2 * i / 16 batch"))
+    params = net.node("droppath1").op.params
+    assert (params.p, params.mode) == (pytest.approx(0.0375), "batch")
+    with pytest.raises(archdsl.ArchError, match="probability must lie in"):
+        archdsl.compile(net_src("3x4x4", "  droppath 1.5"))
+    # in a residual branch: x + stochastic_depth(f(x)); eval mode is x + f(x)
+    src = net_src("3x4x4", "  residual { conv 3x3 p1 -> 3; droppath 0.5 }")
+    net, model = same_output(src, lambda x, m: x + m.body.residual1.branch1.conv1(x))
+    x = torch.randn(16, 3, 4, 4)
+    torch.manual_seed(7)
+    with torch.no_grad():
+        y = model.train()(x)
+        f = model.body.residual1.branch1.conv1(x)
+    torch.manual_seed(7)
+    torch.testing.assert_close(y, x + ops.stochastic_depth(f, 0.5, "row", True))
+
+
 @case("flatten")
 def flatten_cases(kind):
     net, _ = same_output(net_src("3x4x5", "  flatten"), lambda x, m: x.flatten(1))
@@ -364,6 +586,70 @@ def select_cases(kind):
     same_output(net_src("6x3x3", "  select 1,2,3"), lambda x, m: x[:, 1:4])
     net, _ = same_output(net_src("6x3x3", "  select 5"), lambda x, m: x[:, 5:6])
     assert net.output_shape.dims == (1, 3, 3)
+
+
+@case("split")
+def split_cases(kind):
+    # one number: that many equal parts, as torch.chunk; a list: the sizes, as torch.split
+    same_output(net_src("6x3x3", "  split 2"), lambda x, m: x.chunk(2, 1)[0])
+    net, model = same_output(net_src("6x3x3", "  split 3 part=3"), lambda x, m: x.chunk(3, 1)[2])
+    assert net.output_shape.dims == (2, 3, 3) and not list(model.state_dict())  # no buffer to pair
+    same_output(net_src("6x3x3", "  split 1,2,3 part=2"), lambda x, m: torch.split(x, [1, 2, 3], 1)[1])
+    same_output(net_src("6x3x3", "  flatten\n  split 2 part=2"), lambda x, m: x.flatten(1).chunk(2, 1)[1])
+    for body, code in (("split 4", "E405"), ("split 1,2 part=2", "E409"), ("split 2 part=3", "E303")):
+        with pytest.raises(archdsl.ArchError) as info:
+            archdsl.compile(net_src("6x3x3", f"  {body}"))
+        assert info.value.code == code, body
+
+
+@case("shuffle")
+def shuffle_cases(kind):
+    shufflenetv2 = pytest.importorskip("torchvision.models.shufflenetv2")
+    for c, g in ((8, 2), (12, 3), (5, 1)):
+        net, _ = same_output(net_src(f"{c}x3x4", f"  shuffle {g}"), lambda x, m: shufflenetv2.channel_shuffle(x, g))
+        assert net.params == 0 and net.macs == 0
+    _, model = same_output(net_src("6x2x2", "  channel_shuffle 2"), lambda x, m: x[:, [0, 3, 1, 4, 2, 5]])
+    assert isinstance(model.body.shuffle1, nn.ChannelShuffle)
+    with pytest.raises(archdsl.ArchError, match="3 groups do not divide the 8 input channels"):
+        archdsl.compile(net_src("8x3x3", "  shuffle 3"))
+
+
+#: ShuffleNet V2's units as the paper draws them (Ma et al. 2018, Fig. 3(c) and (d))
+SHUFFLE_UNITS = """
+block shuffle_unit(c) {        # stride 1: channel split, one branch the identity
+  norm bn
+  act relu
+  concat {
+    split 2 part=1
+  | split 2 part=2
+    conv 1x1 -> c // 2
+    conv 3x3 p1 groups=c // 2 -> c // 2 noact
+    conv 1x1 -> c // 2
+  }
+  shuffle 2
+}
+block shuffle_down(c) {        # stride 2: no split, both branches downsample
+  norm bn
+  act relu
+  concat {
+    conv 3x3/2 p1 groups=in.c -> in.c noact
+    conv 1x1 -> c // 2
+  | conv 1x1 -> c // 2
+    conv 3x3/2 p1 groups=c // 2 -> c // 2 noact
+    conv 1x1 -> c // 2
+  }
+  shuffle 2
+}
+"""
+
+
+def test_shufflenet_v2_units_equal_torchvisions():
+    shufflenetv2 = pytest.importorskip("torchvision.models.shufflenetv2")
+    unit = SHUFFLE_UNITS + "network t {\n  input 16x8x8\n  shuffle_unit(16)\n}\n"
+    mirrors(unit, shufflenetv2.InvertedResidual(16, 16, 1))
+    down = SHUFFLE_UNITS + "network t {\n  input 12x8x8\n  shuffle_down(24)\n}\n"
+    net, _ = mirrors(down, shufflenetv2.InvertedResidual(12, 24, 2))
+    assert net.output_shape.dims == (24, 4, 4)
 
 
 @case("decimate")
@@ -474,6 +760,12 @@ def mul_cases(kind):
     assert net.output_shape.dims == (8, 6, 6) and net.macs == 8 * 2 + 2 * 8
     # same-shape branches multiply element-wise
     same_output(net_src("3x4x4", "  mul { identity | sigmoid }"), lambda x, m: x * torch.sigmoid(x))
+    # torchvision's SqueezeExcitation (torchvision.ops.misc): fc1, relu, fc2, then the scale
+    # activation, sigmoid (EfficientNet, RegNetY) or hardsigmoid (MobileNetV3)
+    misc = pytest.importorskip("torchvision.ops.misc")
+    for gate, scale_act in (("sigmoid", nn.Sigmoid), ("hardsigmoid", nn.Hardsigmoid)):
+        src = net_src("8x6x6", f"  se: mul {{ identity | gap; conv 1x1 -> 2 relu; conv 1x1 -> 8 {gate} }}")
+        net, model = mirrors(src, misc.SqueezeExcitation(8, 2, scale_activation=scale_act))
     with pytest.raises(archdsl.ArchError, match="mul: the branches' shapes differ"):
         archdsl.compile(net_src("8x6x6", "  mul { identity | gap; conv 1x1 -> 4 }"))
 

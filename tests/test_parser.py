@@ -17,10 +17,12 @@ from pathlib import Path
 
 import pytest
 from lark import Lark, Token, Tree
+from lark.exceptions import UnexpectedInput
 
 from archdsl import ArchError
 from archdsl import syntax as P
 from archdsl import parser
+from archdsl.lexer import RootFirstLexer
 
 import fuzzing as fuzz
 
@@ -97,6 +99,38 @@ def test_programs_equal_the_reference_on_mutants(reference):
             compared += 1
             assert ours == _reference_parse(reference, source, "m.arch"), source
     assert compared > 50
+
+
+def _leaves_or_error(lark: Lark, source: str):
+    """Every token of the parse with its position, or what the failure says (its class, where,
+    the token, what was expected)."""
+    try:
+        tree = lark.parse(source)
+    except UnexpectedInput as err:
+        token = getattr(err, "token", None)
+        return (type(err).__name__, err.pos_in_stream, err.line, err.column, getattr(err, "char", None),
+                token and (token.type, str(token)), sorted(getattr(err, "expected", None) or getattr(err, "allowed", ())))
+    return [(t.type, str(t), t.line, t.column, t.end_line, t.end_column, t.start_pos, t.end_pos)
+            for t in tree.scan_values(lambda v: isinstance(v, Token))]
+
+
+def test_the_lexer_gives_the_tokens_and_errors_of_larks_contextual_lexer():
+    """archdsl.lexer tries one scanner of all terminals first: on every text, and on mutants
+    valid or not, the tokens (and any error) equal those of Lark's own contextual lexer."""
+    grammar = resources.files("archdsl").joinpath("grammar.lark").read_text()
+    stock = Lark(grammar, **parser._LARK_OPTIONS)
+    ours = parser._lark()
+    assert isinstance(ours.parser.lexer, RootFirstLexer)
+    assert not isinstance(stock.parser.lexer, RootFirstLexer)
+    rng = random.Random(11)
+    seeds = [t for _, t in _texts()]
+    sources = seeds + [fuzz.mutate(rng.choice(seeds), rng).decode("utf-8", "replace") for _ in range(600)]
+    failed = 0
+    for source in sources:
+        expected = _leaves_or_error(stock, source)
+        assert _leaves_or_error(ours, source) == expected, source
+        failed += isinstance(expected, tuple)
+    assert 100 < failed < len(sources) - 100  # both outcomes compared, many times
 
 
 def test_unary_plus():

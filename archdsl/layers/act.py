@@ -32,7 +32,8 @@ Sigmoid = _simple("sigmoid", "Sigmoid", "logistic sigmoid")
 Elu = _simple("elu", "ELU", "exponential linear unit")
 Gelu = _simple("gelu", "GELU", "Gaussian error linear unit")
 Silu = _simple("silu", "SiLU", "sigmoid-weighted linear unit (swish)", ("swish",))
-Hardswish = _simple("hardswish", "Hardswish", "hard swish")
+Hardswish = _simple("hardswish", "Hardswish", "hard swish, x * relu6(x + 3) / 6 (Howard et al. 2019, MobileNetV3)")
+Hardsigmoid = _simple("hardsigmoid", "Hardsigmoid", "hard sigmoid, relu6(x + 3) / 6 (MobileNetV3's squeeze-excitation gate)")
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ import math
 from dataclasses import dataclass, fields
 from typing import Any, Callable, ClassVar, Iterable, NamedTuple, Sequence
 
-from ..diagnostics import ArchError, Diagnostic, did_you_mean
+from ..diagnostics import ArchError, Diagnostic, Suggestion
 from ..syntax import Expr, KwArg, ListArg, Span, Window
 
 
@@ -85,6 +85,10 @@ class RF:
     The recurrence is the standard one (Araujo et al., "Computing Receptive Fields of
     Convolutional Neural Networks", Distill 2019): r_out = r_in + (k - 1) * j_in,
     j_out = j_in * s, start_out = start_in + ((k - 1) / 2 - p) * j_in.
+
+    An upsampling layer (convt, upsample) has a stride below one, given as an exact
+    fractions.Fraction (1/s, n/m), and fractional paddings: the jump, and the sizes of the
+    layers after it, are then exact fractions of an input pixel.
     """
 
     k: tuple[int, int] = (1, 1)
@@ -309,15 +313,16 @@ class Args:
             word = a.bare_word() if isinstance(a, Window) else None
             if word is not None:
                 raise self.fail("E202", f"{self.kind} has no option '{word}'", a.span,
-                                found=word, hint=did_you_mean(word, self._known_flags | self._known_kw)
-                                or (f"{self.kind} options: " + ", ".join(sorted(self._known_flags | self._known_kw))
+                                found=word, hint=Suggestion(
+                                    word, self._known_flags | self._known_kw,
+                                    f"{self.kind} options: " + ", ".join(sorted(self._known_flags | self._known_kw))
                                     if self._known_flags or self._known_kw else f"{self.kind} takes no options"))
             raise self.fail("E206", f"{self.kind}: too many arguments", a.span, found="an extra argument")
         for key, a in self._kw.items():
             raise self.fail("E202", f"{self.kind} has no parameter '{key}'", a.span, found=key,
-                            hint=did_you_mean(key, self._known_kw | self._known_flags)
-                            or (f"{self.kind} parameters: " + ", ".join(sorted(self._known_kw))
-                                if self._known_kw else f"{self.kind} takes no parameters"))
+                            hint=Suggestion(key, self._known_kw | self._known_flags,
+                                            f"{self.kind} parameters: " + ", ".join(sorted(self._known_kw))
+                                            if self._known_kw else f"{self.kind} takes no parameters"))
 
 
 def _is_expr(a) -> bool:

@@ -1,4 +1,5 @@
-"""Layers that reshape, select or regularise: dropout, flatten, identity, select."""
+"""Layers that reshape, select or regularise: dropout, droppath, flatten, identity, select,
+split, shuffle."""
 
 from __future__ import annotations
 
@@ -35,6 +36,52 @@ class Dropout(Kind):
 
     def lower(self, p, x, y, lib):
         return lib.nn.Dropout(p.p)
+
+
+@dataclass(frozen=True)
+class DropPathParams(Params):
+    p: float
+    #: "row": one draw per sample; "batch": one draw for the whole batch
+    mode: str = "row"
+
+
+@register
+class DropPath(Kind):
+    """Stochastic depth (Huang et al. 2016), as torchvision.ops.StochasticDepth applies it:
+    in training, each sample's ("row") or the whole batch's ("batch") input is zeroed with
+    probability p and otherwise scaled by 1 / (1 - p); in eval mode it is the identity.
+    Written last in a residual branch, `residual { ...; droppath 0.1 }` is torchvision's
+    `input + stochastic_depth(block(input))` (EfficientNet's MBConv, ConvNeXt's CNBlock)."""
+
+    name = "droppath"
+    aliases = ("stochastic_depth",)
+    category = "other"
+    summary = "stochastic depth: drop the whole input per sample (`row`, default) or per batch (`batch`)"
+    example = "droppath 0.2 row"
+    accepts_flat = True
+    Params = DropPathParams
+
+    def bind(self, a: Args) -> DropPathParams:
+        row, batch = a.flag("row"), a.flag("batch")
+        if row and batch:
+            raise a.fail("E207", "droppath: give one mode, row or batch", a.span)
+        span = a.kw_span("p") or a.next_span()
+        p = a.kw("p", "drop probability", integer=False)
+        if p is None:
+            p = a.number("drop probability", integer=False)
+        if not 0.0 <= p <= 1.0:
+            raise a.fail("E303", "droppath: the probability must lie in [0, 1]", span,
+                         expected="0 <= p <= 1", found=f"{p:g}")
+        return DropPathParams(p=p, mode="batch" if batch else "row")
+
+    def label(self, p: DropPathParams) -> str:
+        return f"droppath {p.p:g}" + (" batch" if p.mode == "batch" else "")
+
+    def hyper(self, p: DropPathParams) -> dict:
+        return {"p": p.p, "mode": p.mode}
+
+    def lower(self, p: DropPathParams, x, y, lib):
+        return lib.StochasticDepth(p.p, p.mode)
 
 
 @register
@@ -93,3 +140,94 @@ class Select(Kind):
 
     def lower(self, p, x, y, lib):
         return lib.Select(p.channels)
+
+
+@dataclass(frozen=True)
+class SplitParams(Params):
+    #: one number: that many equal parts (torch.chunk); several: the parts' sizes (torch.split)
+    parts: tuple[int, ...]
+    #: which part is kept, from 1
+    part: int = 1
+
+
+@register
+class Split(Kind):
+    """Channel split (Ma et al. 2018, ShuffleNet V2, §4 and Fig. 3(c)): the input's channels
+    cut into parts, of which this layer keeps one, so that `concat { split 2 part=1 |
+    split 2 part=2; ... }` is torchvision's `x1, x2 = x.chunk(2, dim=1)`. A single number
+    is the number of equal parts, as in torch.chunk (not a part's size, as in torch.split);
+    a list gives the sizes, as torch.split does."""
+
+    name = "split"
+    summary = "cut the channels into N equal parts (or parts of the listed sizes) and keep part K (from 1)"
+    example = "split 2 part=2"
+    accepts_flat = True
+    Params = SplitParams
+
+    def bind(self, a: Args) -> SplitParams:
+        parts, _ = a.int_list("number of parts or their sizes")
+        span = a.kw_span("part") or a.span
+        part = a.kw("part", minimum=1, default=1)
+        count = parts[0] if len(parts) == 1 else len(parts)
+        if part > count:
+            raise a.fail("E303", f"split: part {part} of {count} does not exist", span,
+                         expected=f"part between 1 and {count}", found=str(part))
+        return SplitParams(parts=parts, part=part)
+
+    def kept(self, p: SplitParams, c: int) -> tuple[int, int]:
+        """The kept part's channels as [start, stop); raises ShapeError when the parts do not tile c."""
+        if len(p.parts) == 1:
+            n = p.parts[0]
+            if c % n:
+                raise ShapeError("E405", f"split: {n} equal parts do not divide the {c} input channels",
+                                 expected=f"input channels divisible by {n}", found=f"{c} channels")
+            return (p.part - 1) * (c // n), p.part * (c // n)
+        if sum(p.parts) != c:
+            raise ShapeError("E409", f"split: the parts' sizes sum to {sum(p.parts)}, the input has {c} channels",
+                             expected=f"sizes summing to {c}", found="+".join(map(str, p.parts)))
+        start = sum(p.parts[:p.part - 1])
+        return start, start + p.parts[p.part - 1]
+
+    def infer(self, p: SplitParams, x: Shape) -> Shape:
+        start, stop = self.kept(p, x.c)
+        return chw(stop - start, x.h, x.w) if x.spatial else flat(stop - start)
+
+    def label(self, p: SplitParams) -> str:
+        return f"split {','.join(map(str, p.parts))} part={p.part}"
+
+    def lower(self, p: SplitParams, x, y, lib):
+        return lib.ChannelSlice(*self.kept(p, x.c))
+
+
+@dataclass(frozen=True)
+class ShuffleParams(Params):
+    groups: int
+
+
+@register
+class Shuffle(Kind):
+    """Channel shuffle (Zhang et al. 2018, ShuffleNet, §3.1): with G groups of C/G
+    channels, reshape to (G, C/G), transpose, flatten, so that channel g*C/G + i moves to
+    i*G + g; torch's nn.ChannelShuffle, the same permutation as torchvision's
+    shufflenetv2.channel_shuffle. No parameters, no MACs."""
+
+    name = "shuffle"
+    aliases = ("channel_shuffle",)
+    summary = "channel shuffle with G groups (ShuffleNet): reshape to (G, C/G), transpose, flatten"
+    example = "shuffle 2"
+    Params = ShuffleParams
+
+    def bind(self, a: Args) -> ShuffleParams:
+        return ShuffleParams(groups=a.number("number of groups", minimum=1))
+
+    def infer(self, p: ShuffleParams, x: Shape) -> Shape:
+        if x.c % p.groups:
+            raise ShapeError("E405", f"shuffle: {p.groups} groups do not divide the {x.c} input channels",
+                             expected=f"input channels divisible by {p.groups}", found=f"{x.c} channels")
+        return x
+
+    def label(self, p: ShuffleParams) -> str:
+        return f"shuffle {p.groups}"
+
+    def lower(self, p: ShuffleParams, x, y, lib):
+        return lib.nn.ChannelShuffle(p.groups)

@@ -1,4 +1,4 @@
-"""Normalisation: batch norm and local response normalisation."""
+"""Normalisation: batch norm, local response normalisation, layer norm, and layer scale."""
 
 from __future__ import annotations
 
@@ -82,3 +82,77 @@ class Lrn(Kind):
 
     def lower(self, p: LrnParams, x, y, lib):
         return lib.nn.LocalResponseNorm(p.size, alpha=p.alpha, beta=p.beta, k=p.k)
+
+
+@dataclass(frozen=True)
+class LnParams(Params):
+    eps: float = 1e-5
+
+
+@register
+class LayerNorm(Kind):
+    """Layer normalisation (Ba et al. 2016) over the channels. On a CxHxW map it normalises
+    the C values at each position, as ConvNeXt's LayerNorm2d does (torchvision.models.
+    convnext: permute to channels-last, nn.LayerNorm over C, permute back; Liu et al. 2022
+    use eps 1e-6); on flat features it is nn.LayerNorm. It normalises across channels, not
+    per channel, so a bias before it is not redundant (``cancels_bias`` stays False)."""
+
+    name = "layernorm"
+    fresh_output = True
+    aliases = ("ln",)
+    category = "norm"
+    summary = "layer norm over the channels at each position (ConvNeXt's LayerNorm2d), or over flat features"
+    example = "layernorm eps=1e-6"
+    accepts_flat = True
+    Params = LnParams
+
+    def bind(self, a: Args) -> LnParams:
+        return LnParams(eps=a.kw("eps", integer=False, default=1e-5))
+
+    def count_params(self, p, x: Shape, y: Shape) -> int:
+        return 2 * x.c  # nn.LayerNorm's elementwise affine weight and bias, (C,) each
+
+    def label(self, p: LnParams) -> str:
+        return "layernorm" if p.eps == 1e-5 else f"layernorm eps={p.eps:g}"
+
+    def hyper(self, p: LnParams) -> dict:
+        return {"eps": p.eps}
+
+    def lower(self, p: LnParams, x, y, lib):
+        cls = lib.LayerNorm2d if x.spatial else lib.nn.LayerNorm
+        return cls(x.c, eps=p.eps)
+
+
+@dataclass(frozen=True)
+class ScaleParams(Params):
+    init: float = 1e-6
+
+
+@register
+class LayerScale(Kind):
+    """A learnt per-channel multiplier on a residual branch (Touvron et al. 2021, "Going
+    deeper with Image Transformers", §2.1). ConvNeXt's `layer_scale` (torchvision.models.
+    convnext.CNBlock): a parameter of shape (C, 1, 1) initialised to 1e-6 (Liu et al. 2022),
+    multiplied in before the stochastic depth and the sum. The module's parameter keeps
+    that name and shape, so that its state_dict key is `...layer_scale`."""
+
+    name = "layerscale"
+    aliases = ("layer_scale",)
+    category = "norm"
+    summary = "a learnt per-channel multiplier, initialised to INIT (default 1e-6, ConvNeXt's layer scale)"
+    example = "layerscale 1e-6"
+    accepts_flat = True
+    Params = ScaleParams
+
+    def bind(self, a: Args) -> ScaleParams:
+        init = a.number("initial value", required=False, integer=False)
+        return ScaleParams(init=1e-6 if init is None else init)
+
+    def count_params(self, p, x: Shape, y: Shape) -> int:
+        return x.c
+
+    def label(self, p: ScaleParams) -> str:
+        return f"layerscale {p.init:g}"
+
+    def lower(self, p: ScaleParams, x, y, lib):
+        return lib.LayerScale((x.c, 1, 1) if x.spatial else (x.c,), p.init)

@@ -1,8 +1,9 @@
-"""Pooling: windowed, global, adaptive and spatial-pyramid."""
+"""Pooling (windowed, global, adaptive and spatial-pyramid) and its reverse, upsampling."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fractions import Fraction
 
 from .base import RF, Args, Kind, Params, Shape, ShapeError, chw, flat, pair, register, short
 from .conv import spatial_out
@@ -210,3 +211,79 @@ class Spp(Kind):
 
     def lower(self, p, x, y, lib):
         return lib.SpatialPyramidPool(p.levels)
+
+
+@dataclass(frozen=True)
+class UpsampleParams(Params):
+    #: an integer factor per axis, or () when the output size is given
+    scale: tuple[int, ...] = ()
+    #: the output size (H, W), or () when a factor is given
+    size: tuple[int, ...] = ()
+    mode: str = "nearest"
+    align_corners: bool = False
+
+
+@register
+class Upsample(Kind):
+    """nn.Upsample: nearest-neighbour or bilinear resampling, by an integer factor or to a
+    size (FCN's and U-Net's decoders; Long et al. 2015, Ronneberger et al. 2015). No
+    parameters and, as torch.utils.flop_counter counts it, no MACs."""
+
+    name = "upsample"
+    fresh_output = True
+    category = "pool"
+    summary = "nearest (default) or bilinear upsampling by an integer factor, or to size=H,W"
+    example = "upsample 2 bilinear"
+    Params = UpsampleParams
+
+    def bind(self, a: Args) -> UpsampleParams:
+        nearest, bilinear, corners = a.flag("nearest"), a.flag("bilinear"), a.flag("align_corners")
+        if nearest and bilinear:
+            raise a.fail("E207", "upsample: give one mode, nearest or bilinear", a.span)
+        if corners and not bilinear:
+            raise a.fail("E207", "upsample: align_corners is for bilinear upsampling", a.span,
+                         hint="nn.Upsample refuses align_corners in nearest mode")
+        factor = a.window("scale factor", required=False)
+        size = a.kw("size", count=2, minimum=1)
+        if (factor is None) == (size is None):
+            raise a.fail("E208" if factor is None else "E207", "upsample: give a scale factor or size=H,W (one of them)",
+                         a.span, expected="`upsample 2` or `upsample size=28,28`",
+                         found="neither" if factor is None else "both")
+        if factor is not None and factor[1] is not None:
+            raise a.fail("E207", "upsample takes a scale factor, not a stride", factor[2])
+        return UpsampleParams(scale=factor[0] if factor else (), size=size or (),
+                              mode="bilinear" if bilinear else "nearest", align_corners=corners)
+
+    def infer(self, p: UpsampleParams, x: Shape) -> Shape:
+        return chw(x.c, *(p.size or (x.h * p.scale[0], x.w * p.scale[1])))
+
+    def rf(self, p: UpsampleParams, x: Shape, y: Shape) -> RF:
+        """Nearest: output o copies input floor(o * n / m) (PyTorch's nearest mode), one
+        pixel, so the field keeps its size; bilinear: it blends the two pixels either side of
+        its sample point, so the field grows by one input step. Neighbouring outputs are n/m
+        input pixels apart: the jump is multiplied by n/m, kept as an exact fraction
+        ((n - 1)/(m - 1) with align_corners). The start (Araujo et al.'s centre of output 0)
+        moves to output 0's sample point, 0.5 n/m - 0.5 input pixels from input 0's centre
+        (0 with align_corners), so that output o's centre is start + o * jump as for every
+        other layer."""
+        ks, steps, pads = [], [], []
+        for n, m in zip((x.h, x.w), (y.h, y.w)):
+            steps.append(Fraction(n - 1, m - 1) if p.align_corners and m > 1 else Fraction(n, m))
+            offset = 0 if p.align_corners else Fraction(n, 2 * m) - Fraction(1, 2)
+            k = 1 if p.mode == "nearest" else 2
+            ks.append(k)
+            pads.append(Fraction(k - 1, 2) - offset)  # advance(): start += ((k - 1) / 2 - p) * jump
+        return RF(tuple(ks), tuple(steps), tuple(pads))
+
+    def label(self, p: UpsampleParams) -> str:
+        what = f"size={pair(p.size)}" if p.size else f"{short(p.scale)}"
+        return f"upsample {what}" + (" bilinear" if p.mode == "bilinear" else "") + (
+            " align_corners" if p.align_corners else "")
+
+    def hyper(self, p: UpsampleParams) -> dict:
+        return {"scale": short(p.scale) if p.scale else None, "size": pair(p.size) if p.size else None,
+                "mode": p.mode, "align_corners": p.align_corners}
+
+    def lower(self, p: UpsampleParams, x, y, lib):
+        return lib.nn.Upsample(size=p.size or None, scale_factor=tuple(float(f) for f in p.scale) or None,
+                               mode=p.mode, align_corners=True if p.align_corners else None)
