@@ -36,8 +36,8 @@ if TYPE_CHECKING:
     from .zoo import ZooNetwork
 
 __version__ = "0.1.0"
-__all__ = ["ArchError", "CompiledNetwork", "Diagnostic", "Spec", "build", "compile", "compile_all", "list_networks",
-           "load", "load_weights", "parse", "recipe", "render", "__version__"]
+__all__ = ["ArchError", "CompiledNetwork", "Diagnostic", "Spec", "build", "compile", "compile_all",
+           "convert_state_dict", "list_networks", "load", "load_weights", "parse", "recipe", "render", "__version__"]
 
 
 def _looks_like_path(source: Any) -> bool:
@@ -158,12 +158,21 @@ def recipe(net: CompiledNetwork, model: "torch.nn.Module", steps_per_epoch: int 
     return _recipe(net, model, steps_per_epoch, **kw)
 
 
-def load_weights(module: "torch.nn.Module", reference: "torch.nn.Module", **kw: Any) -> "torch.nn.Module":
-    """Copy a reference model's parameters and buffers onto an archdsl module of the same
-    architecture (see :func:`archdsl.lower_torch.load_weights`)."""
+def load_weights(module: "torch.nn.Module", reference: Any, **kw: Any) -> "torch.nn.Module":
+    """Copy a reference's parameters and buffers onto an archdsl module of the same
+    architecture: a model (torchvision's, timm's), a state_dict in its key layout or a
+    checkpoint path (see :func:`archdsl.weights.load_weights`)."""
     from .lower_torch import load_weights as _load
 
     return _load(module, reference, **kw)
+
+
+def convert_state_dict(module: Any, reference: Any, **kw: Any) -> "dict[str, torch.Tensor]":
+    """An archdsl module's weights (or its state_dict) as a state_dict in a reference's key
+    layout, which the reference's model loads (see :func:`archdsl.weights.convert_state_dict`)."""
+    from .weights import convert_state_dict as _convert
+
+    return _convert(module, reference, **kw)
 
 
 def list_networks(pattern: "str | Sequence[str] | None" = None, exclude: "str | Sequence[str] | None" = None

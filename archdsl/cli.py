@@ -242,12 +242,15 @@ def _arch_files(paths: Iterable[Path]) -> Iterable[Path]:
 @click.option("--max-activation", type=click.IntRange(0), default=None,
               help="Refuse to build when a layer's forward pass at --batch makes a tensor of more values "
                    "(default 1,073,741,824).")
+@click.option("--weights", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Load a checkpoint in archdsl's, torchvision's or timm's key layout (torch.load weights_only).")
 def build_cmd(file: Path, network: str | None, input_: str | None, params: tuple[str, ...], device: str, batch: int,
-              max_params: int | None, max_buffers: int | None, max_activation: int | None) -> None:
+              max_params: int | None, max_buffers: int | None, max_activation: int | None,
+              weights: Path | None) -> None:
     """Lower a network to PyTorch, run one forward pass and print its shape, size and time."""
     source, network = _resolve(file, network)
     build_and_run(source, network, input_, device, batch, max_params, click.echo, max_buffers, max_activation,
-                  _params(params))
+                  _params(params), weights=weights)
 
 
 @main.command("train")
@@ -554,7 +557,8 @@ def _plain(v):
 
 def build_and_run(file: "Path | str", network: str | None, input_: str | None, device: str, batch: int,
                   max_params: int | None, out, max_buffers: int | None = None,
-                  max_activation: int | None = None, params: dict | None = None) -> None:
+                  max_activation: int | None = None, params: dict | None = None,
+                  weights: Path | None = None) -> None:
     from . import compile
     from .sources import select_networks
 
@@ -575,22 +579,34 @@ def build_and_run(file: "Path | str", network: str | None, input_: str | None, d
               L.DEFAULT_MAX_BUFFERS if max_buffers is None else max_buffers,
               L.DEFAULT_MAX_ACTIVATION if max_activation is None else max_activation)
     L.check_limits(net, *limits, batch=batch)  # the forward passes' batch too, before anything is built
+    try:
+        state = None if weights is None else L.read_checkpoint(weights)
+    except L.CheckpointError as e:
+        raise click.UsageError(f"--weights: {e}") from None
     # lowering, running and counting recurse once per level of nesting: all of it on a deep
     # enough stack (a plain call for any network but a deeply nested one)
     model, y, n, t0, t1, t2, t3 = L.on_deep_stack(L.nesting_depth(net), _build_and_time, torch, L, net, device,
-                                                  batch, limits)
+                                                  batch, limits, state, weights)
+    if state is not None:
+        out(f"weights: {len(state):,} tensors from {weights}")
     out(f"{net.name}: output {tuple(y.shape)} on {device}")
     out(f"parameters: {n:,} (analytic {net.params:,}: {'equal' if n == net.params else 'DIFFERENT'})")
-    out(f"build {1e3 * (t1 - t0):.1f} ms, first forward {1e3 * (t2 - t1):.1f} ms, "
-        f"second forward {1e3 * (t3 - t2):.1f} ms (batch {batch})")
+    out(f"build {'and load ' if state is not None else ''}{1e3 * (t1 - t0):.1f} ms, "
+        f"first forward {1e3 * (t2 - t1):.1f} ms, second forward {1e3 * (t3 - t2):.1f} ms (batch {batch})")
     if n != net.params or tuple(y.shape[1:]) != net.output_shape.dims:
         raise RuntimeError("the built module disagrees with the analytic report")
 
 
-def _build_and_time(torch, L, net, device: str, batch: int, limits: tuple[int, int, int]):
+def _build_and_time(torch, L, net, device: str, batch: int, limits: tuple[int, int, int], state=None,
+                    weights: Path | None = None):
     t0 = time.perf_counter()
     model = L.lower(net, device=device, max_params=limits[0], max_buffers=limits[1],
                     max_activation=limits[2]).eval()
+    try:
+        if state is not None:
+            L.load_weights(model, state)
+    except L.WeightMismatch as e:
+        raise click.ClickException(f"the weights in {weights} do not fit {net.name}: {e}") from None
     t1 = time.perf_counter()
     try:
         x = torch.randn(batch, *net.input_shape.dims, device=device)

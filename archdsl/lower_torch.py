@@ -645,4 +645,4 @@ def forward_shapes(model: Network, batch: int = 1, device: Any = "cpu") -> dict[
 
 
 # the weight transfer is its own back end (archdsl.weights); its names stay importable here
-from .weights import WeightMismatch, load_weights  # noqa: E402,F401
+from .weights import CheckpointError, WeightMismatch, load_weights, read_checkpoint  # noqa: E402,F401

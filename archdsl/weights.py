@@ -1,27 +1,70 @@
-"""Weight transfer: a reference model's parameters and buffers onto an archdsl module.
+"""Weight transfer: a reference model's parameters and buffers onto an archdsl module, and
+an archdsl module's weights written in a reference's key layout.
 
 Layers are paired in the order a forward pass calls them, so the two models may name and
-nest their layers differently. Imports torch (through the lowering's back end only).
+nest their layers differently. A reference is a live model (paired in call order, each
+pair compared by kind, hyperparameters and tensor shapes), a state_dict or a checkpoint
+file in the reference's key layout (paired in key order, compared by tensor names and
+shapes). Imports torch (through the lowering's back end only).
 """
 
 from __future__ import annotations
 
+import math
+import os
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Union
+
 import torch
 from torch import nn
+
 
 class WeightMismatch(ValueError):
     """The reference model's layers do not line up with the archdsl module's."""
 
 
-def _stateful_leaves_in_call_order(model: nn.Module, example: torch.Tensor) -> list[tuple[str, nn.Module]]:
-    """The modules that own parameters or buffers, in the order a forward pass calls them.
+class CheckpointError(ValueError):
+    """A file that is no checkpoint of tensors (or holds pickled objects, which are not read)."""
 
-    The model runs once in training mode (so that aux heads run too) under no_grad; its
-    state (batch-norm running statistics) is restored afterwards.
+
+#: what :func:`load_weights` and :func:`convert_state_dict` take as the reference: a model,
+#: a state_dict in its key layout, or the path of a checkpoint holding one
+Reference = Union[nn.Module, Mapping[str, Any], str, "os.PathLike[str]"]
+
+
+@dataclass
+class _Layer:
+    """One layer with weights: its qualified name, its own tensors in state_dict order
+    (persistent state only) and, when it comes from a live model, the module itself."""
+
+    name: str
+    tensors: "OrderedDict[str, torch.Tensor]"
+    module: nn.Module | None = field(default=None, repr=False)
+
+
+def _own_state(m: nn.Module) -> "OrderedDict[str, torch.Tensor]":
+    """A module's own persistent tensors, as its state_dict holds them (children excluded).
+    A non-persistent buffer (`select`'s index) is no weight: it is not in any checkpoint."""
+    own = OrderedDict((k, p) for k, p in m._parameters.items() if p is not None)
+    skip = m._non_persistent_buffers_set
+    own.update((k, b) for k, b in m._buffers.items() if b is not None and k not in skip)
+    return own
+
+
+def _layers_in_call_order(model: nn.Module, example: torch.Tensor) -> list[_Layer]:
+    """The modules that own parameters or persistent buffers, in the order a forward pass
+    calls them (those the pass does not call follow, in registration order).
+
+    The model runs once in training mode (so that aux heads run too) under no_grad, on a
+    copy of `example`. Everything the pass changes is put back in place: every module's
+    training flag, every buffer's values (batch-norm running statistics, including
+    non-persistent buffers) and the random number generator's state (dropout draws from
+    it); nothing is reloaded through load_state_dict, so a model's state_dict metadata and
+    its own loading hooks are not involved.
     """
     names = {m: n for n, m in model.named_modules()}
-    owners = [m for m in model.modules()
-              if any(True for _ in m.parameters(recurse=False)) or any(True for _ in m.buffers(recurse=False))]
+    owners = [m for m in model.modules() if _own_state(m)]
     order: list[nn.Module] = []
     seen: set[int] = set()
 
@@ -30,26 +73,136 @@ def _stateful_leaves_in_call_order(model: nn.Module, example: torch.Tensor) -> l
             seen.add(id(mod))
             order.append(mod)
 
+    modes = [(m, m.training) for m in model.modules()]
+    saved = [(b, b.detach().clone()) for b in model.buffers()]
+    devices = [example.device.index or 0] if example.is_cuda else []
     handles = [m.register_forward_pre_hook(hook) for m in owners]
-    snapshot = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    was_training = model.training
     try:
-        model.train()
-        with torch.no_grad():
-            model(example)
+        with torch.random.fork_rng(devices=devices), torch.no_grad():
+            model.train()
+            model(example.clone())
     finally:
         for h in handles:
             h.remove()
-        model.load_state_dict(snapshot)
-        model.train(was_training)
+        with torch.no_grad():
+            for b, value in saved:
+                b.copy_(value)
+        for m, mode in modes:
+            m.training = mode
     missing = [m for m in owners if id(m) not in seen]
-    return [(names[m], m) for m in order] + [(names[m], m) for m in missing]
+    return [_Layer(names[m], _own_state(m), m) for m in order + missing]
+
+
+def _layers_of_state_dict(state: Mapping[str, Any]) -> list[_Layer]:
+    """A state_dict's tensors grouped by the module that owns them, in key order (the order
+    in which the model registered its layers): ``layer1.0.conv1.weight`` belongs to
+    ``layer1.0.conv1``."""
+    groups: "OrderedDict[str, OrderedDict[str, torch.Tensor]]" = OrderedDict()
+    for key, value in state.items():
+        if not isinstance(value, torch.Tensor):
+            raise WeightMismatch(f"the state_dict's '{key}' is a {type(value).__name__}, not a tensor")
+        prefix, _, local = key.rpartition(".")
+        groups.setdefault(prefix, OrderedDict())[local] = value
+    return [_Layer(name, tensors) for name, tensors in groups.items()]
+
+
+#: the keys under which training scripts store the model's state_dict in a checkpoint
+#: (torchvision's references: "model"; timm's train.py: "state_dict", and "state_dict_ema")
+CHECKPOINT_KEYS = ("state_dict", "model", "model_state_dict", "module")
+
+
+def read_checkpoint(path: "str | os.PathLike[str]", map_location: Any = "cpu") -> "OrderedDict[str, torch.Tensor]":
+    """A state_dict from a checkpoint file, read with ``torch.load(weights_only=True)``: only
+    tensors and plain containers are unpickled, never arbitrary objects or code (anything
+    else is a :class:`CheckpointError`). A training
+    checkpoint that holds the state_dict under one of :data:`CHECKPOINT_KEYS` is unwrapped;
+    a ``module.`` prefix (DataParallel, DistributedDataParallel) is removed."""
+    try:
+        state = torch.load(os.fspath(path), map_location=map_location, weights_only=True)
+    except Exception as e:  # noqa: BLE001 - torch.load's errors for a file that is no checkpoint vary
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"{os.fspath(path)} cannot be read as a checkpoint of tensors: {first}") from e
+    if not isinstance(state, Mapping):
+        raise CheckpointError(f"{os.fspath(path)} holds a {type(state).__name__}, not a state_dict")
+    if not any(isinstance(v, torch.Tensor) for v in state.values()):
+        inner = next((state[k] for k in CHECKPOINT_KEYS if isinstance(state.get(k), Mapping)), None)
+        if inner is None:
+            raise CheckpointError(f"{os.fspath(path)} holds no tensors and none of the keys {list(CHECKPOINT_KEYS)} "
+                                 f"(it has {sorted(map(str, state))[:8]})")
+        state = inner
+    if state and all(k.startswith("module.") for k in state):
+        stripped = OrderedDict((k[len("module."):], v) for k, v in state.items())
+        meta = getattr(state, "_metadata", None)
+        if meta is not None:
+            stripped._metadata = OrderedDict(  # type: ignore[attr-defined]
+                (k[len("module."):] if k.startswith("module.") else ("" if k == "module" else k), v)
+                for k, v in meta.items())
+        state = stripped
+    return state if isinstance(state, OrderedDict) else OrderedDict(state)
+
+
+def _example_for(module: nn.Module, example: torch.Tensor | None) -> torch.Tensor:
+    if example is not None:
+        return example
+    shape = getattr(module, "input_shape", None)
+    if shape is None:
+        raise ValueError("pass example= (an input tensor) for a module not built by archdsl")
+    param = next(module.parameters(), None)
+    return torch.randn(2, *shape, device=param.device if param is not None else "cpu")
+
+
+def _device_of(model: nn.Module) -> torch.device | None:
+    held = next(model.parameters(), None)
+    if held is None:
+        held = next(model.buffers(), None)
+    return None if held is None else held.device
+
+
+def _reference_layers(reference: Reference, example: torch.Tensor, layout: nn.Module | None) -> list[_Layer]:
+    """The reference's layers in the order they are paired: a live model's (or `layout`'s)
+    call order, else a state_dict's key order."""
+    if isinstance(reference, nn.Module):
+        if layout is not None:
+            raise TypeError("layout= goes with a state_dict or a checkpoint; a model is its own layout")
+        device = _device_of(reference)
+        return _layers_in_call_order(reference, example if device is None else example.to(device))
+    state = read_checkpoint(reference) if isinstance(reference, (str, os.PathLike)) else reference
+    if not isinstance(state, Mapping):
+        raise TypeError(f"the reference is a model, a state_dict or a checkpoint path, not a {type(state).__name__}")
+    groups = _layers_of_state_dict(state)
+    if layout is None:
+        return groups
+    # the layout model's call order, its layers' tensors taken from the state_dict
+    device = _device_of(layout)
+    called = _layers_in_call_order(layout, example if device is None else example.to(device))
+    by_name = {g.name: g for g in groups}
+    ordered = []
+    for layer in called:
+        group = by_name.pop(layer.name, None)
+        if group is None:
+            raise WeightMismatch(f"the state_dict holds no tensors of the layout's '{layer.name}' "
+                                 f"(it holds {list(layer.tensors)} there)")
+        ordered.append(_Layer(layer.name, group.tensors, layer.module))
+    if by_name:
+        extra = next(iter(by_name))
+        raise WeightMismatch(f"the state_dict's '{extra}' ({', '.join(by_name[extra].tensors)}) is no layer "
+                             f"of the layout model")
+    return ordered
 
 
 #: layer classes that pair with each other's subclasses: a LayerNorm2d (archdsl's, torchvision's
 #: ConvNeXt stem) with the nn.LayerNorm that CNBlock applies between permutes
 _FAMILIES = (nn.modules.conv._ConvNd, nn.modules.batchnorm._BatchNorm, nn.Linear, nn.PReLU,
              nn.modules.normalization.LocalResponseNorm, nn.LayerNorm)
+
+#: the hyperparameters compared between two paired layers of a family: what changes the
+#: function a layer computes (or, for batch norm's momentum, how it trains) without
+#: changing the shape of any tensor it holds
+_HYPER = {
+    "ConvNd": ("stride", "padding", "dilation", "groups", "padding_mode", "transposed", "output_padding"),
+    "BatchNorm": ("eps", "momentum", "affine", "track_running_stats"),
+    "LocalResponseNorm": ("size", "alpha", "beta", "k"),
+}
 
 
 def _family(m: nn.Module) -> str:
@@ -59,47 +212,115 @@ def _family(m: nn.Module) -> str:
     return type(m).__name__
 
 
-def load_weights(module: nn.Module, reference: nn.Module, example: torch.Tensor | None = None,
-                 strict_types: bool = True) -> nn.Module:
-    """Copy `reference`'s parameters and buffers onto `module` (an archdsl-built network).
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, float) or isinstance(b, float):
+        if a is None or b is None:
+            return a is b
+        return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+    if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return a == b
 
-    Layers are paired in the order a forward pass calls them, so the two models may name
-    and nest their layers differently (torchvision's ``inception3a.branch2.1.conv`` and
-    archdsl's ``inception3a.branch2.conv2.conv``) and register them in a different order
-    (torchvision's GoogLeNet registers its aux heads after inception5b). Raises
-    :class:`WeightMismatch` naming the first pair whose kind or tensor shapes differ.
-    """
-    if example is None:
-        shape = getattr(module, "input_shape", None)
-        if shape is None:
-            raise ValueError("pass example= (an input tensor) for a module not built by archdsl")
-        param = next(module.parameters(), None)
-        example = torch.randn(2, *shape, device=param.device if param is not None else "cpu")
-    ours = _stateful_leaves_in_call_order(module, example)
-    held = next(reference.parameters(), None)
-    if held is None:
-        held = next(reference.buffers(), None)
-    theirs = _stateful_leaves_in_call_order(reference, example if held is None else example.to(held.device))
-    for i, ((on, om), (tn, tm)) in enumerate(zip(ours, theirs)):
-        if strict_types and _family(om) != _family(tm):
-            raise WeightMismatch(f"layer #{i + 1} differs in kind: archdsl '{on}' is {type(om).__name__}, "
-                                 f"the reference's '{tn}' is {type(tm).__name__}")
-        osd, tsd = om.state_dict(), tm.state_dict()
-        if list(osd) != list(tsd):
-            raise WeightMismatch(f"layer #{i + 1}: archdsl '{on}' holds {sorted(osd)}, "
-                                 f"the reference's '{tn}' holds {sorted(tsd)}")
-        for key in osd:
-            if osd[key].shape != tsd[key].shape:
-                raise WeightMismatch(f"layer #{i + 1}: archdsl '{on}.{key}' has shape {tuple(osd[key].shape)}, "
-                                     f"the reference's '{tn}.{key}' has shape {tuple(tsd[key].shape)}")
+
+def _pair(ours: list[_Layer], theirs: list[_Layer], strict_types: bool) -> None:
+    """Raise WeightMismatch at the first pair that differs in kind, hyperparameters, tensor
+    names or tensor shapes, or when the counts differ."""
+    for i, (o, t) in enumerate(zip(ours, theirs)):
+        om, tm = o.module, t.module
+        if strict_types and om is not None and tm is not None and _family(om) != _family(tm):
+            raise WeightMismatch(f"layer #{i + 1} differs in kind: archdsl '{o.name}' is {type(om).__name__}, "
+                                 f"the reference's '{t.name}' is {type(tm).__name__}")
+        if list(o.tensors) != list(t.tensors):
+            raise WeightMismatch(f"layer #{i + 1}: archdsl '{o.name}' holds {sorted(o.tensors)}, "
+                                 f"the reference's '{t.name}' holds {sorted(t.tensors)}")
+        for key, value in o.tensors.items():
+            if value.shape != t.tensors[key].shape:
+                raise WeightMismatch(f"layer #{i + 1}: archdsl '{o.name}.{key}' has shape {tuple(value.shape)}, "
+                                     f"the reference's '{t.name}.{key}' has shape {tuple(t.tensors[key].shape)}")
+        if om is not None and tm is not None and _family(om) == _family(tm):
+            for attr in _HYPER.get(_family(om), ()):
+                a, b = getattr(om, attr, None), getattr(tm, attr, None)
+                if not _same(a, b):
+                    raise WeightMismatch(f"layer #{i + 1} differs in {attr}: archdsl '{o.name}' has {attr}={a!r}, "
+                                         f"the reference's '{t.name}' has {attr}={b!r}")
     if len(ours) != len(theirs):
         longer, name = (ours, "archdsl") if len(ours) > len(theirs) else (theirs, "the reference")
-        extra = longer[min(len(ours), len(theirs))][0]
+        extra = longer[min(len(ours), len(theirs))].name
         raise WeightMismatch(f"archdsl has {len(ours)} layers with weights, the reference {len(theirs)}; "
                              f"the first unmatched is {name}'s '{extra}'")
+
+
+def load_weights(module: nn.Module, reference: Reference, example: torch.Tensor | None = None,
+                 strict_types: bool = True, layout: nn.Module | None = None) -> nn.Module:
+    """Copy `reference`'s parameters and buffers onto `module` (an archdsl-built network).
+
+    `reference` is a model (torchvision's, timm's, another archdsl module), a state_dict in
+    such a model's key layout, or the path of a checkpoint file holding one (read with
+    ``torch.load(weights_only=True)``, see :func:`read_checkpoint`).
+
+    A model's layers are paired with `module`'s in the order a forward pass calls them, so
+    the two may name and nest their layers differently (torchvision's
+    ``inception3a.branch2.1.conv`` and archdsl's ``inception3a.branch2.conv2.conv``) and
+    register them in a different order (torchvision's GoogLeNet registers its aux heads
+    after inception5b). Each pair must agree in kind, in hyperparameters (a convolution's
+    stride, padding, dilation and groups; batch norm's eps and momentum) and in the names
+    and shapes of its tensors. The reference is left exactly as it was: its modes, its
+    buffers and the random number generator's state.
+
+    A state_dict's layers are paired in key order, which is the order its model registered
+    them: the call order for most networks. Only tensor names and shapes can be compared
+    then; pass the model it came from as `layout` (say torchvision's, built with
+    ``weights=None``) to pair in that model's call order and compare hyperparameters too.
+
+    Raises :class:`WeightMismatch` naming the first pair that differs, with both names.
+    """
+    example = _example_for(module, example)
+    ours = _layers_in_call_order(module, example)
+    theirs = _reference_layers(reference, example, layout)
+    _pair(ours, theirs, strict_types)
     with torch.no_grad():
-        for (_, om), (_, tm) in zip(ours, theirs):
-            tsd = tm.state_dict()
-            for key, t in om.state_dict(keep_vars=True).items():
-                t.copy_(tsd[key])
+        for o, t in zip(ours, theirs):
+            for key, tensor in o.tensors.items():
+                tensor.copy_(t.tensors[key])
     return module
+
+
+def convert_state_dict(module: "nn.Module | Mapping[str, Any]", reference: Reference,
+                       example: torch.Tensor | None = None, strict_types: bool = True,
+                       layout: nn.Module | None = None) -> "OrderedDict[str, torch.Tensor]":
+    """`module`'s weights as a state_dict in `reference`'s key layout: the inverse of
+    :func:`load_weights`. ``reference.load_state_dict(convert_state_dict(ours, reference))``
+    gives the reference archdsl's weights, and ``torch.save`` of the result is a checkpoint
+    that torchvision's (or timm's) model loads.
+
+    `module` is an archdsl module (paired in call order) or its state_dict (in key order,
+    which for an archdsl module is its call order). `reference` gives the layout: a model,
+    a state_dict or a checkpoint path, paired as in :func:`load_weights` (`layout` too). The
+    result's keys are the reference's, in its order; its tensors are detached copies of
+    `module`'s; it carries the reference's state_dict metadata where the reference has it
+    (torchvision's MNASNet needs its ``version`` to load).
+    """
+    if isinstance(module, nn.Module):
+        example = _example_for(module, example)
+        ours = _layers_in_call_order(module, example)
+    else:
+        ours = _layers_of_state_dict(module)
+        if example is None and (isinstance(reference, nn.Module) or layout is not None):
+            raise ValueError("pass example= (an input tensor) to pair a state_dict with a model's call order")
+    if isinstance(reference, (str, os.PathLike)):
+        reference = read_checkpoint(reference)
+    theirs = _reference_layers(reference, example, layout)
+    _pair(ours, theirs, strict_types)
+    converted = {}
+    for o, t in zip(ours, theirs):
+        for key in t.tensors:
+            converted[f"{t.name}.{key}" if t.name else key] = o.tensors[key].detach().clone()
+    # the reference's own key order (a model's registration order, not its call order)
+    state = reference.state_dict() if isinstance(reference, nn.Module) else reference
+    out: "OrderedDict[str, torch.Tensor]" = OrderedDict((k, converted[k]) for k in state if k in converted)
+    meta = getattr(state, "_metadata", None)
+    if meta is None and layout is not None:
+        meta = getattr(layout.state_dict(), "_metadata", None)
+    if meta is not None:
+        out._metadata = OrderedDict(meta)  # type: ignore[attr-defined]
+    return out

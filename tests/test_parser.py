@@ -110,8 +110,17 @@ def _leaves_or_error(lark: Lark, source: str):
         token = getattr(err, "token", None)
         return (type(err).__name__, err.pos_in_stream, err.line, err.column, getattr(err, "char", None),
                 token and (token.type, str(token)), sorted(getattr(err, "expected", None) or getattr(err, "allowed", ())))
-    return [(t.type, str(t), t.line, t.column, t.end_line, t.end_column, t.start_pos, t.end_pos)
-            for t in tree.scan_values(lambda v: isinstance(v, Token))]
+    # the leaves in order, walked without recursion: a mutant can nest deeper than Python's
+    # recursion limit allows Tree.scan_values (a recursive generator) to go
+    leaves, stack = [], [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Token):
+            leaves.append((node.type, str(node), node.line, node.column, node.end_line, node.end_column,
+                           node.start_pos, node.end_pos))
+        elif hasattr(node, "children"):
+            stack.extend(reversed(node.children))
+    return leaves
 
 
 def test_the_lexer_gives_the_tokens_and_errors_of_larks_contextual_lexer():

@@ -76,13 +76,21 @@ TORCHVISION = [
     ("squeezenet.arch", "squeezenet1_0", "SqueezeNet1_0_Weights"),
     ("squeezenet.arch", "squeezenet1_1", "SqueezeNet1_1_Weights"),
 ]
+# the later torchvision CNNs the language reaches: the weights enum found by model name
+TORCHVISION += [(file, name, None) for file, names in (
+    ("resnet.arch", ("resnext50_32x4d", "resnext101_32x8d", "resnext101_64x4d", "wide_resnet50_2", "wide_resnet101_2")),
+    ("mobilenet.arch", ("mobilenet_v2",)),
+    ("mnasnet.arch", ("mnasnet0_5", "mnasnet0_75", "mnasnet1_0", "mnasnet1_3")),
+    ("regnet.arch", ("regnet_x_400mf", "regnet_x_800mf", "regnet_x_1_6gf", "regnet_x_3_2gf", "regnet_x_8gf",
+                     "regnet_x_16gf", "regnet_x_32gf")),
+) for name in names]
 
 
 @pytest.mark.parametrize("file,name,weights", TORCHVISION, ids=[t[1] for t in TORCHVISION])
 def test_counts_agree_with_the_figures_torchvision_records(file, name, weights):
     models = pytest.importorskip("torchvision.models")
     net = archdsl.compile(SPECS / file, name)
-    for w in getattr(models, weights):
+    for w in (getattr(models, weights) if weights else models.get_model_weights(name)):
         assert w.meta["num_params"] == net.params, w
         assert w.meta["_ops"] == round(net.macs / 1e9, 3), w
 
@@ -98,6 +106,9 @@ DEPTHS += [("resnet.arch", f"resnet{d}_original", d, "downsample") for d in (50,
 DEPTHS += [("preact_resnet.arch", f"preact_resnet{d}", d, "shortcut") for d in (164, 1001)]
 DEPTHS += [("densenet.arch", f"densenet{d}", d, None) for d in (121, 169, 201, 161)]
 DEPTHS += [("squeezenet.arch", n, 26, None) for n in ("squeezenet1_0", "squeezenet1_1")]
+DEPTHS += [("resnet.arch", n, d, "downsample") for n, d in (
+    ("resnext50_32x4d", 50), ("resnext101_32x8d", 101), ("resnext101_64x4d", 101),
+    ("wide_resnet50_2", 50), ("wide_resnet101_2", 101))]
 
 
 @pytest.mark.parametrize("file,name,depth,projection", DEPTHS, ids=[d[1] for d in DEPTHS])
