@@ -174,6 +174,24 @@ def check_cmd(paths: tuple[Path, ...], fmt: str, fail_fast: bool) -> None:
     sys.exit(0 if ok else EXIT_SPEC)
 
 
+@main.command("fmt")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path, allow_dash=True))
+@click.option("--check", is_flag=True, help="Write nothing; exit with 1 when a file is not formatted.")
+@click.option("--diff", "show_diff", is_flag=True, help="Print the changes as a unified diff; write nothing.")
+def fmt_cmd(paths: tuple[Path, ...], check: bool, show_diff: bool) -> None:
+    """Rewrite FILES and folders (recursively) in the canonical layout. `-` reads standard input
+    and writes the result to standard output."""
+    from .fmt import fmt_paths, format_source
+
+    if str(paths[0]) == "-" and len(paths) == 1:
+        click.echo(format_source(sys.stdin.read(), "<stdin>"), nl=False)
+        return
+    files = list(_arch_files(paths))
+    if not files:
+        raise click.UsageError("no .arch files in " + ", ".join(str(p) for p in paths))
+    sys.exit(fmt_paths(files, check, show_diff, click.echo, _echo_err, _echo_error))
+
+
 def _arch_files(paths: Iterable[Path]) -> Iterable[Path]:
     for p in paths:
         if p.is_dir():
