@@ -122,6 +122,34 @@ def test_every_test_file_keeps_its_meaning(path, tmp_path):
     _same_meaning(source, tmp_path, "spec.arch", siblings)
 
 
+@pytest.mark.parametrize("spec", SPECS, ids=lambda p: p.name)
+def test_every_spec_is_formatted(spec):
+    """The repository's specs are in the canonical layout (`archdsl fmt specs/` writes it)."""
+    assert format_source(spec.read_text(), spec.name) == spec.read_text()
+
+
+
+
+def test_fmt_check_specs_passes():
+    """What CI runs: the repository's specs are formatted."""
+    result = CliRunner().invoke(main, ["fmt", "--check", str(ROOT / "specs")])
+    assert result.exit_code == 0, result.output
+    assert "15 files already formatted" in result.output
+
+
+
+
+def test_formatting_keeps_what_a_copy_of_the_specs_compiles_to(tmp_path):
+    """The whole folder formatted by the command, includes and all, compiles as before."""
+    copy = tmp_path / "specs"
+    shutil.copytree(ROOT / "specs", copy)
+    for p in copy.glob("*.arch"):  # a messier layout first: the command must undo it
+        p.write_text(re.sub(r"(?m)^( *)", r"\1\1 ", p.read_text()))
+    assert CliRunner().invoke(main, ["fmt", str(copy)]).exit_code == 0
+    for p in copy.glob("*.arch"):
+        assert p.read_text() == (ROOT / "specs" / p.name).read_text()
+
+
 # ---------------------------------------------------------------- the layout
 
 
