@@ -192,6 +192,18 @@ def fmt_cmd(paths: tuple[Path, ...], check: bool, show_diff: bool) -> None:
     sys.exit(fmt_paths(files, check, show_diff, click.echo, _echo_err, _echo_error))
 
 
+@main.command("lsp")
+@click.option("--stdio", is_flag=True, help="Talk over standard input and output (the default, and the only way).")
+def lsp_cmd(stdio: bool) -> None:
+    """Run the language server (diagnostics, hovers, shapes, completion, formatting) over stdio."""
+    try:
+        from .lsp import main as serve
+    except ImportError as err:
+        raise click.UsageError(f"the language server needs pygls ({err}): pip install \"archdsl[lsp]\"") from None
+    serve()
+    sys.exit(0)  # the client has closed the streams: nothing to flush
+
+
 def _arch_files(paths: Iterable[Path]) -> Iterable[Path]:
     for p in paths:
         if p.is_dir():

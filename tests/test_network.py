@@ -11,8 +11,8 @@ from archdsl.network import TAux, TLayer, TMerge, TSeq, groups, nodes_under, out
 PACKAGE = Path(archdsl.__file__).parent
 
 #: the pipeline's order: a module may import (at module level) only modules before it
-STAGES = ["syntax", "diagnostics", "parse_errors", "lexer", "parser", "layers", "sources", "evaluate", "infer", "network",
-          "budget", "names", "expand", "spec", "fmt", "check", "report", "diagram", "diff", "weights", "lower_torch", "cli"]
+STAGES = ["syntax", "diagnostics", "parse_errors", "lexer", "parser", "layers", "pygments_lexer", "sources", "evaluate", "infer", "network",
+          "budget", "names", "expand", "spec", "fmt", "analysis", "lsp", "check", "report", "diagram", "diff", "weights", "lower_torch", "cli"]
 
 
 def _imports(path: Path) -> set[str]:
