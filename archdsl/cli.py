@@ -165,11 +165,17 @@ def _print_partial(nets, fmt: str, width: int) -> None:
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("-x", "--fail-fast", is_flag=True, help="Stop at the first failing network.")
-def check_cmd(paths: tuple[Path, ...], fmt: str, fail_fast: bool) -> None:
+@click.option("--update-expects", is_flag=True,
+              help="Rewrite the value of every failing `expect` in place (comments and layout kept), then check.")
+def check_cmd(paths: tuple[Path, ...], fmt: str, fail_fast: bool, update_expects: bool) -> None:
     """Validate every network in FILES and folders (recursively) and evaluate every `expect`."""
     files = list(_arch_files(paths))
     if not files:
         raise click.UsageError("no .arch files in " + ", ".join(str(p) for p in paths))
+    if update_expects:
+        from .update import update_expects as update
+
+        update(files, _echo_err)
     ok = check_paths(files, fmt, fail_fast, click.echo, _echo_error, named={p for p in paths if p.is_file()})
     sys.exit(0 if ok else EXIT_SPEC)
 
