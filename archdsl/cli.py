@@ -163,7 +163,8 @@ def _print_partial(nets, fmt: str, width: int) -> None:
 
 @main.command("check")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "github"]), default="text", show_default=True,
+              help="github: the text, plus a GitHub Actions annotation at file:line for every error.")
 @click.option("-x", "--fail-fast", is_flag=True, help="Stop at the first failing network.")
 @click.option("--update-expects", is_flag=True,
               help="Rewrite the value of every failing `expect` in place (comments and layout kept), then check.")
@@ -176,7 +177,10 @@ def check_cmd(paths: tuple[Path, ...], fmt: str, fail_fast: bool, update_expects
         from .update import update_expects as update
 
         update(files, _echo_err)
-    ok = check_paths(files, fmt, fail_fast, click.echo, _echo_error, named={p for p in paths if p.is_file()})
+    report = _echo_error
+    if fmt == "github":
+        fmt, report = "text", _github_annotations
+    ok = check_paths(files, fmt, fail_fast, click.echo, report, named={p for p in paths if p.is_file()})
     sys.exit(0 if ok else EXIT_SPEC)
 
 
@@ -208,6 +212,23 @@ def lsp_cmd(stdio: bool) -> None:
         raise click.UsageError(f"the language server needs pygls ({err}): pip install \"archdsl[lsp]\"") from None
     serve()
     sys.exit(0)  # the client has closed the streams: nothing to flush
+
+
+def _github_annotations(err: ArchError) -> None:
+    """Each diagnostic as a GitHub Actions workflow command (an annotation on the file's line in
+    the pull request), then the full diagnostics as usual."""
+    def escape(text: str, prop: bool = False) -> str:
+        text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+        return text.replace(":", "%3A").replace(",", "%2C") if prop else text
+
+    for d in err.diagnostics:
+        where = ""
+        if d.span is not None:
+            where = (f" file={escape(d.span.file, True)},line={d.span.line},col={d.span.column},"
+                     f"endLine={d.span.end_line}")
+        detail = "".join(f"\n{k}: {v}" for k, v in (("expected", d.expected), ("found", d.found), ("hint", d.hint)) if v)
+        click.echo(f"::error{where},title={escape(f'archdsl {d.code}', True)}::{escape(d.message + detail)}")
+    _echo_error(err)
 
 
 def _arch_files(paths: Iterable[Path]) -> Iterable[Path]:
@@ -310,9 +331,26 @@ def render_cmd(file: Path, network: str | None, input_: str | None, output: Path
 @click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text",
               show_default=True)
 @click.option("--exit-code", is_flag=True, help="Exit with 1 when the networks differ (as `git diff --exit-code`).")
-def diff_cmd(a: str, b: str, input_: str | None, fmt: str, exit_code: bool) -> None:
-    """Show what differs between two networks: totals, then blocks and layers matched by name."""
+@click.option("--layers", is_flag=True, help="Two folders: also show the layers of each changed network.")
+def diff_cmd(a: str, b: str, input_: str | None, fmt: str, exit_code: bool, layers: bool) -> None:
+    """Show what differs between two networks: totals, then blocks and layers matched by name.
+    Given two folders (a base and a head checkout), compare every network of every spec in
+    them, includes and all, and list the networks that changed."""
     from .diff import diff
+
+    if Path(a).is_dir() and Path(b).is_dir():
+        from .treediff import diff_trees
+
+        tree = diff_trees(Path(a), Path(b))
+        if fmt == "json":
+            import json
+
+            click.echo(json.dumps(tree.to_dict(), indent=2))
+        else:
+            click.echo(tree.to_markdown(layers) if fmt == "markdown" else tree.to_text(layers), nl=False)
+        if exit_code and not tree.identical:
+            sys.exit(EXIT_SPEC)
+        return
 
     try:
         na, nb = _network_ref(a, input_), _network_ref(b, input_)
