@@ -9,9 +9,9 @@ rule by rule, so that every construct of the grammar has one layout:
   spaces around the operators of expressions elsewhere (`-> c * 2`, `let n = a + 1`,
   `mid=c // 4` in a call), `, ` between call arguments and parameters, `name: ` for labels;
 * the author's statement breaks are kept: statements written on one line with `;` stay so,
-  a body written on one line (`{ conv 1x1 -> c }`) stays on one line unless a comment or a
-  line break is inside it; a body or a merge written over several lines gets its braces on
-  lines of their own;
+  a body written on one line (`{ conv 1x1 -> c }`) stays on one line; a body or a merge
+  written over several lines (a line break or a comment anywhere inside it) gets its braces
+  on lines of their own;
 * at most one blank line in a row, none at the start or the end of a body, and one around
   every `block` and `network` at file level;
 * comments stay on their line: a comment after code stays after it, two spaces on, and the
@@ -224,7 +224,7 @@ class _Printer:
         """`{ stmts }`: on one line when written without a line break or a comment inside."""
         inner = t.children[1:-1]
         stmts, seps = _split(inner)
-        if not any(s is not None and s.breaks for s in seps):
+        if not _spans_lines(t):
             if not stmts:
                 self.w.text("{}")
                 return
@@ -270,9 +270,7 @@ class _Printer:
                 groups.append((sep, bar, k))
                 bar, sep = None, None
         parts = [(g, _split(g[2].children)) for g in groups]
-        multiline = any(g[0] is not None and g[0].breaks for g in groups) or any(
-            s is not None and s.breaks for _, (_, seps) in parts for s in seps)
-        if not multiline:
+        if not _spans_lines(t):
             self.w.text("{ ")
             for j, (g, (stmts, _)) in enumerate(parts):
                 if j:
@@ -443,6 +441,12 @@ def _split(children) -> tuple[list, list]:
     return stmts, seps
 
 
+def _spans_lines(t: Tree) -> bool:
+    """Whether a body or a merge's branches were written over several lines: from its `{` to
+    its `}` (a line break or a comment inside it, its own or a nested body's)."""
+    return t.children[0].line != t.children[-1].line
+
+
 def _is_big(t) -> bool:
     return isinstance(t, Tree) and t.data in ("block", "network")
 
@@ -451,7 +455,7 @@ def _render(lines: list[_Line]) -> str:
     """The lines as text, the trailing comments of consecutive lines aligned."""
     out: list[str] = []
     i = 0
-    widths = [len(INDENT * ln.indent + ln.code) for ln in lines]
+    widths = [len((INDENT * ln.indent + ln.code).rstrip()) for ln in lines]
     while i < len(lines):
         ln = lines[i]
         if ln.code and ln.comment is not None:
@@ -461,7 +465,7 @@ def _render(lines: list[_Line]) -> str:
             col = max(widths[k] for k in range(i, j) if lines[k].code) + COMMENT_GAP
             for k in range(i, j):
                 if lines[k].code:
-                    code = INDENT * lines[k].indent + lines[k].code
+                    code = (INDENT * lines[k].indent + lines[k].code).rstrip()
                     out.append(code + " " * (col - len(code)) + lines[k].comment)
                 else:
                     out.append(" " * col + lines[k].comment)
@@ -472,7 +476,7 @@ def _render(lines: list[_Line]) -> str:
         elif ln.code or ln.comment is not None:
             text = INDENT * ln.indent + ln.code
             if ln.comment is not None:
-                text = (text + " " * COMMENT_GAP if ln.code else text) + ln.comment
+                text = (text.rstrip() + " " * COMMENT_GAP if ln.code else text) + ln.comment
             out.append(text)
         i += 1
     out = [line.rstrip() for line in out]

@@ -188,6 +188,15 @@ def test_formatting_keeps_what_a_copy_of_the_specs_compiles_to(tmp_path):
     # a comment between branches, written at the `|`, stays there
     ("network n {\n  input 3x8x8\n  add {\n    conv 1x1 -> 3\n  # the shortcut\n  | identity\n  }\n}\n",
      "network n {\n  input 3x8x8\n  add {\n    conv 1x1 -> 3\n  # the shortcut\n  | identity\n  }\n}\n"),
+    # a body holding a body written over lines is over lines too; a comment after `|` stays there
+    ("network n { input 3x8x8; concat { conv 1x1 -> 4 | concat {\n conv 1x1 -> 2 | identity } } }\n",
+     "network n {\n  input 3x8x8; concat {\n    conv 1x1 -> 4\n  | concat {\n      conv 1x1 -> 2\n"
+     "    | identity\n    }\n  }\n}\n"),
+    ("network n {\n input 3x8x8\n add { # why\n conv 1x1 -> 3\n | # the shortcut\n identity\n }\n}\n",
+     "network n {\n  input 3x8x8\n  add {  # why\n    conv 1x1 -> 3\n  |  # the shortcut\n    identity\n"
+     "  }\n}\n"),
+    # line endings and tabs
+    ("network n {\r\n\tinput 3x8x8\r\n\tconv 3x3 -> 4 # c\r\n}\r\n", "network n {\n  input 3x8x8\n  conv 3x3 -> 4  # c\n}\n"),
     ("", ""),
     ("# only a comment", "# only a comment\n"),
 ])
