@@ -34,7 +34,7 @@ GENERIC_FLAGS = ("noact", "nonorm", "bias", "nobias")
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
-@dataclass
+@dataclass(slots=True)
 class Record:
     """One statement as it ran: in one network, in one block call (statements in a block run
     once per call)."""
@@ -54,13 +54,15 @@ class _Recorder(Builder):
         super().__init__(*a, **kw)
         self.records: list[Record] = []
         self._calls: dict[int, tuple] = {}
+        self._name = self.network.name
 
     def stmt(self, s, cur, ctx, nxt):
-        rec = Record(s, self.network.name, cur, None, len(self.infos), ctx.env)
+        rec = Record(s, self._name, cur, None, len(self.infos), ctx.env)
         self.records.append(rec)
         out = super().stmt(s, cur, ctx, nxt)
         rec.out, rec.end = out, len(self.infos)
-        rec.call = self._calls.pop(id(s), None)
+        if self._calls:
+            rec.call = self._calls.pop(id(s), None)
         return out
 
     def finish(self) -> None:
@@ -87,6 +89,7 @@ class Analysis:
     records: list[Record] = field(default_factory=list)
     diagnostics: list[Diagnostic] = field(default_factory=list)
     file_env: Env | None = None
+    hints: list | None = None
     #: the blocks of a file that does not parse, each block that does parse on its own
     blocks: dict = field(default_factory=dict)
     #: network name -> (what it depends on, network, records, diagnostics, file env): see analyze
@@ -240,29 +243,34 @@ def _inside(sp: P.Span, line: int, char: int) -> bool:
 
 def inlay_hints(a: Analysis) -> list[tuple[int, int, str]]:
     """(line, character, label): the output shape at the end of each line whose last
-    statement makes or changes a tensor; in a block, where every call gives the same shape."""
-    by_line: dict[int, tuple] = {}
+    statement makes or changes a tensor; in a block, where every call gives the same shape.
+    Computed once per analysis."""
+    if a.hints is not None:
+        return a.hints
+    by_line: dict[int, list] = {}  # line -> [sort key, statement id, shapes]
     lines = a.source.splitlines()
+    kinds = (P.Invocation, P.Merge, P.Repeat, P.If, P.Input)
+    infos = {name: net.infos for name, net in a.networks.items()}
+    file = a.file
     for r in a.records:
-        sp = r.stmt.span
-        if sp.file != a.file or r.out is None or not isinstance(r.stmt, (P.Invocation, P.Merge, P.Repeat, P.If,
-                                                                         P.Input)):
+        stmt = r.stmt
+        if r.out is None or type(stmt) not in kinds:
             continue
-        line = sp.end_line - 1
-        key = (sp.end_column, id(r.stmt))
-        shape = a.shape_of(r, r.out)
-        if shape is None:
+        sp = stmt.span
+        if sp.file != file:
             continue
+        info = infos.get(r.network, {}).get(r.out)
+        if info is None or info.shape is None:
+            continue
+        line, key = sp.end_line - 1, sp.end_column
         prev = by_line.get(line)
         if prev is None or prev[0] < key:
-            by_line[line] = (key, {str(shape)})
-        elif prev[0] == key:
-            prev[1].add(str(shape))
-    out = []
-    for line, (_, shapes) in sorted(by_line.items()):
-        if len(shapes) == 1 and line < len(lines):
-            out.append((line, len(lines[line]), f"  {next(iter(shapes))}"))
-    return out
+            by_line[line] = [key, id(stmt), {info.shape}]
+        elif prev[1] == id(stmt):
+            prev[2].add(info.shape)
+    a.hints = [(line, len(lines[line]), f"  {next(iter(shapes))}")
+               for line, (_, _, shapes) in sorted(by_line.items()) if len(shapes) == 1 and line < len(lines)]
+    return a.hints
 
 
 def word_at(source: str, line: int, char: int) -> tuple[str, int, int] | None:
