@@ -163,8 +163,9 @@ def _print_partial(nets, fmt: str, width: int) -> None:
 
 @main.command("check")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(["text", "json", "github"]), default="text", show_default=True,
-              help="github: the text, plus a GitHub Actions annotation at file:line for every error.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "github", "junit", "sarif"]), default="text",
+              show_default=True, help="github: the text, plus a GitHub Actions annotation at file:line for every "
+              "error; junit: JUnit XML (a test case per network); sarif: SARIF 2.1.0 (code scanning).")
 @click.option("-x", "--fail-fast", is_flag=True, help="Stop at the first failing network.")
 @click.option("--update-expects", is_flag=True,
               help="Rewrite the value of every failing `expect` in place (comments and layout kept), then check.")
@@ -177,6 +178,16 @@ def check_cmd(paths: tuple[Path, ...], fmt: str, fail_fast: bool, update_expects
         from .update import update_expects as update
 
         update(files, _echo_err)
+    if fmt in ("junit", "sarif"):
+        from . import ci_report
+
+        captured: list[str] = []
+        ok = check_paths(files, "json", fail_fast, captured.append, lambda e: None,
+                         named={p for p in paths if p.is_file()})
+        import json
+
+        click.echo(getattr(ci_report, fmt)(json.loads(captured[-1])))
+        sys.exit(0 if ok else EXIT_SPEC)
     report = _echo_error
     if fmt == "github":
         fmt, report = "text", _github_annotations

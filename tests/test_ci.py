@@ -171,3 +171,32 @@ def test_pre_commit_try_repo_accepts_the_hooks(tmp_path):
     assert "archdsl fmt" in run.stdout and "files were modified by this hook" in run.stdout, run.stdout + run.stderr
     assert re.search(r"archdsl check\.+Passed", run.stdout), run.stdout
     assert (repo / "specs" / "n.arch").read_text() == "network n {\n  input 3x8x8; conv 3x3 -> 4\n  expect params = 112\n}\n"
+
+
+def test_check_format_junit_and_sarif():
+    import json
+    import xml.etree.ElementTree as ET
+
+    data = ROOT / "tests" / "data" / "check"
+    junit = CliRunner().invoke(main, ["check", str(data), "--format", "junit"])
+    assert junit.exit_code == 1
+    suites = ET.fromstring(junit.stdout)
+    assert (suites.get("tests"), suites.get("failures")) == ("4", "2")
+    cases = {c.get("name"): c for c in suites.iter("testcase")}
+    assert set(cases) == {"mismatch", "off_by_bias", "small", "wider"}
+    assert [f.get("type") for f in cases["off_by_bias"].iter("failure")] == ["E501", "E501"]
+    assert "expected 432, found 448" in cases["off_by_bias"].find("failure").get("message")
+    assert "expected 16x16x16, found 16x32x32" in ET.tostring(cases["off_by_bias"], encoding="unicode")
+    assert cases["small"].find("failure") is None
+
+    sarif = CliRunner().invoke(main, ["check", str(data), "--format", "sarif"])
+    assert sarif.exit_code == 1
+    doc = json.loads(sarif.stdout)
+    assert doc["version"] == "2.1.0"
+    results = doc["runs"][0]["results"]
+    assert [r["ruleId"] for r in results] == ["E403", "E501", "E501"]
+    loc = results[0]["locations"][0]["physicalLocation"]
+    assert loc["artifactLocation"]["uri"].endswith("broken.arch") and loc["region"] == {"startLine": 6, "startColumn": 5}
+    assert {r["id"] for r in doc["runs"][0]["tool"]["driver"]["rules"]} == {"E403", "E501"}
+    ok = CliRunner().invoke(main, ["check", str(SPECS / "nin.arch"), "--format", "sarif"])
+    assert ok.exit_code == 0 and json.loads(ok.stdout)["runs"][0]["results"] == []

@@ -12,7 +12,7 @@ PACKAGE = Path(archdsl.__file__).parent
 
 #: the pipeline's order: a module may import (at module level) only modules before it
 STAGES = ["syntax", "diagnostics", "parse_errors", "lexer", "parser", "layers", "pygments_lexer", "sources", "evaluate", "infer", "network",
-          "budget", "names", "expand", "spec", "fmt", "analysis", "lsp", "check", "update", "report", "diagram", "diff", "treediff", "weights", "lower_torch", "cli"]
+          "budget", "names", "expand", "spec", "fmt", "analysis", "lsp", "check", "update", "report", "diagram", "diff", "treediff", "ci_report", "weights", "lower_torch", "cli"]
 
 
 def _imports(path: Path) -> set[str]:
