@@ -530,11 +530,10 @@ def completions(a: Analysis, line: int, char: int) -> list[tuple[str, str, str]]
 
 
 def _names(a: Analysis, line: int, char: int) -> list[str]:
+    """The names in scope at the position (of every call that reaches it), and the file's."""
     out: set[str] = set()
-    for r in a.records_at(line, char) or a.records:
+    for r in a.records_at(line, char):
         out |= r.env.names()
-        if a.records_at(line, char):
-            break
     if a.file_env is not None:
         out |= a.file_env.names()
     return sorted(out)

@@ -23,7 +23,7 @@ from pygls.lsp.server import LanguageServer
 
 from . import __version__
 from . import analysis as A
-from .diagnostics import ArchError
+from .diagnostics import ArchError, Diagnostic
 from .syntax import Span
 
 _KINDS = {"kind": T.CompletionItemKind.Function, "block": T.CompletionItemKind.Module,
@@ -60,7 +60,11 @@ class ArchServer(LanguageServer):
         held = self.analyses.get(uri)
         if held is not None and held[0] == doc.version and held[1].source == doc.source:
             return held[1]
-        a = A.analyze(doc.source, _path(uri), held[1] if held is not None else None)
+        try:
+            a = A.analyze(doc.source, _path(uri), held[1] if held is not None else None)
+        except Exception as err:  # noqa: BLE001 - a bug in archdsl: say so where the user looks
+            a = A.Analysis(file=_path(uri), source=doc.source, diagnostics=[Diagnostic(
+                "E999", f"archdsl: internal error: {type(err).__name__}: {err} (a bug in archdsl, not in the spec)")])
         self.analyses[uri] = (doc.version, a)
         return a
 
