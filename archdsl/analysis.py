@@ -90,6 +90,8 @@ class Analysis:
     diagnostics: list[Diagnostic] = field(default_factory=list)
     file_env: Env | None = None
     hints: list | None = None
+    #: set by the server when the analysis itself failed (a bug in archdsl)
+    internal: str | None = None
     #: the blocks of a file that does not parse, each block that does parse on its own
     blocks: dict = field(default_factory=dict)
     #: network name -> (what it depends on, network, records, diagnostics, file env): see analyze

@@ -23,7 +23,7 @@ from pygls.lsp.server import LanguageServer
 
 from . import __version__
 from . import analysis as A
-from .diagnostics import ArchError, Diagnostic
+from .diagnostics import ArchError
 from .syntax import Span
 
 _KINDS = {"kind": T.CompletionItemKind.Function, "block": T.CompletionItemKind.Module,
@@ -63,8 +63,9 @@ class ArchServer(LanguageServer):
         try:
             a = A.analyze(doc.source, _path(uri), held[1] if held is not None else None)
         except Exception as err:  # noqa: BLE001 - a bug in archdsl: say so where the user looks
-            a = A.Analysis(file=_path(uri), source=doc.source, diagnostics=[Diagnostic(
-                "E999", f"archdsl: internal error: {type(err).__name__}: {err} (a bug in archdsl, not in the spec)")])
+            a = A.Analysis(file=_path(uri), source=doc.source,
+                           internal=f"archdsl: internal error: {type(err).__name__}: {err} (a bug in archdsl, "
+                                    "not in the spec)")
         self.analyses[uri] = (doc.version, a)
         return a
 
@@ -88,6 +89,9 @@ class ArchServer(LanguageServer):
                 range=_range(sp), message="\n".join([message, *extra]), code=d.code, source="archdsl",
                 severity=T.DiagnosticSeverity.Warning if d.severity == "warning" else T.DiagnosticSeverity.Error,
                 related_information=related or None))
+        if a.internal:
+            out.append(T.Diagnostic(range=_range(None), message=a.internal, source="archdsl",
+                                    severity=T.DiagnosticSeverity.Error))
         doc = self.workspace.get_text_document(uri)
         self.text_document_publish_diagnostics(T.PublishDiagnosticsParams(uri=uri, diagnostics=out,
                                                                           version=doc.version))
