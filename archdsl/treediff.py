@@ -20,7 +20,7 @@ from typing import Any
 
 from .diagnostics import ArchError
 from .diff import Summary, diff
-from .sources import Loader
+from .sources import Loader, read_source
 from .spec import Spec
 
 
@@ -130,8 +130,8 @@ def compile_tree(root: Path, label: str = "") -> dict[str, Entry]:
         try:
             loader = Loader()
             loader.root = root
-            unit = loader.load_text(path.read_text(encoding="utf-8"), rel, path.parent)
-        except (ArchError, OSError, UnicodeDecodeError) as e:
+            unit = loader.load_text(read_source(path), rel, path.parent)
+        except ArchError as e:
             out[rel] = Entry(error=_first(e))
             continue
         spec = Spec(unit)
