@@ -1,7 +1,9 @@
-"""`archdsl check --format junit` and `--format sarif`: the check's results (the data of
-`--format json`) as a JUnit XML report (one test case per network, one suite per file: CI
-services show them as tests) and as SARIF 2.1.0 (GitHub code scanning and other static
-analysis viewers: one result per failed network, at its file, line and column)."""
+"""`archdsl check --format github|junit|sarif`: the check's results for CI services. github:
+each diagnostic as a GitHub Actions workflow command (an annotation on its line in the pull
+request); junit: the data of `--format json` as a JUnit XML report (one test case per
+network, one suite per file: CI services show them as tests); sarif: SARIF 2.1.0 (GitHub code
+scanning and other static analysis viewers: one result per error, at its file, line and
+column)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,22 @@ from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
 from . import __version__
+
+
+def github(err, echo) -> None:
+    """Each diagnostic of an ArchError as a workflow command, written with `echo` (to stdout,
+    where the runner reads them)."""
+    def escape(text: str, prop: bool = False) -> str:
+        text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+        return text.replace(":", "%3A").replace(",", "%2C") if prop else text
+
+    for d in err.diagnostics:
+        where = ""
+        if d.span is not None:
+            where = (f" file={escape(d.span.file, True)},line={d.span.line},col={d.span.column},"
+                     f"endLine={d.span.end_line}")
+        detail = "".join(f"\n{k}: {v}" for k, v in (("expected", d.expected), ("found", d.found), ("hint", d.hint)) if v)
+        echo(f"::error{where},title={escape(f'archdsl {d.code}', True)}::{escape(d.message + detail)}")
 
 
 def _where(location: str) -> tuple[str, int | None, int | None]:

@@ -190,7 +190,9 @@ def check_cmd(paths: tuple[Path, ...], fmt: str, fail_fast: bool, update_expects
         sys.exit(0 if ok else EXIT_SPEC)
     report = _echo_error
     if fmt == "github":
-        fmt, report = "text", _github_annotations
+        from .ci_report import github
+
+        fmt, report = "text", lambda err: (github(err, click.echo), _echo_error(err))
     ok = check_paths(files, fmt, fail_fast, click.echo, report, named={p for p in paths if p.is_file()})
     sys.exit(0 if ok else EXIT_SPEC)
 
@@ -223,23 +225,6 @@ def lsp_cmd(stdio: bool) -> None:
         raise click.UsageError(f"the language server needs pygls ({err}): pip install \"archdsl[lsp]\"") from None
     serve()
     sys.exit(0)  # the client has closed the streams: nothing to flush
-
-
-def _github_annotations(err: ArchError) -> None:
-    """Each diagnostic as a GitHub Actions workflow command (an annotation on the file's line in
-    the pull request), then the full diagnostics as usual."""
-    def escape(text: str, prop: bool = False) -> str:
-        text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-        return text.replace(":", "%3A").replace(",", "%2C") if prop else text
-
-    for d in err.diagnostics:
-        where = ""
-        if d.span is not None:
-            where = (f" file={escape(d.span.file, True)},line={d.span.line},col={d.span.column},"
-                     f"endLine={d.span.end_line}")
-        detail = "".join(f"\n{k}: {v}" for k, v in (("expected", d.expected), ("found", d.found), ("hint", d.hint)) if v)
-        click.echo(f"::error{where},title={escape(f'archdsl {d.code}', True)}::{escape(d.message + detail)}")
-    _echo_error(err)
 
 
 def _arch_files(paths: Iterable[Path]) -> Iterable[Path]:
