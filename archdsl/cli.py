@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from pathlib import Path
 from typing import Iterable
 
@@ -194,15 +193,68 @@ def _print_partial(nets, fmt: str, width: int) -> None:
 
 @main.command("check")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "github", "junit", "sarif"]), default="text",
+              show_default=True, help="github: the text, plus a GitHub Actions annotation at file:line for every "
+              "error; junit: JUnit XML (a test case per network); sarif: SARIF 2.1.0 (code scanning).")
 @click.option("-x", "--fail-fast", is_flag=True, help="Stop at the first failing network.")
-def check_cmd(paths: tuple[Path, ...], fmt: str, fail_fast: bool) -> None:
+@click.option("--update-expects", is_flag=True,
+              help="Rewrite the value of every failing `expect` in place (comments and layout kept), then check.")
+def check_cmd(paths: tuple[Path, ...], fmt: str, fail_fast: bool, update_expects: bool) -> None:
     """Validate every network in FILES and folders (recursively) and evaluate every `expect`."""
     files = list(_arch_files(paths))
     if not files:
         raise click.UsageError("no .arch files in " + ", ".join(str(p) for p in paths))
-    ok = check_paths(files, fmt, fail_fast, click.echo, _echo_error, named={p for p in paths if p.is_file()})
+    if update_expects:
+        from .update import update_expects as update
+
+        update(files, _echo_err)
+    if fmt in ("junit", "sarif"):
+        from . import ci_report
+
+        captured: list[str] = []
+        ok = check_paths(files, "json", fail_fast, captured.append, lambda e: None,
+                         named={p for p in paths if p.is_file()})
+        import json
+
+        click.echo(getattr(ci_report, fmt)(json.loads(captured[-1])))
+        sys.exit(0 if ok else EXIT_SPEC)
+    report = _echo_error
+    if fmt == "github":
+        from .ci_report import github
+
+        fmt, report = "text", lambda err: (github(err, click.echo), _echo_error(err))
+    ok = check_paths(files, fmt, fail_fast, click.echo, report, named={p for p in paths if p.is_file()})
     sys.exit(0 if ok else EXIT_SPEC)
+
+
+@main.command("fmt")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path, allow_dash=True))
+@click.option("--check", is_flag=True, help="Write nothing; exit with 1 when a file is not formatted.")
+@click.option("--diff", "show_diff", is_flag=True, help="Print the changes as a unified diff; write nothing.")
+def fmt_cmd(paths: tuple[Path, ...], check: bool, show_diff: bool) -> None:
+    """Rewrite FILES and folders (recursively) in the canonical layout. `-` reads standard input
+    and writes the result to standard output."""
+    from .fmt import fmt_paths, format_source
+
+    if str(paths[0]) == "-" and len(paths) == 1:
+        click.echo(format_source(sys.stdin.read(), "<stdin>"), nl=False)
+        return
+    files = list(_arch_files(paths))
+    if not files:
+        raise click.UsageError("no .arch files in " + ", ".join(str(p) for p in paths))
+    sys.exit(fmt_paths(files, check, show_diff, click.echo, _echo_err, _echo_error))
+
+
+@main.command("lsp")
+@click.option("--stdio", is_flag=True, help="Talk over standard input and output (the default, and the only way).")
+def lsp_cmd(stdio: bool) -> None:
+    """Run the language server (diagnostics, hovers, shapes, completion, formatting) over stdio."""
+    try:
+        from .lsp import main as serve
+    except ImportError as err:
+        raise click.UsageError(f"the language server needs pygls ({err}): pip install \"archdsl[lsp]\"") from None
+    serve()
+    sys.exit(0)  # the client has closed the streams: nothing to flush
 
 
 def _arch_files(paths: Iterable[Path]) -> Iterable[Path]:
@@ -249,6 +301,8 @@ def build_cmd(file: Path, network: str | None, input_: str | None, params: tuple
               weights: Path | None) -> None:
     """Lower a network to PyTorch, run one forward pass and print its shape, size and time."""
     source, network = _resolve(file, network)
+    from .cli_torch import build_and_run
+
     build_and_run(source, network, input_, device, batch, max_params, click.echo, max_buffers, max_activation,
                   _params(params), weights=weights)
 
@@ -278,9 +332,11 @@ def train_cmd(file: Path, network: str | None, input_: str | None, data: str, ep
               workers: int, max_steps: int | None, sync_bn: bool, threads: int | None, no_progress: bool) -> None:
     """Train a network with the recipe of its spec (`train { }`), on one process or under torchrun."""
     file, network = _resolve(file, network)
-    torch = _import_torch()
+    from .cli_torch import check_device, import_torch
+
+    torch = import_torch()
     if "LOCAL_RANK" not in os.environ or device != "cuda":
-        _check_device(torch, device)
+        check_device(torch, device)
     from . import load
     from .sources import select_networks
 
@@ -399,12 +455,29 @@ def render_cmd(file: Path, network: str | None, input_: str | None, params: tupl
 @click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text",
               show_default=True)
 @click.option("--exit-code", is_flag=True, help="Exit with 1 when the networks differ (as `git diff --exit-code`).")
-def diff_cmd(a: str, b: str, input_: str | None, params: tuple[str, ...], fmt: str, exit_code: bool) -> None:
+@click.option("--layers", is_flag=True, help="Two folders: also show the layers of each changed network.")
+def diff_cmd(a: str, b: str, input_: str | None, params: tuple[str, ...], fmt: str, exit_code: bool,
+             layers: bool) -> None:
     """Show what differs between two networks: totals, then blocks and layers matched by name.
 
     A and B are spec files (FILE:NET picks a network) or zoo networks (resnet50); -p sets a
-    parameter of both."""
+    parameter of both. Given two folders (a base and a head checkout), compare every network
+    of every spec in them, includes and all, and list the networks that changed."""
     from .diff import diff
+
+    if Path(a).is_dir() and Path(b).is_dir():
+        from .treediff import diff_trees
+
+        tree = diff_trees(Path(a), Path(b))
+        if fmt == "json":
+            import json
+
+            click.echo(json.dumps(tree.to_dict(), indent=2))
+        else:
+            click.echo(tree.to_markdown(layers) if fmt == "markdown" else tree.to_text(layers), nl=False)
+        if exit_code and not tree.identical:
+            sys.exit(EXIT_SPEC)
+        return
 
     overrides = _params(params)
     try:
@@ -553,111 +626,6 @@ def check_paths(files: list[Path], fmt: str, fail_fast: bool, out, err, named: "
 
 def _plain(v):
     return list(v) if isinstance(v, tuple) else v
-
-
-def build_and_run(file: "Path | str", network: str | None, input_: str | None, device: str, batch: int,
-                  max_params: int | None, out, max_buffers: int | None = None,
-                  max_activation: int | None = None, params: dict | None = None,
-                  weights: Path | None = None) -> None:
-    from . import compile
-    from .sources import select_networks
-
-    if network is None:
-        from . import load
-
-        nets = select_networks(load(file).unit, None)
-        if len(nets) > 1:
-            raise click.UsageError(f"{file} holds {len(nets)} networks; pick one with -n: "
-                                   + ", ".join(n.name for n in nets))
-    net = compile(file, network, input_, **(params or {}))
-    torch = _import_torch()
-
-    from . import lower_torch as L
-
-    _check_device(torch, device)
-    limits = (L.DEFAULT_MAX_PARAMS if max_params is None else max_params,
-              L.DEFAULT_MAX_BUFFERS if max_buffers is None else max_buffers,
-              L.DEFAULT_MAX_ACTIVATION if max_activation is None else max_activation)
-    L.check_limits(net, *limits, batch=batch)  # the forward passes' batch too, before anything is built
-    try:
-        state = None if weights is None else L.read_checkpoint(weights)
-    except L.CheckpointError as e:
-        raise click.UsageError(f"--weights: {e}") from None
-    # lowering, running and counting recurse once per level of nesting: all of it on a deep
-    # enough stack (a plain call for any network but a deeply nested one)
-    model, y, n, t0, t1, t2, t3 = L.on_deep_stack(L.nesting_depth(net), _build_and_time, torch, L, net, device,
-                                                  batch, limits, state, weights)
-    if state is not None:
-        out(f"weights: {len(state):,} tensors from {weights}")
-    out(f"{net.name}: output {tuple(y.shape)} on {device}")
-    out(f"parameters: {n:,} (analytic {net.params:,}: {'equal' if n == net.params else 'DIFFERENT'})")
-    out(f"build {'and load ' if state is not None else ''}{1e3 * (t1 - t0):.1f} ms, "
-        f"first forward {1e3 * (t2 - t1):.1f} ms, second forward {1e3 * (t3 - t2):.1f} ms (batch {batch})")
-    if n != net.params or tuple(y.shape[1:]) != net.output_shape.dims:
-        raise RuntimeError("the built module disagrees with the analytic report")
-
-
-def _build_and_time(torch, L, net, device: str, batch: int, limits: tuple[int, int, int], state=None,
-                    weights: Path | None = None):
-    t0 = time.perf_counter()
-    model = L.lower(net, device=device, max_params=limits[0], max_buffers=limits[1],
-                    max_activation=limits[2]).eval()
-    try:
-        if state is not None:
-            L.load_weights(model, state)
-    except L.WeightMismatch as e:
-        raise click.ClickException(f"the weights in {weights} do not fit {net.name}: {e}") from None
-    t1 = time.perf_counter()
-    try:
-        x = torch.randn(batch, *net.input_shape.dims, device=device)
-        with torch.inference_mode():
-            y = model(x)
-            if device.startswith("cuda"):
-                torch.cuda.synchronize()
-            t2 = time.perf_counter()
-            y = model(x)
-            if device.startswith("cuda"):
-                torch.cuda.synchronize()
-            t3 = time.perf_counter()
-    except (MemoryError, RuntimeError) as e:
-        if not L.is_allocation_failure(e):
-            raise
-        raise L.allocation_failed(net, e, "a forward pass of") from None
-    return model, y, L.count_parameters(model), t0, t1, t2, t3
-
-
-def _import_torch():
-    """torch, or a usage error saying how to install it (it is an optional dependency)."""
-    try:
-        import torch
-    except ImportError as e:
-        _echo_err(f"archdsl build needs PyTorch, which cannot be imported here ({e}).\n"
-                  'Install it with: pip install "archdsl[torch]"')
-        sys.exit(EXIT_USAGE)
-    return torch
-
-
-def _check_device(torch, device: str) -> None:
-    """--device must name a device this machine has: cpu, cuda[:N] with a GPU, mps on a Mac."""
-    available = ["cpu"]
-    if torch.cuda.is_available():
-        available += ["cuda", *(f"cuda:{i}" for i in range(torch.cuda.device_count()))]
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        available += ["mps", "mps:0"]
-    try:
-        parsed = torch.device(device)
-    except (RuntimeError, ValueError, TypeError):
-        parsed = None
-    if parsed is not None and (str(parsed) in available or (parsed.type == "cpu" and parsed.index in (None, 0))):
-        return
-    if parsed is None:
-        why = "not a device name"
-    elif parsed.type == "cuda" and not torch.cuda.is_available():
-        why = "no CUDA device is available (torch.cuda.is_available() is False)"
-    else:
-        why = "no such device on this machine"
-    raise click.UsageError(f"--device {device}: {why}; devices: {', '.join(available)}")
 
 
 def run() -> None:

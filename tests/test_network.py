@@ -11,9 +11,10 @@ from archdsl.network import TAux, TLayer, TMerge, TSeq, groups, nodes_under, out
 PACKAGE = Path(archdsl.__file__).parent
 
 #: the pipeline's order: a module may import (at module level) only modules before it
-STAGES = ["syntax", "diagnostics", "parse_errors", "lexer", "parser", "layers", "zoo", "sources", "evaluate", "infer",
-          "network", "budget", "names", "init", "recipe", "expand", "spec", "check", "report", "diagram", "diff", "weights",
-          "lower_torch", "init_torch", "optim", "train", "cli"]
+STAGES = ["syntax", "diagnostics", "parse_errors", "lexer", "parser", "layers", "pygments_lexer", "zoo", "sources",
+          "evaluate", "infer", "network", "budget", "names", "init", "recipe", "expand", "spec", "fmt", "analysis", "lsp",
+          "check", "update", "report", "diagram", "diff", "treediff", "ci_report", "weights", "lower_torch", "init_torch",
+          "optim", "train", "cli_torch", "cli"]
 
 
 def _imports(path: Path) -> set[str]:
