@@ -412,9 +412,9 @@ class _Printer:
             return "not " + self.expr(c[1], compact)
         if kind == "atom":  # ( expr )
             return "(" + self.expr(c[1], compact) + ")"
-        if kind == "func":
-            args = [self.expr(k, compact) for k in c[1:] if isinstance(k, Tree)]
-            return f"{c[0]}(" + ("," if compact else ", ").join(args) + ")"
+        if kind == "func":  # its parentheses set its arguments apart: spaced even among layer arguments
+            args = [self.expr(k) for k in c[1:] if isinstance(k, Tree)]
+            return f"{c[0]}(" + ", ".join(args) + ")"
         out = []
         for k in c:  # an operator chain: binop, compare, pow, and_, or_, cond
             if isinstance(k, Token):
