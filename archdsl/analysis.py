@@ -535,7 +535,7 @@ def _names(a: Analysis, line: int, char: int) -> list[str]:
     """The names in scope at the position (of every call that reaches it), and the file's."""
     out: set[str] = set()
     for r in a.records_at(line, char):
-        out |= r.env.names()
+        out |= r.env.names_so_far()()
     if a.file_env is not None:
-        out |= a.file_env.names()
+        out |= a.file_env.names_so_far()()
     return sorted(out)

@@ -22,7 +22,8 @@ def test_a_widened_vgg_stage_rewrites_its_twenty_expects(tmp_path):
     result = CliRunner().invoke(main, ["check", "--update-expects", str(vgg)])
     assert result.exit_code == 0, result.output
     assert result.output.count("updated ") == 20
-    assert f"updated {vgg}:55: expect params = 132_863_336 -> 133_563_880" in result.output
+    line = next(i for i, text in enumerate(before.splitlines(), 1) if "expect params = 132_863_336" in text)
+    assert f"updated {vgg}:{line}: expect params = 132_863_336 -> 133_563_880" in result.output
     assert "10 of 10 networks ok" in result.output
     after = vgg.read_text()
     changed = [(a, b) for a, b in zip(before.splitlines(), after.splitlines()) if a != b]
