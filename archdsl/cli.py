@@ -507,6 +507,12 @@ def _check_device(torch, device: str) -> None:
     raise click.UsageError(f"--device {device}: {why}; devices: {', '.join(available)}")
 
 
+from .cli_roundtrip import COMMANDS as _ROUND_TRIP  # noqa: E402 - import, export
+
+for _command in _ROUND_TRIP:
+    main.add_command(_command)
+
+
 def run() -> None:
     """The `archdsl` command (the console script and ``python -m archdsl.cli``)."""
     main()
