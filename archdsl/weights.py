@@ -31,7 +31,9 @@ def _stateful_leaves_in_call_order(model: nn.Module, example: torch.Tensor) -> l
             order.append(mod)
 
     handles = [m.register_forward_pre_hook(hook) for m in owners]
-    snapshot = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    state = model.state_dict()
+    snapshot = type(state)((k, v.detach().clone()) for k, v in state.items())
+    snapshot._metadata = getattr(state, "_metadata", None)  # versions (MNASNet's _load_from_state_dict needs it)
     was_training = model.training
     try:
         model.train()
