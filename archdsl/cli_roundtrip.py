@@ -88,4 +88,42 @@ def import_cmd(target: str, output: Path | None, input_: str, name: str | None) 
     click.echo(f"wrote {output} ({len(text.splitlines())} lines)", err=True)
 
 
-COMMANDS = [import_cmd]
+
+@click.command("export")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-n", "--network", metavar="NAME", help="The network (required when the file holds several).")
+@click.option("--to", "to", type=click.Choice(["pytorch", "onnx"]), default="pytorch", show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="The file to write "
+              "(pytorch: default standard output; onnx: required).")
+@click.option("--input", "input_", metavar="CxHxW", help="Override the spec's input shape.")
+@click.option("--dynamic-batch", is_flag=True, help="onnx: a batch dimension of any size.")
+def export_cmd(file: Path, network: str | None, to: str, output: Path | None, input_: str | None,
+               dynamic_batch: bool) -> None:
+    """Write a network as one plain PyTorch file (imports only torch) or as ONNX."""
+    from . import compile as compile_spec
+
+    if not file.is_file():
+        raise click.UsageError(f"no such file: {file}")
+    net = compile_spec(file, network, input_)
+    if to == "onnx":
+        if output is None:
+            raise click.UsageError("--to onnx needs -o FILE")
+        from .export_torch import export_onnx
+
+        export_onnx(net, output, dynamic_batch=dynamic_batch)
+        click.echo(f"wrote {output}", err=True)
+        return
+    from .export_torch import export_pytorch
+
+    text = export_pytorch(net, f"{file}:{net.name}")
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    try:
+        output.write_text(text)
+    except OSError as e:
+        raise click.UsageError(f"-o {output}: {e.strerror}") from None
+    click.echo(f"wrote {output} ({len(text.splitlines())} lines)", err=True)
+
+
+COMMANDS = [import_cmd, export_cmd]
