@@ -13,7 +13,8 @@ PACKAGE = Path(archdsl.__file__).parent
 #: the pipeline's order: a module may import (at module level) only modules before it
 STAGES = ["syntax", "diagnostics", "parse_errors", "lexer", "parser", "layers", "sources", "evaluate", "infer", "network",
           "budget", "names", "expand", "spec", "check", "report", "diagram", "diff", "rebuild", "write_spec", "weights",
-          "torch_modules", "lower_torch", "torch_ops", "trace_torch", "cli_roundtrip", "cli"]
+          "torch_modules", "lower_torch", "torch_ops", "trace_torch", "export_torch", "cli_roundtrip",
+          "cli"]
 
 
 def _imports(path: Path) -> set[str]:
