@@ -243,3 +243,35 @@ METHODS: dict[str, Callable[[fx.Node], list[R.Op] | None]] = {
     "contiguous": lambda n: None, "clone": lambda n: None,
 }
 MERGES = {"cat": "concat", "concat": "concat", "add": "add", "iadd": "add", "mul": "mul", "imul": "mul"}
+
+
+def _bn_act(m) -> list[R.Op]:
+    """timm's BatchNormAct2d: batch norm, then its `drop` and `act` modules (forward order)."""
+    ops = _bn(m)
+    for sub in (getattr(m, "drop", None), getattr(m, "act", None)):
+        if sub is None or type(sub) is nn.Identity:
+            continue
+        conv = MODULES.get(type(sub), "missing")
+        if conv == "missing":
+            raise Unsupported(f"its {type(sub).__name__} has no kind")
+        ops += conv(sub) or []
+    return ops
+
+
+#: classes outside torch.nn, by qualified name (their packages are not imported for this)
+NAMED: dict[str, Callable[[nn.Module], list[R.Op] | None]] = {
+    "timm.layers.norm_act.BatchNormAct2d": _bn_act,
+}
+
+
+def converter(m: nn.Module):
+    """The converter of a module: its class's entry (or the nearest base class's in torch.nn
+    whose forward it keeps), else "missing"."""
+    t = type(m)
+    named = NAMED.get(f"{t.__module__}.{t.__qualname__}")
+    if named is not None:
+        return named
+    for base in t.__mro__:
+        if base in MODULES:
+            return MODULES[base] if base is t or t.forward is base.forward else "missing"
+    return "missing"

@@ -34,7 +34,7 @@ from torch import fx, nn
 
 from . import rebuild as R
 from . import write_spec as W
-from .torch_ops import FUNCTIONS, MERGES, METHODS, MODULES, Unsupported, _arg
+from .torch_ops import FUNCTIONS, MERGES, METHODS, Unsupported, _arg, converter
 
 _GENERIC = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
 
@@ -53,7 +53,7 @@ class _Tracer(fx.Tracer):
         self.record_stack_traces = True
 
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
-        return type(m) in MODULES or super().is_leaf_module(m, qualname)
+        return converter(m) != "missing" or super().is_leaf_module(m, qualname)
 
 
 def _source_line(node: fx.Node) -> str:
@@ -78,6 +78,7 @@ class _Graph:
         self.outputs: list[fx.Node] = []
         self.order: dict[fx.Node, int] = {}
         self.placeholder: fx.Node | None = None
+        self.meta: set[fx.Node] = set()
         self.frames: dict[str, R.Frame] = {}
         for i, n in enumerate(gm.nodes):
             self.order[n] = i
@@ -112,7 +113,18 @@ class _Graph:
         return n
 
     def _tensor_args(self, node: fx.Node) -> list[fx.Node]:
-        return [self._resolve(a) for a in node.args if isinstance(a, fx.Node)]
+        return [self._resolve(a) for a in node.args if isinstance(a, fx.Node) and a not in self.meta]
+
+    def _is_meta(self, n: fx.Node) -> bool:
+        """Is `n` about shapes rather than values: a tensor's size, ndim, shape or dtype, a
+        computation on those alone, or an assertion on one?"""
+        if n.op == "call_method" and n.target in ("size", "dim"):
+            return True
+        if n.op == "call_function" and n.target is getattr and len(n.args) > 1 and \
+                n.args[1] in ("shape", "ndim", "dtype", "device"):
+            return True
+        nodes = [a for a in (*n.args, *n.kwargs.values()) if isinstance(a, fx.Node)]
+        return n.op == "call_function" and bool(nodes) and all(a in self.meta for a in nodes)
 
     def _node(self, n: fx.Node) -> None:
         if n.op == "placeholder":
@@ -129,7 +141,7 @@ class _Graph:
             return
         if n.op == "call_module":
             m = self.module.get_submodule(n.target)
-            conv = next((MODULES[t] for t in type(m).__mro__ if t in MODULES), "missing")
+            conv = converter(m)
             what = f"{type(m).__module__}.{type(m).__qualname__}"
             if conv == "missing":
                 raise self.fail(n, what)
@@ -146,8 +158,11 @@ class _Graph:
         if n.op == "call_function" and (n.target in (tuple,) or (isinstance(n.target, type) and
                                                                   issubclass(n.target, tuple))):
             return  # packs the outputs (a named tuple); read at the output node
-        if n.op == "call_function" and n.target is operator.getitem or n.op == "call_method" and name == "size":
-            return  # shape arithmetic, read by its user (view)
+        if self._is_meta(n):
+            self.meta.add(n)
+            return  # shape arithmetic and checks (x.size(0), x.ndim == 4, _assert): no layer
+        if n.op == "call_function" and n.target is operator.getitem:
+            return  # read by its user (view), or an error there
         if name in MERGES:
             self._merge(n, MERGES[name], name)
             return
@@ -502,6 +517,9 @@ def _verified(text: str, module: nn.Module, dims, net_name: str, body, blocks, h
     try:
         net = compile_spec(text)
     except ArchError as e:
+        if all(d.code.startswith("E4") for d in e.diagnostics):  # shapes: a layer that does not fit this input
+            raise ImportFailure(f"at input {'x'.join(map(str, dims))} the spec's shapes do not work out (is this "
+                                f"the module's input size? --input CxHxW sets it):\n{e.render()}") from None
         raise ImportFailure(f"the spec written does not compile (a bug in archdsl's importer):\n{e.render()}\n"
                             f"{text}") from None
     params = sum(p.numel() for p in module.parameters())

@@ -195,3 +195,30 @@ def test_the_command_writes_a_spec_that_checks(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "archdsl.cli", "import", "torchvision.models:no_such_model"],
                          capture_output=True, text=True, env=env)
     assert bad.returncode == 2 and "no attribute" in bad.stderr
+
+
+def test_timm_layers_and_models():
+    timm = pytest.importorskip("timm")
+    from timm.layers import BatchNormAct2d
+
+    seq = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, bias=False), BatchNormAct2d(8), torch.nn.Conv2d(8, 4, 1))
+    text = archdsl.import_module(seq.eval(), "3x16x16", name="bn_act")
+    assert "bn; relu" in text
+    ours = archdsl.build(text)
+    archdsl.load_weights(ours, seq)
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        assert torch.equal(ours.eval()(x), seq(x))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _ALL, reason="ARCHDSL_ALL_MODELS=1 runs it")
+def test_timm_inception_v4():
+    timm = pytest.importorskip("timm")
+    module = timm.create_model("inception_v4", pretrained=False).eval()
+    text = archdsl.import_module(module, "3x299x299", name="inception_v4")
+    ours = archdsl.build(text).eval()
+    archdsl.load_weights(ours, module, example=torch.randn(2, 3, 96, 96))
+    x = torch.randn(1, 3, 299, 299)
+    with torch.no_grad():
+        assert (ours(x) - module(x)).abs().max().item() <= 1e-4
