@@ -566,6 +566,10 @@ def export_onnx(net: CompiledNetwork, path, dynamic_batch: bool = False, opset: 
     axes = {"input": {0: "batch"}, "output": {0: "batch"}} if dynamic_batch else None
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
-        torch.onnx.export(model, (x,), str(path), input_names=["input"], output_names=["output"],
-                          dynamic_axes=axes, opset_version=opset, dynamo=False)
+        try:
+            torch.onnx.export(model, (x,), str(path), input_names=["input"], output_names=["output"],
+                              dynamic_axes=axes, opset_version=opset, dynamo=False)
+        except torch.onnx.errors.OnnxExporterError as e:
+            raise ArchError(Diagnostic("E601", f"export --to onnx: torch's exporter refuses {net.name}: "
+                                       f"{str(e).strip().splitlines()[0][:300]}")) from None
     onnx.checker.check_model(onnx.load(str(path)))

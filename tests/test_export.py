@@ -56,9 +56,20 @@ CHECK = textwrap.dedent('''
     print(json.dumps(out))
 ''')
 
-SAMPLE = [("resnet.arch", "resnet18"), ("resnet.arch", "resnet20"), ("googlenet.arch", "googlenet_torchvision"),
-          ("densenet.arch", "densenet121"), ("squeezenet.arch", "squeezenet1_1"), ("lenet5.arch", "lenet5"),
-          ("inception_resnet.arch", "inception_resnet_v2"), ("sppnet.arch", None), ("alexnet.arch", "alexnet")]
+#: the layers no zoo network small enough has: prelu, lrn, spp, lrelu, elu
+TINY = "network tiny { input 3x32x32; conv 3x3 p1 -> 8; prelu; lrn 5; conv 1x1 -> 8 lrelu; elu; spp 4,2,1; fc 10 }"
+
+#: (file, network, input): every container and helper layer at small inputs (aux heads: googlenet;
+#: select, subsample and rbf: lenet5; option-A shortcuts: resnet20)
+SAMPLE = [("resnet.arch", "resnet18", "3x64x64"), ("resnet.arch", "resnet20", None),
+          ("googlenet.arch", "googlenet_torchvision", "3x96x96"), ("squeezenet.arch", "squeezenet1_1", "3x64x64"),
+          ("lenet5.arch", "lenet5", None), ("densenet.arch", "densenet121", "3x32x32"), (TINY, None, None)]
+
+
+def _net(file, name, size):
+    if not file.endswith(".arch"):
+        return archdsl.compile(file)
+    return archdsl.compile_all(SPECS / file)[0] if name is None else archdsl.compile(SPECS / file, name, size)
 
 
 def _run_exported(tmp_path, net, compile_too=False):
@@ -76,9 +87,9 @@ def _run_exported(tmp_path, net, compile_too=False):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("file,name", SAMPLE, ids=[f"{f}:{n}" for f, n in SAMPLE])
-def test_the_exported_file_is_plain_pytorch_with_archdsl_keys(tmp_path, file, name):
-    net = archdsl.compile_all(SPECS / file)[0] if name is None else archdsl.compile(SPECS / file, name)
+@pytest.mark.parametrize("file,name,size", SAMPLE, ids=[f"{f}:{n}" if n else "tiny" for f, n, _ in SAMPLE])
+def test_the_exported_file_is_plain_pytorch_with_archdsl_keys(tmp_path, file, name, size):
+    net = _net(file, name, size)
     out, text = _run_exported(tmp_path, net)
     assert out["blocked"] and out["imports"] == []
     assert out["params"] == net.params
@@ -99,6 +110,7 @@ def test_blocks_are_classes_named_after_them_with_the_spec_comments(tmp_path):
 def test_torch_compile_fullgraph(tmp_path):
     net = archdsl.compile("block unit(c) { add { conv 3x3 p1 -> c; bn; relu; conv 3x3 p1 -> c; bn | identity }; relu }\n"
                           "network small { input 3x16x16; stem: conv 3x3 p1 -> 8; repeat 2 { unit(8) };"
+                          " residual scale=0.2 { conv 1x1 -> 8 }; mul { identity | gap; conv 1x1 -> 8 sigmoid };"
                           " concat { conv 1x1 -> 4 | maxpool 3/1 p1 }; gap; fc 10 }")
     out, _ = _run_exported(tmp_path, net, compile_too=True)
     assert out["compile"] <= 1e-5, out
@@ -112,19 +124,21 @@ def test_the_export_command(tmp_path):
     assert "class Nin(nn.Module)" in out.read_text()
 
 
-ONNX = [("resnet.arch", "resnet18"), ("googlenet.arch", "googlenet_torchvision"), ("densenet.arch", "densenet121"),
-        ("squeezenet.arch", "squeezenet1_0"), ("inception_resnet.arch", "inception_resnet_v2"),
-        ("alexnet.arch", "alexnet"), ("vgg.arch", "vgg11"), ("nin.arch", "nin")]
+#: one network per family, at small inputs
+ONNX = [("resnet.arch", "resnet18", "3x64x64"), ("googlenet.arch", "googlenet_torchvision", "3x96x96"),
+        ("densenet.arch", "densenet121", "3x32x32"), ("squeezenet.arch", "squeezenet1_0", "3x64x64"),
+        ("inception_resnet.arch", "inception_resnet_v2", "3x75x75"), ("nin.arch", "nin", None),
+        ("preact_resnet.arch", "preact_resnet164", None), (TINY.replace("spp 4,2,1", "gap"), None, None)]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("file,name", ONNX, ids=[n for _, n in ONNX])
-def test_onnx_matches_onnxruntime(tmp_path, file, name):
+@pytest.mark.parametrize("file,name,size", ONNX, ids=[f"{f}:{n}" if n else "tiny" for f, n, _ in ONNX])
+def test_onnx_matches_onnxruntime(tmp_path, file, name, size):
     onnx = pytest.importorskip("onnx")
     ort = pytest.importorskip("onnxruntime")
     from archdsl.export_torch import export_onnx
 
-    net = archdsl.compile(SPECS / file, name)
+    net = _net(file, name, size)
     model = archdsl.build(net).eval()
     path = tmp_path / "m.onnx"
     export_onnx(net, path, dynamic_batch=True, model=model)
@@ -143,3 +157,6 @@ def test_onnx_refuses_what_it_cannot_express(tmp_path):
 
     with pytest.raises(archdsl.ArchError, match="divisor_override"):
         export_onnx(archdsl.compile(SPECS / "lenet5.arch", "lenet5"), tmp_path / "m.onnx")
+    # torch's exporter has no adaptive max pooling (spp): its message, as an archdsl error
+    with pytest.raises(archdsl.ArchError, match="adaptive_max_pool2d"):
+        export_onnx(archdsl.compile(TINY), tmp_path / "m.onnx")
