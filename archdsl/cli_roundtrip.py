@@ -105,17 +105,19 @@ def export_cmd(file: Path, network: str | None, to: str, output: Path | None, in
     if not file.is_file():
         raise click.UsageError(f"no such file: {file}")
     net = compile_spec(file, network, input_)
-    if to == "onnx":
-        if output is None:
-            raise click.UsageError("--to onnx needs -o FILE")
-        from .export_torch import export_onnx
+    if to == "onnx" and output is None:
+        raise click.UsageError("--to onnx needs -o FILE")
+    from .export_torch import ExportFailure, export_onnx, export_pytorch
 
-        export_onnx(net, output, dynamic_batch=dynamic_batch)
-        click.echo(f"wrote {output}", err=True)
-        return
-    from .export_torch import export_pytorch
-
-    text = export_pytorch(net, f"{file}:{net.name}")
+    try:
+        if to == "onnx":
+            export_onnx(net, output, dynamic_batch=dynamic_batch)
+            click.echo(f"wrote {output}", err=True)
+            return
+        text = export_pytorch(net, f"{file}:{net.name}")
+    except ExportFailure as e:
+        click.echo(f"archdsl export: error: {e}", err=True)
+        sys.exit(EXIT_SPEC)
     if output is None:
         click.echo(text, nl=False)
         return

@@ -25,8 +25,11 @@ import re
 from typing import Any
 
 from . import rebuild as R
-from .diagnostics import ArchError, Diagnostic
 from .network import CompiledNetwork, TAux, TLayer, TMerge, TSeq
+
+
+class ExportFailure(ValueError):
+    """The network has a layer or merge the chosen target cannot express."""
 
 _HEADER = '''from collections import OrderedDict
 from typing import Dict, List, Optional, Tuple, Union
@@ -274,8 +277,7 @@ class Exporter:
             info = self.net.node(item.node)
             scales = tuple(getattr(module, "scales", ()) or ())
             if info.kind.name not in ("concat", "add", "residual", "mul"):
-                raise ArchError(Diagnostic("E601", f"export: the merge kind '{info.kind.name}' has no PyTorch form here",
-                                           info.span))
+                raise ExportFailure(f"the merge kind '{info.kind.name}' has no PyTorch form here")
             branches = [self.seq_children(b, getattr(module, b.name)) for b in item.branches]
             kind = {"residual": "add"}.get(info.kind.name, info.kind.name)
             return _Ex("merge", kind=kind, branches=branches,
@@ -283,6 +285,9 @@ class Exporter:
         if t is TAux:
             return _Ex("aux", name=module.arch_name, children=self.seq_children(item.body, module))
         # a body
+        if item.block is not None and hasattr(module, "roles"):
+            raise ExportFailure(f"block '{item.block}' ({item.path}) holds an aux head: the export writes aux heads "
+                                "outside blocks only (write the `aux` in the network's body)")
         children = self.seq_children(item, module)
         if item.block is not None:
             return self.block(item, children)
@@ -301,8 +306,7 @@ class Exporter:
         try:
             ctor, args = _ctor(m)
         except TypeError:
-            raise ArchError(Diagnostic("E601", f"export: no PyTorch source for the layer class {type(m).__name__}")) \
-                from None
+            raise ExportFailure(f"no PyTorch source for the layer class {type(m).__name__}") from None
         if ctor in _HELPERS:
             self.used.add(ctor)
         return _Ex("leaf", ctor=ctor, args=args, comment=None)
@@ -555,13 +559,12 @@ def export_onnx(net: CompiledNetwork, path, dynamic_batch: bool = False, opset: 
     try:
         import onnx
     except ImportError:
-        raise ArchError(Diagnostic("E601", "export --to onnx needs the onnx package",
-                                   hint='pip install "archdsl[onnx]"')) from None
+        raise ExportFailure('--to onnx needs the onnx package: pip install "archdsl[onnx]"') from None
     model = (lower(net) if model is None else model).eval()
     for name, m in model.named_modules():  # torch's exporter would drop the setting, silently
         if isinstance(m, torch.nn.AvgPool2d) and m.divisor_override is not None:
-            raise ArchError(Diagnostic("E601", f"export --to onnx: '{name}' is an average pool with divisor_override "
-                                       "(a window sum, LeNet-5's subsample), which ONNX's AveragePool cannot express"))
+            raise ExportFailure(f"--to onnx: '{name}' is an average pool with divisor_override (a window sum, "
+                                "LeNet-5's subsample), which ONNX's AveragePool cannot express")
     x = torch.randn(1, *net.input_shape.dims)
     axes = {"input": {0: "batch"}, "output": {0: "batch"}} if dynamic_batch else None
     with warnings.catch_warnings(), torch.no_grad():
@@ -570,6 +573,6 @@ def export_onnx(net: CompiledNetwork, path, dynamic_batch: bool = False, opset: 
             torch.onnx.export(model, (x,), str(path), input_names=["input"], output_names=["output"],
                               dynamic_axes=axes, opset_version=opset, dynamo=False)
         except torch.onnx.errors.OnnxExporterError as e:
-            raise ArchError(Diagnostic("E601", f"export --to onnx: torch's exporter refuses {net.name}: "
-                                       f"{str(e).strip().splitlines()[0][:300]}")) from None
+            raise ExportFailure(f"--to onnx: torch's exporter refuses {net.name}: "
+                                f"{str(e).strip().splitlines()[0][:300]}") from None
     onnx.checker.check_model(onnx.load(str(path)))

@@ -116,12 +116,24 @@ def test_torch_compile_fullgraph(tmp_path):
     assert out["compile"] <= 1e-5, out
 
 
+def test_an_aux_head_inside_a_block_is_refused():
+    from archdsl.export_torch import ExportFailure
+
+    net = archdsl.compile("block b() { conv 3x3 p1 -> 4; aux side { gap; fc 2 } }\n"
+                          "network n { input 3x8x8; b(); gap; fc 3 }")
+    with pytest.raises(ExportFailure, match="aux head"):
+        export_pytorch(net)
+
+
 def test_the_export_command(tmp_path):
     out = tmp_path / "m.py"
     run = subprocess.run([sys.executable, "-m", "archdsl.cli", "export", str(SPECS / "nin.arch"), "-n", "nin",
                           "--to", "pytorch", "-o", str(out)], capture_output=True, text=True, cwd=ROOT)
     assert run.returncode == 0, run.stderr
     assert "class Nin(nn.Module)" in out.read_text()
+    refused = subprocess.run([sys.executable, "-m", "archdsl.cli", "export", str(SPECS / "lenet5.arch"), "-n", "lenet5",
+                              "--to", "onnx", "-o", str(tmp_path / "l.onnx")], capture_output=True, text=True, cwd=ROOT)
+    assert refused.returncode == 1 and "divisor_override" in refused.stderr
 
 
 #: one network per family, at small inputs
@@ -153,10 +165,10 @@ def test_onnx_matches_onnxruntime(tmp_path, file, name, size):
 
 def test_onnx_refuses_what_it_cannot_express(tmp_path):
     pytest.importorskip("onnx")
-    from archdsl.export_torch import export_onnx
+    from archdsl.export_torch import ExportFailure, export_onnx
 
-    with pytest.raises(archdsl.ArchError, match="divisor_override"):
+    with pytest.raises(ExportFailure, match="divisor_override"):
         export_onnx(archdsl.compile(SPECS / "lenet5.arch", "lenet5"), tmp_path / "m.onnx")
     # torch's exporter has no adaptive max pooling (spp): its message, as an archdsl error
-    with pytest.raises(archdsl.ArchError, match="adaptive_max_pool2d"):
+    with pytest.raises(ExportFailure, match="adaptive_max_pool2d"):
         export_onnx(archdsl.compile(TINY), tmp_path / "m.onnx")
