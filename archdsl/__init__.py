@@ -37,7 +37,8 @@ if TYPE_CHECKING:
 
 __version__ = "0.1.0"
 __all__ = ["ArchError", "CompiledNetwork", "Diagnostic", "Spec", "build", "compile", "compile_all",
-           "convert_state_dict", "list_networks", "load", "load_weights", "parse", "recipe", "render", "__version__"]
+           "convert_state_dict", "import_module", "list_networks", "load", "load_weights", "parse", "recipe", "render",
+           "__version__"]
 
 
 def _looks_like_path(source: Any) -> bool:
@@ -196,3 +197,14 @@ def render(source: "str | os.PathLike[str] | CompiledNetwork", network: str | No
 
     net = source if isinstance(source, CompiledNetwork) else compile(source, network, kw.pop("input", None))
     return _render(net, output, **kw)
+
+
+def import_module(module: "torch.nn.Module", input: "str | Sequence[int]" = "3x224x224", name: str | None = None,
+                  **kw: Any) -> str:
+    """The spec text of a PyTorch module, traced with torch.fx at `input`: its layers as
+    statements, its submodules as blocks with parameters, repeats and labels rebuilt, and
+    ``expect`` lines for its params, MACs and output (see :mod:`archdsl.trace_torch`).
+    Raises :class:`archdsl.trace_torch.ImportFailure` for an op without a kind."""
+    from .trace_torch import import_module as _import
+
+    return _import(module, input, name=name, **kw)

@@ -628,6 +628,12 @@ def _plain(v):
     return list(v) if isinstance(v, tuple) else v
 
 
+from .cli_roundtrip import COMMANDS as _ROUND_TRIP  # noqa: E402 - import, export
+
+for _command in _ROUND_TRIP:
+    main.add_command(_command)
+
+
 def run() -> None:
     """The `archdsl` command (the console script and ``python -m archdsl.cli``)."""
     main()

@@ -17,7 +17,7 @@ from __future__ import annotations
 import sys
 import threading
 import types
-from typing import Any, Callable
+from typing import Any, Callable, List
 
 import torch
 import torch.nn.functional as F
@@ -40,10 +40,14 @@ DEFAULT_MAX_ACTIVATION = 2**30
 
 
 class FlatLinear(nn.Linear):
-    """nn.Linear that flattens a (N, C, H, W) input first, as torchvision's classifiers do."""
+    """nn.Linear that flattens a (N, C, H, W) input first, as torchvision's classifiers do.
+
+    It stays a class of its own (rather than a Flatten and a Linear in a Sequential) so
+    that the layer's weights keep torchvision's keys (``fc.weight``, not ``fc.1.weight``);
+    it is an nn.Linear to every tool (isinstance) and to the weight transfer."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(torch.flatten(x, 1))
+        return F.linear(torch.flatten(x, 1), self.weight, self.bias)
 
 
 class SpatialPyramidPool(nn.Module):
@@ -54,7 +58,10 @@ class SpatialPyramidPool(nn.Module):
         self.levels = tuple(levels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([torch.flatten(F.adaptive_max_pool2d(x, n), 1) for n in self.levels], 1)
+        ys: List[torch.Tensor] = []
+        for n in self.levels:
+            ys.append(torch.flatten(F.adaptive_max_pool2d(x, n), 1))
+        return torch.cat(ys, 1)
 
     def extra_repr(self) -> str:
         return f"levels={self.levels}"
@@ -173,86 +180,10 @@ LIB = types.SimpleNamespace(nn=nn, F=F, torch=torch, FlatLinear=FlatLinear, Spat
                             ChannelSlice=ChannelSlice)
 
 
-# ---------------------------------------------------------------- containers
+# ---------------------------------------------------------------- containers (archdsl/torch_modules.py)
 
-
-class Layer(nn.Sequential):
-    """A layer and its attached normalisation and activation."""
-
-
-class Body(nn.Sequential):
-    """A body without aux heads: a plain sequence."""
-
-
-class AuxBody(nn.Module):
-    """A body that holds aux heads (or contains something that does)."""
-
-    def __init__(self, children: list[tuple[str, nn.Module, str]]):
-        super().__init__()
-        for name, m, _ in children:
-            self.add_module(name, m)
-        #: per child: "main", "pass" (a container that needs the aux dict) or, for a head
-        #: (run on the current tensor, its result collected), its output's name: the head's
-        #: path, scoped by structure as the analytic aux_outputs are (`b1.head`, `b2.head`)
-        self.roles = tuple(role for _, _, role in children)
-        self.names = tuple(name for name, _, _ in children)
-
-    def forward(self, x: torch.Tensor, aux: dict | None = None) -> torch.Tensor:
-        for role, m in zip(self.roles, self.children()):
-            if role == "main":
-                x = m(x)
-            elif role == "pass":
-                x = m(x, aux)
-            elif aux is not None:
-                aux[role] = m(x)
-        return x
-
-
-class Merge(nn.Module):
-    """Runs its branches on the same input; its merge kind combines their outputs
-    (``MergeKind.combine``: concatenation, a scaled sum, a product)."""
-
-    def __init__(self, branches: list[tuple[str, nn.Module]], kind, params):
-        super().__init__()
-        for name, m in branches:
-            self.add_module(name, m)
-        self.kind, self.params = kind, params
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.kind.combine(self.params, [b(x) for b in self.children()], LIB)
-
-    def extra_repr(self) -> str:
-        return self.kind.label(self.params)
-
-
-class Network(nn.Module):
-    """The lowered network. ``input_shape``/``output_shape`` are the analytic shapes."""
-
-    def __init__(self, body: nn.Module, name: str, input_shape, output_shape, aux_names: tuple[str, ...],
-                 depth: int = 0):
-        super().__init__()
-        self.body = body
-        self.arch_name = name
-        self.input_shape = tuple(input_shape)
-        self.output_shape = tuple(output_shape)
-        self.aux_names = aux_names
-        #: how deeply its modules nest (a deep network runs its forward pass on a deep stack)
-        self.depth = depth
-
-    def forward(self, x: torch.Tensor):
-        return on_deep_stack(self.depth, self._forward, x)
-
-    def _forward(self, x: torch.Tensor):
-        if self.aux_names:
-            if self.training:
-                aux: dict[str, torch.Tensor] = {}
-                y = self.body(x, aux)
-                return y, aux
-            return self.body(x, None)
-        return self.body(x)
-
-    def extra_repr(self) -> str:
-        return f"name={self.arch_name!r}, input={self.input_shape}, output={self.output_shape}"
+from .torch_modules import (MERGE_MODULES, Add, AuxBody, AuxHead, Body, Concat, Layer, Merge,  # noqa: E402,F401
+                            Mul, Network)
 
 
 # ---------------------------------------------------------------- deep nesting
@@ -556,9 +487,10 @@ def _lower_tree(net: CompiledNetwork) -> nn.Module:
                                            net.node(it.node).span,
                                            hint="start the aux head on the main path, before or after the merge"))
             info = net.node(it.node)
-            module = Merge([(name, m) for name, m, _ in children], info.kind, info.op.params)
+            cls = MERGE_MODULES.get(info.kind.name, Merge)
+            module = cls([(name, m) for name, m, _ in children], info.kind, info.op.params)
         else:  # TAux: its body, run for its result
-            module = children[0][1]
+            module = AuxHead(it.body.path, children[0][1])  # its output's key: the head's path (`b1.head`)
         if not stack:
             result = module
             break
@@ -629,7 +561,7 @@ def forward_shapes(model: Network, batch: int = 1, device: Any = "cpu") -> dict[
     shapes: dict[str, tuple[int, ...]] = {}
     handles = []
     for name, m in model.named_modules():
-        if name and not isinstance(m, (Body, AuxBody, Network)) and not name.endswith(tuple(
+        if name and not isinstance(m, (Body, AuxBody, AuxHead, Network)) and not name.endswith(tuple(
                 f".{c}" for c in ())):
             handles.append(m.register_forward_hook(
                 lambda mod, inp, out, name=name: shapes.__setitem__(name, tuple(out.shape[1:]))

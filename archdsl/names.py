@@ -25,6 +25,7 @@ RESERVED_NAMES = frozenset({
     "state_dict", "to", "to_empty", "train", "training", "type", "xpu", "zero_grad",
     # archdsl's containers (lower_torch): Network, AuxBody, Merge
     "body", "arch_name", "input_shape", "output_shape", "aux_names", "depth", "roles", "names", "kind", "params",
+    "scales",
 })
 
 class Namer:

@@ -1,0 +1,428 @@
+"""The importer's back end: a traced module's layers, as a tree, -> readable spec text.
+
+Torch-free: archdsl/trace_torch.py turns a module into the items below (one ``Op`` per
+layer, ``Merge`` where branches meet, ``Aux`` for side heads, each with the stack of
+modules it was called in), and this module rebuilds the structure a person would write:
+
+* nesting: consecutive items called inside the same module call become one ``Call``
+  (a merge belongs to the innermost module holding all its ops, its own op included);
+* blocks: module calls of one class whose bodies have the same structure become ONE
+  ``block``; the numbers that differ between the calls become its parameters (a number
+  always equal to an earlier parameter, or a fixed multiple or fraction of it, is written
+  as that expression), the others are written in the body;
+* repeats: consecutive alike statements (or runs of up to six) become ``repeat N { }``;
+* labels: a torch attribute name becomes the statement's label where it names one call.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from .layers import REGISTRY
+from .names import RESERVED_NAMES
+
+#: words of the grammar a block or label cannot be
+KEYWORDS = frozenset({"include", "let", "block", "network", "input", "repeat", "as", "if", "else", "aux", "expect",
+                      "true", "false", "and", "or", "not", "in", "within", "x"})
+#: scoped settings: labels may take these words (`norm: bn`), blocks may not
+SCOPED = frozenset({"act", "norm", "bias"})
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_NUMBERED = re.compile(r"(.*?)(\d+)\Z")
+#: period of the longest run of statements a repeat is looked for in
+MAX_PERIOD = 6
+
+
+def identifier(name: str | None) -> bool:
+    return bool(name) and bool(_IDENT.match(name)) and name not in KEYWORDS and name not in RESERVED_NAMES
+
+
+def snake(name: str) -> str:
+    s = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name.strip("_")).lower()
+    return re.sub(r"[^a-z0-9_]", "_", s) or "module"
+
+
+# ---------------------------------------------------------------- the items
+
+
+@dataclass(eq=False)
+class Frame:
+    """One module call: ``key`` tells calls apart (torch's nn_module_stack key), ``path``
+    is the module's qualified name, ``cls`` its class (qualified) and ``generic`` whether
+    it is a plain container (Sequential, ModuleList, ModuleDict)."""
+
+    key: str
+    path: str
+    cls: str
+    generic: bool = False
+
+    @property
+    def cls_name(self) -> str:
+        return self.cls.rsplit(".", 1)[-1]
+
+
+@dataclass(eq=False)
+class Op:
+    """One layer statement. ``fields``: (name, value, family) in the kind's order; numbers
+    are the slots a block may turn into parameters (``family`` says which numbers may stand
+    for each other: channels, kernels, strides...), anything else is structure."""
+
+    kind: str
+    fields: list[tuple[str, Any, str]]
+    scope: tuple[Frame, ...] = ()
+    label: str | None = None
+    where: str = ""
+
+
+@dataclass(eq=False)
+class Merge:
+    kind: str
+    branches: list[list]
+    scope: tuple[Frame, ...] = ()
+
+
+@dataclass(eq=False)
+class Aux:
+    name: str
+    body: list
+    scope: tuple[Frame, ...] = ()
+
+
+@dataclass(eq=False)
+class Call:
+    frame: Frame
+    body: list
+    label: str | None = None
+
+
+@dataclass(eq=False)
+class Repeat:
+    count: int
+    body: list
+
+
+@dataclass(eq=False)
+class Block:
+    name: str
+    params: list[tuple[str, str, Any]]  # (name, family, default or None)
+    body: list  # the first call's items, with ``Bound`` values
+    frames: list[Frame] = field(default_factory=list)
+    bindings: list = field(default_factory=list)  # per slot: ("lit", v) | ("expr", text)
+
+
+@dataclass(eq=False)
+class Ref:
+    block: Block
+    args: list[Any]
+    label: str | None = None
+
+
+#: (kind, field) -> the name a parameter made from that field takes
+HINTS = {("conv", "out"): "c", ("fc", "out"): "n", ("maxpool", "kh"): "pool_kh", ("maxpool", "kw"): "pool_kw",
+         ("avgpool", "kh"): "pool_kh", ("avgpool", "kw"): "pool_kw", ("maxpool", "sh"): "pool_sh",
+         ("maxpool", "sw"): "pool_sw", ("avgpool", "sh"): "pool_sh", ("avgpool", "sw"): "pool_sw"}
+#: a parameter standing for both sizes of a pair takes the pair's name
+PAIRS = {"kh": ("kw", "k"), "sh": ("sw", "stride"), "ph": ("pw", "pad"), "dh": ("dw", "dilation"),
+         "pool_kh": ("pool_kw", "pool"), "pool_sh": ("pool_sw", "pool_stride"), "pool_ph": ("pool_pw", "pool_pad")}
+
+
+def _is_slot(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+# ---------------------------------------------------------------- nesting
+
+
+def _common(scopes: list[tuple[Frame, ...]]) -> tuple[Frame, ...]:
+    if not scopes:
+        return ()
+    first = scopes[0]
+    n = min(len(s) for s in scopes)
+    k = 0
+    while k < n and all(s[k].key == first[k].key for s in scopes):
+        k += 1
+    return first[:k]
+
+
+def _inner_scopes(items: list) -> list[tuple[Frame, ...]]:
+    out = []
+    for it in items:
+        if isinstance(it, Op):
+            out.append(it.scope)
+        elif isinstance(it, Merge):
+            out.append(scope_of(it))
+        elif isinstance(it, Aux):
+            out.extend(_inner_scopes(it.body))
+    return out
+
+
+def scope_of(it) -> tuple[Frame, ...]:
+    """Where an item sits in the module tree: a merge in the innermost module that holds
+    its own op and every op of its branches."""
+    if isinstance(it, Op):
+        return it.scope
+    if isinstance(it, Merge):
+        return _common([it.scope] + [s for b in it.branches for s in _inner_scopes(b)])
+    return it.scope  # Aux: set where it hangs off the main path
+
+
+def nest(items: list, depth: int = 0) -> list:
+    """Group consecutive items called in the same module call (at `depth`) into a Call."""
+    out: list = []
+    i = 0
+    while i < len(items):
+        s = scope_of(items[i])
+        if len(s) > depth:
+            key = s[depth].key
+            j = i
+            while j < len(items) and len(scope_of(items[j])) > depth and scope_of(items[j])[depth].key == key:
+                j += 1
+            out.append(Call(s[depth], nest(items[i:j], depth + 1)))
+            i = j
+            continue
+        it = items[i]
+        if isinstance(it, Merge):
+            it.branches = [nest(b, depth) for b in it.branches]
+        elif isinstance(it, Aux):
+            it.body = nest(it.body, depth)
+        out.append(it)
+        i += 1
+    return out
+
+
+# ---------------------------------------------------------------- templates: structure and numbers
+
+
+def _norm_label(label: str | None) -> str | None:
+    if label is None:
+        return None
+    m = _NUMBERED.match(label)
+    return f"{m.group(1)}#" if m else label
+
+
+def template(it, numbered: bool = False) -> tuple[Any, list[tuple[Any, str, str]]]:
+    """(structure, slots) of an item: equal structures differ only in their slots, the
+    numbers (value, family, name hint). `numbered` compares numbered labels by their stem."""
+    lab = (lambda x: _norm_label(x)) if numbered else (lambda x: x)
+    if isinstance(it, Op):
+        skel = ("op", it.kind, lab(it.label), tuple((n, v) for n, v, _ in it.fields if not _is_slot(v)))
+        return skel, [(v, fam, HINTS.get((it.kind, n), n)) for n, v, fam in it.fields if _is_slot(v)]
+    if isinstance(it, Ref):
+        return ("ref", it.block.name, lab(it.label)), [(v, fam, n) for v, (n, fam, _) in zip(it.args, it.block.params)]
+    if isinstance(it, Repeat):
+        skel, slots = _seq_template(it.body, numbered)
+        return ("repeat", skel), [(it.count, "n", "n")] + slots
+    if isinstance(it, Merge):
+        parts = [_seq_template(b, numbered) for b in it.branches]
+        return ("merge", it.kind, tuple(p[0] for p in parts)), [s for p in parts for s in p[1]]
+    if isinstance(it, Aux):
+        skel, slots = _seq_template(it.body, numbered)
+        return ("aux", it.name, skel), slots
+    raise TypeError(type(it).__name__)
+
+
+def _seq_template(items: list, numbered: bool = False):
+    parts = [template(i, numbered) for i in items]
+    return tuple(p[0] for p in parts), [s for p in parts for s in p[1]]
+
+
+def _key(items: list):
+    skel, slots = _seq_template(items, numbered=True)
+    return skel, tuple(v for v, _, _ in slots)
+
+
+def _strip_labels(items: list) -> list:
+    for it in items:
+        if isinstance(it, (Op, Ref)) and it.label and _NUMBERED.match(it.label):
+            it.label = None
+        if isinstance(it, Merge):
+            for b in it.branches:
+                _strip_labels(b)
+        elif isinstance(it, (Repeat, Aux)):
+            _strip_labels(it.body)
+    return items
+
+
+def find_repeats(items: list) -> list:
+    """Runs of alike statements (or of alike groups of up to MAX_PERIOD) -> Repeat."""
+    return find_repeats_together([items])[0]
+
+
+def find_repeats_together(bodies: list[list]) -> list[list]:
+    """find_repeats on bodies of one structure at once (the calls of one block): a run is a
+    repeat only where it is one in every body, so the bodies keep one structure."""
+    first = bodies[0]
+    for i, it in enumerate(first):
+        if isinstance(it, Merge):
+            new = [find_repeats_together([b[i].branches[k] for b in bodies]) for k in range(len(it.branches))]
+            for j, b in enumerate(bodies):
+                b[i].branches = [n[j] for n in new]
+        elif isinstance(it, Aux):
+            new = find_repeats_together([b[i].body for b in bodies])
+            for j, b in enumerate(bodies):
+                b[i].body = new[j]
+    keys = [tuple(_key([b[i]]) for b in bodies) for i in range(len(first))]
+    outs: list[list] = [[] for _ in bodies]
+    i = 0
+    while i < len(first):
+        best = (1, 1)  # (period, copies)
+        for p in range(1, MAX_PERIOD + 1):
+            if i + 2 * p > len(first):
+                break
+            k = 1
+            while i + (k + 1) * p <= len(first) and keys[i + k * p:i + (k + 1) * p] == keys[i:i + p]:
+                k += 1
+            if k >= 2 and p * k > best[0] * best[1]:
+                best = (p, k)
+        p, k = best
+        if k >= 2 and not any(isinstance(x, Aux) for x in first[i:i + p]):
+            for out, b in zip(outs, bodies):
+                out.append(Repeat(k, _strip_labels(b[i:i + p])))
+            i += p * k
+        else:
+            for out, b in zip(outs, bodies):
+                out.append(b[i])
+            i += 1
+    return outs
+
+
+# ---------------------------------------------------------------- blocks
+
+
+def _parametrise(columns: list[list[Any]], families: list[str], hints: list[str]):
+    """Per slot: ("lit", value) when every call agrees, else an expression over the block's
+    parameters; and the parameters: (name, family, default, values)."""
+    params: list[list] = []
+    bindings: list[tuple[str, Any]] = []
+    taken: set[str] = set()
+    base: list[tuple[int, str]] = []  # (column, param name) of the parameters
+    merged: dict[str, set[str]] = {}  # param -> the hints of the columns it stands for
+    for j, col in enumerate(columns):
+        fam = families[j]
+        if all(v == col[0] for v in col):
+            bindings.append(("lit", col[0]))
+            continue
+        found = None
+        for c, name in base:
+            other, ofam = columns[c], families[c]
+            if ofam != fam:
+                continue
+            if other == col:
+                found = name
+                merged.setdefault(name, set()).add(hints[j])
+                break
+            if fam in ("ch", "n") and all(isinstance(v, int) for v in col + other) and all(o > 0 for o in other):
+                if all(v % o == 0 for v, o in zip(col, other)):
+                    ks = {v // o for v, o in zip(col, other)}
+                    if len(ks) == 1 and ks != {1}:
+                        found = f"{ks.pop()} * {name}"
+                        break
+                if all(v > 0 and o % v == 0 for v, o in zip(col, other)):
+                    ks = {o // v for v, o in zip(col, other)}
+                    if len(ks) == 1 and ks != {1} and all(o // next(iter(ks)) == v for v, o in zip(col, other)):
+                        found = f"{name} // {ks.pop()}"
+                        break
+        if found is None:
+            stem = _NUMBERED.match(hints[j]).group(1) if _NUMBERED.match(hints[j]) else hints[j]
+            stem = stem if identifier(stem) else "v"
+            name, k = stem, 1
+            while name in taken or name in REGISTRY:
+                k += 1
+                name = f"{stem}{k}"
+            taken.add(name)
+            base.append((j, name))
+            mode, count = Counter(col).most_common(1)[0]
+            share = 3 * count >= 2 * len(col) if fam in ("ch", "n") else 2 * count > len(col)
+            default = mode if count >= 2 and share else None
+            params.append([name, fam, default, col])
+            merged[name] = {hints[j]}
+            found = name
+        bindings.append(("expr", found))
+    rename = {}
+    for prm in params:  # `kh` standing for `kw` too is `k`
+        first, partner = prm[0], PAIRS.get(_NUMBERED.match(prm[0]).group(1) if _NUMBERED.match(prm[0]) else prm[0])
+        if partner and partner[0] in merged[first] and partner[1] not in taken:
+            rename[first] = partner[1]
+            taken.add(partner[1])
+            prm[0] = partner[1]
+    if rename:
+        pattern = re.compile(r"\b(" + "|".join(map(re.escape, rename)) + r")\b")
+        bindings = [(b[0], pattern.sub(lambda m: rename[m.group(1)], b[1])) if b[0] == "expr" else b
+                    for b in bindings]
+    required = [p for p in params if p[2] is None]
+    optional = [p for p in params if p[2] is not None]
+    return bindings, required + optional
+
+
+class Rebuilder:
+    """Turns the nested tree of one traced module into blocks and a network body."""
+
+    def __init__(self) -> None:
+        self.blocks: list[Block] = []
+        self.names: set[str] = set()
+
+    def _block_name(self, frame: Frame, labels: list[str | None]) -> str:
+        if frame.generic:
+            stems = [(_NUMBERED.match(lb).group(1) if _NUMBERED.match(lb) else lb) for lb in labels if lb]
+            stems = [s for s in stems if identifier(s)]
+            stem = Counter(stems).most_common(1)[0][0] if stems else "seq"
+        else:
+            stem = snake(frame.cls_name)
+        if not identifier(stem) or stem in REGISTRY or stem in SCOPED:
+            stem = f"{stem}_block"
+        name, k = stem, 0
+        while name in self.names:  # another structure of the same class: bottleneck_b, bottleneck_c, ...
+            k += 1
+            name = f"{stem}_{chr(ord('a') + k)}" if k < 26 else f"{stem}_v{k}"
+        self.names.add(name)
+        return name
+
+    def run(self, root: list) -> list:
+        """Resolve every Call under `root` into Refs to blocks, innermost first."""
+        calls: list[tuple[int, Call, list, int]] = []  # (height, call, parent list, index)
+
+        def height(items: list) -> int:
+            h = 0
+            for idx, it in enumerate(items):
+                for sub in _sublists(it):
+                    h = max(h, height(sub))
+                if isinstance(it, Call):
+                    ch = height(it.body) + 1
+                    calls.append((ch, it, items, idx))
+                    h = max(h, ch)
+            return h
+
+        height(root)
+        for level in sorted({c[0] for c in calls}):
+            todo = [c for c in calls if c[0] == level]
+            raw: dict[Any, list] = {}  # calls of one class and one structure, as traced
+            for _, call, parent, idx in todo:
+                raw.setdefault((call.frame.cls, _seq_template(call.body)[0]), []).append((call, parent, idx))
+            groups: dict[Any, list] = {}  # ... and once repeats are found (a stage of 3 or of 6 units)
+            for (cls, _), members in raw.items():
+                bodies = find_repeats_together([m[0].body for m in members])
+                for (call, parent, idx), body in zip(members, bodies):
+                    call.body = body
+                    skel, slots = _seq_template(body)
+                    groups.setdefault((cls, skel), []).append((call, parent, idx, slots))
+            for members in groups.values():
+                slots0 = members[0][3]
+                columns = [[m[3][j][0] for m in members] for j in range(len(slots0))]
+                bindings, params = _parametrise(columns, [s[1] for s in slots0], [s[2] for s in slots0])
+                name = self._block_name(members[0][0].frame, [m[0].label for m in members])
+                block = Block(name, [(p[0], p[1], p[2]) for p in params], members[0][0].body,
+                              [m[0].frame for m in members], bindings)
+                self.blocks.append(block)
+                for k, (call, parent, idx, _) in enumerate(members):
+                    parent[idx] = Ref(block, [p[3][k] for p in params], call.label)
+        return find_repeats(root)
+
+
+def _sublists(it) -> list[list]:
+    if isinstance(it, Merge):
+        return it.branches
+    if isinstance(it, (Aux, Repeat)):
+        return [it.body]
+    return []

@@ -1,0 +1,224 @@
+"""archdsl import: a torchvision module in, a spec out that counts and computes what it does.
+
+For each model: import it (traced with torch.fx at a small input), compile the spec, and
+check its params against the module's, its MACs against torch's FlopCounterMode (twice
+the MACs, as figures.md counts), its output shape, and, after archdsl.load_weights of the
+module onto archdsl.build(spec) (built uninitialised: a tensor left uncopied holds garbage),
+equal outputs. The biases and batch-norm statistics are randomised (conftest.torchvision_model).
+ARCHDSL_ALL_MODELS=1 adds the deeper and wider members of each family.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+import archdsl
+from conftest import ROOT, torchvision_model
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("torchvision")
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+
+from archdsl.trace_torch import ImportFailure  # noqa: E402
+
+#: one or two of every family of torchvision's CNNs the kinds cover, at small inputs
+MODELS = [("alexnet", "3x64x64"), ("vgg11_bn", "3x32x32"), ("resnet18", "3x64x64"), ("resnet50", "3x64x64"),
+          ("resnext50_32x4d", "3x64x64"), ("wide_resnet50_2", "3x64x64"), ("googlenet", "3x64x64"),
+          ("inception_v3", "3x299x299"), ("densenet121", "3x64x64"), ("squeezenet1_0", "3x64x64"),
+          ("squeezenet1_1", "3x64x64"), ("mobilenet_v2", "3x64x64"), ("mnasnet0_5", "3x64x64"),
+          ("regnet_x_400mf", "3x64x64")]
+MORE = [("vgg11", "3x32x32"), ("vgg13", "3x32x32"), ("vgg16", "3x32x32"), ("vgg19", "3x32x32"),
+        ("vgg13_bn", "3x32x32"), ("vgg16_bn", "3x32x32"), ("vgg19_bn", "3x32x32"), ("resnet34", "3x64x64"),
+        ("resnet101", "3x64x64"), ("resnet152", "3x64x64"), ("resnext101_32x8d", "3x64x64"),
+        ("resnext101_64x4d", "3x64x64"), ("wide_resnet101_2", "3x64x64"), ("densenet161", "3x64x64"),
+        ("densenet169", "3x64x64"), ("densenet201", "3x64x64"), ("mnasnet0_75", "3x64x64"),
+        ("mnasnet1_0", "3x64x64"), ("mnasnet1_3", "3x64x64"), ("regnet_x_800mf", "3x64x64"),
+        ("regnet_x_1_6gf", "3x64x64"), ("regnet_x_3_2gf", "3x64x64"), ("regnet_x_8gf", "3x64x64"),
+        ("regnet_x_16gf", "3x64x64"), ("regnet_x_32gf", "3x64x64")]
+_ALL = os.environ.get("ARCHDSL_ALL_MODELS") == "1"
+CASES = [pytest.param(n, i, id=n) for n, i in MODELS] + [
+    pytest.param(n, i, id=n, marks=pytest.mark.skipif(not _ALL, reason="ARCHDSL_ALL_MODELS=1 runs it"))
+    for n, i in MORE]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _model(name: str):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # GoogLeNet's and Inception's weight initialisation notice
+        return torchvision_model(name)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name,size", CASES)
+def test_round_trip(name, size):
+    module = _model(name)
+    text = archdsl.import_module(module, size, name=name)
+    net = archdsl.compile(text)
+    dims = tuple(int(d) for d in size.split("x"))
+    assert net.params == sum(p.numel() for p in module.parameters())
+    x = torch.randn(1, *dims, generator=torch.Generator().manual_seed(3))
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        expected = module(x)
+    assert counter.get_total_flops() == 2 * net.macs_without_aux
+    assert tuple(expected.shape[1:]) == net.output_shape.dims
+    ours = archdsl.build(net, init=False).to_empty(device="cpu")
+    archdsl.load_weights(ours, module, example=torch.randn(2, *dims))
+    with torch.no_grad():
+        got = ours.eval()(x)
+    peak = expected.abs().max().item()
+    assert peak > 1e-3
+    diff = (got - expected).abs().max().item()
+    assert diff <= 1e-4 * max(1.0, peak), f"max abs diff {diff:g} at peak {peak:g}"
+    # the expect lines hold (compile checks them: a failed one is an error)
+    assert re.search(r"expect params = [\d_]+", text) and "expect output" in text
+    del module, ours
+    gc.collect()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name,reference,block", [("resnet50", "resnet.arch", "bottleneck"),
+                                                  ("googlenet", "googlenet.arch", "inception")])
+def test_imported_spec_reads_like_the_zoo(name, reference, block):
+    """resnet50 and googlenet come out as blocks with parameters, as specs/ writes them,
+    and under 80 lines (not 170 written-out layers)."""
+    text = archdsl.import_module(_model(name), "3x224x224", name=name)
+    lines = text.splitlines()
+    assert len(lines) < 80, text
+    assert re.search(rf"^block {block}\(c", text, re.M), text
+    net = archdsl.compile(text)
+    ref = archdsl.compile(ROOT / "specs" / reference, "resnet50" if name == "resnet50" else "googlenet_torchvision")
+    assert (net.params, net.macs_without_aux, net.output_shape) == (ref.params, ref.macs_without_aux, ref.output_shape)
+    if name == "resnet50":
+        # one stage block for the four stages, its unit repeated
+        assert re.search(r"^  layer1: layer\(64, 2, stride=1\)$", text, re.M), text
+        assert "repeat n { bottleneck(c) }" in text
+        assert "conv3: conv 1x1 -> 4 * c; bn3: bn" in text
+    else:
+        assert "inception3a: inception(64, 96, 128, 16, 32, 32)" in text
+        assert "aux aux1 { inception_aux() }" in text
+
+
+class _Rolls(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 8, 3)
+
+    def forward(self, x):
+        return torch.roll(self.conv(x), 1, 2)
+
+
+class _Outer(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = torch.nn.Conv2d(3, 3, 1)
+        self.inner = _Rolls()
+
+    def forward(self, x):
+        return self.inner(self.stem(x))
+
+
+def test_an_op_without_a_kind_names_the_op_the_module_and_the_line():
+    with pytest.raises(ImportFailure) as e:
+        archdsl.import_module(_Outer(), "3x16x16")
+    msg = str(e.value)
+    assert "torch.roll" in msg
+    assert "module: inner" in msg
+    assert f"{__file__}:" in msg and "return torch.roll(self.conv(x), 1, 2)" in msg
+
+
+def test_a_layer_without_a_kind_and_a_setting_without_one():
+    seq = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.GroupNorm(2, 8))
+    with pytest.raises(ImportFailure, match=r"torch\.nn\.modules\.normalization\.GroupNorm(.|\n)*module: 1"):
+        archdsl.import_module(seq, "3x16x16")
+    reflect = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1, padding_mode="reflect"))
+    with pytest.raises(ImportFailure, match="padding_mode='reflect'"):
+        archdsl.import_module(reflect, "3x16x16")
+
+
+def test_a_small_module_round_trips_with_blocks_repeats_and_labels():
+    class Unit(torch.nn.Module):
+        def __init__(self, c):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(c, c, 3, padding=1, bias=False)
+            self.bn = torch.nn.BatchNorm2d(c)
+
+        def forward(self, x):
+            return torch.relu(x + self.bn(self.conv(x)))
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = torch.nn.Conv2d(3, 16, 3, padding=1)
+            self.units = torch.nn.Sequential(*[Unit(16) for _ in range(3)])
+            self.head = torch.nn.Linear(16, 10)
+
+        def forward(self, x):
+            x = self.units(self.stem(x))
+            return self.head(torch.flatten(torch.nn.functional.adaptive_avg_pool2d(x, 1), 1))
+
+    module = Net().eval()
+    text = archdsl.import_module(module, "3x16x16", name="small")
+    assert "block unit() {" in text and "repeat 3 { unit() }" in text and "stem: conv 3x3 p1 -> 16" in text
+    assert "add { bn: bn | identity }" not in text  # the conv and bn are one branch
+    ours = archdsl.build(text)
+    archdsl.load_weights(ours, module)
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        assert torch.allclose(ours.eval()(x), module(x), atol=1e-6)
+
+
+def test_the_command_writes_a_spec_that_checks(tmp_path):
+    out = tmp_path / "sq.arch"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    run = subprocess.run([sys.executable, "-m", "archdsl.cli", "import", "torchvision.models:squeezenet1_1",
+                          "--input", "3x64x64", "-o", str(out)], capture_output=True, text=True, env=env)
+    assert run.returncode == 0, run.stderr
+    check = subprocess.run([sys.executable, "-m", "archdsl.cli", "check", str(out)], capture_output=True, text=True,
+                           env=env)
+    assert check.returncode == 0, check.stdout + check.stderr
+    bad = subprocess.run([sys.executable, "-m", "archdsl.cli", "import", "torchvision.models:no_such_model"],
+                         capture_output=True, text=True, env=env)
+    assert bad.returncode == 2 and "no attribute" in bad.stderr
+
+
+def test_timm_layers_and_models():
+    timm = pytest.importorskip("timm")
+    from timm.layers import BatchNormAct2d
+
+    seq = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, bias=False), BatchNormAct2d(8), torch.nn.Conv2d(8, 4, 1))
+    text = archdsl.import_module(seq.eval(), "3x16x16", name="bn_act")
+    assert "bn; relu" in text
+    ours = archdsl.build(text)
+    archdsl.load_weights(ours, seq)
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        assert torch.equal(ours.eval()(x), seq(x))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _ALL, reason="ARCHDSL_ALL_MODELS=1 runs it")
+def test_timm_inception_v4():
+    timm = pytest.importorskip("timm")
+    module = timm.create_model("inception_v4", pretrained=False).eval()
+    text = archdsl.import_module(module, "3x299x299", name="inception_v4")
+    ours = archdsl.build(text).eval()
+    archdsl.load_weights(ours, module, example=torch.randn(2, 3, 96, 96))
+    x = torch.randn(1, 3, 299, 299)
+    with torch.no_grad():
+        assert (ours(x) - module(x)).abs().max().item() <= 1e-4
