@@ -27,6 +27,7 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 FAMILIES = (
     ("mobilenet_v3.arch", ("mobilenet_v3_small", "mobilenet_v3_large")),
+    ("efficientnet.arch", tuple(f"efficientnet_b{i}" for i in range(8))),
 )
 # each family lists its smallest member first: that one runs in every test run
 CASES = [pytest.param(file, name, marks=[pytest.mark.slow] if i else [], id=name)
@@ -73,3 +74,4 @@ def test_same_outputs_as_torchvision(file, name):
     print(f"{name}: max abs diff {diff:g} at peak {peak:g}")
     del theirs, ours, expected, got, counter, before, after
     gc.collect()
+
