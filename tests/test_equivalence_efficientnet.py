@@ -28,6 +28,7 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 FAMILIES = (
     ("mobilenet_v3.arch", ("mobilenet_v3_small", "mobilenet_v3_large")),
     ("efficientnet.arch", tuple(f"efficientnet_b{i}" for i in range(8))),
+    ("efficientnet.arch", ("efficientnet_v2_s", "efficientnet_v2_m", "efficientnet_v2_l")),
 )
 # each family lists its smallest member first: that one runs in every test run
 CASES = [pytest.param(file, name, marks=[pytest.mark.slow] if i else [], id=name)
@@ -75,3 +76,28 @@ def test_same_outputs_as_torchvision(file, name):
     del theirs, ours, expected, got, counter, before, after
     gc.collect()
 
+
+@pytest.mark.parametrize("file,name", [("efficientnet.arch", "efficientnet_b3"), ("efficientnet.arch", "efficientnet_v2_s")],
+                         ids=["efficientnet_b3", "efficientnet_v2_s"])
+def test_stochastic_depth_rates_grow_as_torchvision(file, name):
+    """0.2 * i / N for the i-th block of N, on exactly the residual blocks torchvision calls it on."""
+    ours = archdsl.build(archdsl.compile(SPECS / file, name), init=False)
+    theirs = torchvision_model(name)
+    expected = [m.stochastic_depth.p for m in theirs.modules() if getattr(m, "use_res_connect", False)]
+    got = [m.p for m in ours.modules() if type(m).__name__ == "StochasticDepth"]
+    assert got == expected and len(got) > 0
+
+
+@pytest.mark.parametrize("file,name", [("mobilenet_v3.arch", "mobilenet_v3_small"), ("efficientnet.arch", "efficientnet_b0")],
+                         ids=["mobilenet_v3_small", "efficientnet_b0"])
+def test_init_lines_initialise_as_torchvision(file, name):
+    """The spec's `init` lines are torchvision's __init__: built with seed N, every tensor equals
+    torchvision's model made after torch.manual_seed(N)."""
+    from torchvision import models
+
+    ours = archdsl.build(archdsl.compile(SPECS / file, name), seed=3)
+    torch.manual_seed(3)
+    theirs = models.get_model(name, weights=None)
+    a, b = list(ours.state_dict().values()), list(theirs.state_dict().values())
+    assert len(a) == len(b)
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
