@@ -83,6 +83,9 @@ TORCHVISION += [(file, name, None) for file, names in (
     ("mnasnet.arch", ("mnasnet0_5", "mnasnet0_75", "mnasnet1_0", "mnasnet1_3")),
     ("regnet.arch", ("regnet_x_400mf", "regnet_x_800mf", "regnet_x_1_6gf", "regnet_x_3_2gf", "regnet_x_8gf",
                      "regnet_x_16gf", "regnet_x_32gf")),
+    ("mobilenet_v3.arch", ("mobilenet_v3_large", "mobilenet_v3_small")),
+    ("efficientnet.arch", tuple(f"efficientnet_b{i}" for i in range(8))),
+    ("efficientnet.arch", ("efficientnet_v2_s", "efficientnet_v2_m", "efficientnet_v2_l")),
 ) for name in names]
 
 
