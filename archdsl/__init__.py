@@ -141,12 +141,26 @@ def build(source: "str | os.PathLike[str] | CompiledNetwork", network: str | Non
     parameter count equals :attr:`CompiledNetwork.params`. The weights start as the spec's
     `init` lines say (torch's defaults elsewhere); ``seed=N`` makes them a function of N alone,
     without touching torch's global generator. Keyword arguments are passed to
-    :func:`archdsl.lower_torch.lower` (e.g. ``seed``, ``max_params``, ``init=False`` for meta tensors).
+    :func:`archdsl.lower_torch.lower` (``seed``, ``max_params``, ``max_buffers``,
+    ``max_activation``, ``dtype``, ``init=False`` for meta tensors); any other is a network
+    parameter, as :func:`compile` takes them (``build("nin", classes=100)``; a name the network
+    does not declare is E603, with the closest names).
     """
     from .lower_torch import lower
 
-    net = source if isinstance(source, CompiledNetwork) else compile(source, network, input)
-    return lower(net, device=device, **kw)
+    options = {k: kw.pop(k) for k in _LOWER_OPTIONS & kw.keys()}
+    if isinstance(source, CompiledNetwork):
+        if kw:
+            raise TypeError(f"build() got network parameters ({', '.join(kw)}) for a network compiled already: "
+                            "give them to compile(), or build from the spec")
+        net = source
+    else:
+        net = compile(source, network, input, **kw)
+    return lower(net, device=device, **options)
+
+
+#: build()'s keyword arguments that go to the lowering; the others are network parameters
+_LOWER_OPTIONS = frozenset({"seed", "max_params", "max_buffers", "max_activation", "dtype", "init"})
 
 
 def recipe(net: CompiledNetwork, model: "torch.nn.Module", steps_per_epoch: int = 1, **kw: Any):

@@ -297,3 +297,15 @@ def test_cli_build_with_params():
     r = invoke("build", "nin", "-p", "classes=100")
     assert r.exit_code == 0, r.output
     assert r.stdout.startswith("nin: output (1, 100, 1, 1) on cpu\nparameters: 984,356 (analytic 984,356: equal)")
+
+
+def test_build_takes_network_parameters_as_compile_does():
+    pytest.importorskip("torch")
+    model = archdsl.build("nin", classes=100, seed=0)
+    assert model.output_shape == (100, 1, 1)
+    assert sum(p.numel() for p in model.parameters()) == archdsl.compile("nin", classes=100).params
+    with pytest.raises(archdsl.ArchError) as info:
+        archdsl.build("nin", clases=100)
+    assert info.value.code == "E603" and info.value.first.hint == "did you mean 'classes'?"
+    with pytest.raises(TypeError, match="compiled already"):
+        archdsl.build(archdsl.compile("nin"), classes=100)
