@@ -353,9 +353,13 @@ class _Printer:
     def invocation(self, t: Tree, indent: int) -> None:
         c = t.children
         self.w.text(str(c[0]))
+        prev = c[0]
         for k in c[1:]:
+            glued, prev = _glued(prev, k), k
             if isinstance(k, Token):  # SHORTOPT
                 self.w.text(f" {k}")
+            elif glued:  # `p3.5`: a name and a number the lexer split; a space would make `p3` an option
+                self.w.text(self.arg(k))
             elif k.data == "callparen":
                 args = [self.callarg(a) for a in k.children if isinstance(a, Tree)]
                 self.w.text("(" + ", ".join(args) + ")")
@@ -423,6 +427,22 @@ class _Printer:
             else:
                 out.append(self.expr(k, compact))
         return "".join(out)
+
+
+def _edge(node, last: bool) -> Token:
+    if isinstance(node, Token):
+        return node
+    tokens = list(node.scan_values(lambda v: isinstance(v, Token)))
+    return tokens[-1] if last else tokens[0]
+
+
+def _glued(prev, node) -> bool:
+    """Whether layer argument `node` follows a name with no space between them in the source:
+    then the two stay glued, since a space can make the lexer read the name otherwise."""
+    if isinstance(node, Token) or node.data in ("callparen", "arrow", "branches"):
+        return False
+    before = _edge(prev, last=True)
+    return before.type == "NAME" and before.end_pos == _edge(node, last=False).start_pos
 
 
 def _split(children) -> tuple[list, list]:

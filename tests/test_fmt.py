@@ -286,3 +286,10 @@ def test_mutants_that_parse_format_to_the_same_program():
         assert _shape(parse(out, "m.arch")) == _shape(program), source
         formatted += 1
     assert formatted > 80
+
+
+def test_a_name_glued_to_a_number_stays_glued():
+    # `p3.5` lexes as the name p3 and the number .5; `p3 .5` would make p3 the padding option
+    src = "network n {\n  input 3x8x8\n  conv 3x3 p3.5 -> 4\n}\n"
+    assert format_source(src) == src
+    assert format_source("network n {\n  input 3x8x8\n  conv 3x3  p3   -> 4\n}\n") == src.replace("p3.5", "p3")

@@ -100,11 +100,13 @@ def test_the_lexer_is_registered_for_pygments():
     """pyproject.toml declares the entry point; an install of this checkout serves it by name."""
     meta = tomllib.loads((ROOT / "pyproject.toml").read_text())
     assert meta["project"]["entry-points"]["pygments.lexers"] == {"arch": "archdsl.pygments_lexer:ArchLexer"}
-    from importlib.metadata import distribution
+    from importlib.metadata import distributions
 
-    direct = distribution("archdsl").read_text("direct_url.json") or "{}"
-    url = json.loads(direct).get("url", "")
-    if url.removeprefix("file://").rstrip("/") != str(ROOT):
+    # the installed distributions named archdsl (a build's archdsl.egg-info in the checkout
+    # has the name too, but no direct_url.json): one must be an install of this checkout
+    urls = [json.loads(d.read_text("direct_url.json") or "{}").get("url", "") for d in distributions(name="archdsl")]
+    url = next((u for u in urls if u), "")
+    if str(ROOT) not in {u.removeprefix("file://").rstrip("/") for u in urls}:
         if os.environ.get("ARCHDSL_REQUIRE_NODE"):
             pytest.fail(f"archdsl is installed from {url or 'elsewhere'}, not from {ROOT}")
         pytest.skip(f"archdsl is installed from {url or 'elsewhere'}, not from this checkout")
