@@ -89,6 +89,7 @@ TORCHVISION += [(file, name, None) for file, names in (
     ("regnet.arch", ("regnet_y_400mf", "regnet_y_800mf", "regnet_y_1_6gf", "regnet_y_3_2gf", "regnet_y_8gf",
                      "regnet_y_16gf", "regnet_y_32gf", "regnet_y_128gf")),
     ("shufflenet.arch", ("shufflenet_v2_x0_5", "shufflenet_v2_x1_0", "shufflenet_v2_x1_5", "shufflenet_v2_x2_0")),
+    ("convnext.arch", ("convnext_tiny", "convnext_small", "convnext_base", "convnext_large")),
 ) for name in names]
 
 
