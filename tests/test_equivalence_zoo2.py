@@ -27,6 +27,7 @@ pytest.importorskip("torchvision.models")
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 FAMILIES = (
+    ("convnext.arch", ("convnext_tiny", "convnext_small", "convnext_base", "convnext_large")),
     ("regnet.arch", ("regnet_y_400mf", "regnet_y_800mf", "regnet_y_1_6gf", "regnet_y_3_2gf", "regnet_y_8gf",
                      "regnet_y_16gf", "regnet_y_32gf")),
     ("shufflenet.arch", ("shufflenet_v2_x0_5", "shufflenet_v2_x1_0", "shufflenet_v2_x1_5", "shufflenet_v2_x2_0")),
