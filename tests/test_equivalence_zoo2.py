@@ -11,7 +11,8 @@ torch.utils.flop_counter, whose count must be exactly twice the analytic MACs.
 The smallest member of each family runs in every test run (the three: about 3 s on one
 thread); the others are marked slow (all sixteen together: about 45 s on one thread).
 regnet_y_128gf (644M parameters) is the longest: about 18 s, and 9 GB of memory at its
-peak (both models and a copy of the reference's state_dict).
+peak (both models and a copy of the reference's state_dict). The smallest of each family
+also builds, from a seed, exactly torchvision's initial weights.
 """
 
 from __future__ import annotations
@@ -91,3 +92,20 @@ def test_same_outputs_as_torchvision(file, name):
     print(f"{name}: max abs diff {diff:g} at peak {peak:g}")
     del theirs, ours, expected, got, counter, before, after
     gc.collect()
+
+
+@pytest.mark.parametrize("file,name", [("regnet.arch", "regnet_y_400mf"), ("shufflenet.arch", "shufflenet_v2_x0_5"),
+                                       ("convnext.arch", "convnext_tiny")])
+def test_seeded_build_is_torchvisions_initialisation(file, name):
+    """The specs' `init` lines are torchvision's: built with seed N, every tensor equals the
+    one torchvision's model holds when made after torch.manual_seed(N) (ShuffleNetV2 has no
+    `init`: torch's defaults, as torchvision keeps)."""
+    from torchvision import models
+
+    ours = archdsl.build(archdsl.compile(SPECS / file, name), seed=5)
+    torch.manual_seed(5)
+    theirs = models.get_model(name, weights=None)
+    converted = archdsl.convert_state_dict(ours, theirs)
+    state = theirs.state_dict()
+    assert list(converted) == list(state)
+    assert all(torch.equal(converted[k], v) for k, v in state.items())
