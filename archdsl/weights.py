@@ -2,10 +2,14 @@
 an archdsl module's weights written in a reference's key layout.
 
 Layers are paired in the order a forward pass calls them, so the two models may name and
-nest their layers differently. A reference is a live model (paired in call order, each
-pair compared by kind, hyperparameters and tensor shapes), a state_dict or a checkpoint
-file in the reference's key layout (paired in key order, compared by tensor names and
-shapes). Imports torch (through the lowering's back end only).
+nest their layers differently. A module that holds tensors of its own besides children with
+weights (torchvision's ConvNeXt CNBlock and its `layer_scale`) is placed where a forward
+pass first reads one of those tensors, and an nn.Linear run on channels-last tensors (more
+than two dimensions, features last: CNBlock's pointwise layers) pairs with a 1x1
+convolution, its (out, in) weight copied as (out, in, 1, 1). A reference is a live model
+(paired in call order, each pair compared by kind, hyperparameters and tensor shapes), a
+state_dict or a checkpoint file in the reference's key layout (paired in key order,
+compared by tensor names and shapes). Imports torch (through the lowering's back end only).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Any, Mapping, Union
 
 import torch
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 
 class WeightMismatch(ValueError):
@@ -41,6 +46,12 @@ class _Layer:
     name: str
     tensors: "OrderedDict[str, torch.Tensor]"
     module: nn.Module | None = field(default=None, repr=False)
+    #: an nn.Linear the forward pass called on an input of more than two dimensions: a
+    #: per-position linear map over the last (channel) dimension, which is a 1x1 convolution
+    pointwise: bool = False
+    #: the tensors of a module that also has children with weights (CNBlock's layer_scale):
+    #: the module is no layer of a kind to compare, only its tensors' names and shapes are
+    container: bool = False
 
 
 def _own_state(m: nn.Module) -> "OrderedDict[str, torch.Tensor]":
@@ -52,9 +63,37 @@ def _own_state(m: nn.Module) -> "OrderedDict[str, torch.Tensor]":
     return own
 
 
+class _FirstRead(TorchFunctionMode):
+    """Calls `found(owner)` the first time a torch function reads one of `tensors` (tensor
+    id -> the module that holds it): how a module's own parameters, used by its forward
+    between or after its children (CNBlock's ``self.layer_scale * self.block(input)``), are
+    placed in call order."""
+
+    def __init__(self, tensors: dict[int, nn.Module], found) -> None:
+        super().__init__()
+        self.tensors = tensors
+        self.found = found
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if self.tensors:
+            for a in (*args, *kwargs.values()):
+                for t in (a if isinstance(a, (list, tuple)) else (a,)):
+                    owner = self.tensors.get(id(t)) if isinstance(t, torch.Tensor) else None
+                    if owner is not None:
+                        self.found(owner)
+        return func(*args, **kwargs)
+
+
 def _layers_in_call_order(model: nn.Module, example: torch.Tensor) -> list[_Layer]:
     """The modules that own parameters or persistent buffers, in the order a forward pass
     calls them (those the pass does not call follow, in registration order).
+
+    A leaf module is placed when it is called. A module that also has children with weights
+    holds tensors its forward uses around theirs (CNBlock's `layer_scale`, applied to its
+    block's output): it is placed where one of its own tensors is first read by a torch
+    function, or at the end of its forward if none is; so CNBlock's layer_scale comes after
+    the layers of its block, as archdsl's `layerscale` comes after the layers before it.
 
     The model runs once in training mode (so that aux heads run too) under no_grad, on a
     copy of `example`. Everything the pass changes is put back in place: every module's
@@ -65,22 +104,40 @@ def _layers_in_call_order(model: nn.Module, example: torch.Tensor) -> list[_Laye
     """
     names = {m: n for n, m in model.named_modules()}
     owners = [m for m in model.modules() if _own_state(m)]
+    mixed = {m for m in owners if any(_own_state(c) for c in m.modules() if c is not m)}
     order: list[nn.Module] = []
     seen: set[int] = set()
+    pointwise: set[int] = set()
 
-    def hook(mod, _inp):
+    def place(mod):
         if id(mod) not in seen:
             seen.add(id(mod))
             order.append(mod)
 
+    def pre_hook(mod, inp):
+        x = inp[0] if inp else None
+        if isinstance(mod, nn.Linear) and isinstance(x, torch.Tensor) and x.dim() > 2 and \
+                x.shape[-1] == mod.in_features and id(mod) not in seen:
+            pointwise.add(id(mod))
+        place(mod)
+
+    def post_hook(mod, _inp, _out):
+        place(mod)
+
+    own_tensors = {id(t): m for m in mixed for t in _own_state(m).values()}
     modes = [(m, m.training) for m in model.modules()]
     saved = [(b, b.detach().clone()) for b in model.buffers()]
     devices = [example.device.index or 0] if example.is_cuda else []
-    handles = [m.register_forward_pre_hook(hook) for m in owners]
+    handles = [m.register_forward_hook(post_hook) if m in mixed else m.register_forward_pre_hook(pre_hook)
+               for m in owners]
     try:
         with torch.random.fork_rng(devices=devices), torch.no_grad():
             model.train()
-            model(example.clone())
+            if own_tensors:
+                with _FirstRead(own_tensors, place):
+                    model(example.clone())
+            else:
+                model(example.clone())
     finally:
         for h in handles:
             h.remove()
@@ -90,7 +147,7 @@ def _layers_in_call_order(model: nn.Module, example: torch.Tensor) -> list[_Laye
         for m, mode in modes:
             m.training = mode
     missing = [m for m in owners if id(m) not in seen]
-    return [_Layer(names[m], _own_state(m), m) for m in order + missing]
+    return [_Layer(names[m], _own_state(m), m, id(m) in pointwise, m in mixed) for m in order + missing]
 
 
 def _layers_of_state_dict(state: Mapping[str, Any]) -> list[_Layer]:
@@ -182,7 +239,7 @@ def _reference_layers(reference: Reference, example: torch.Tensor, layout: nn.Mo
         if group is None:
             raise WeightMismatch(f"the state_dict holds no tensors of the layout's '{layer.name}' "
                                  f"(it holds {list(layer.tensors)} there)")
-        ordered.append(_Layer(layer.name, group.tensors, layer.module))
+        ordered.append(_Layer(layer.name, group.tensors, layer.module, layer.pointwise, layer.container))
     if by_name:
         extra = next(iter(by_name))
         raise WeightMismatch(f"the state_dict's '{extra}' ({', '.join(by_name[extra].tensors)}) is no layer "
@@ -202,6 +259,7 @@ _HYPER = {
     "ConvNd": ("stride", "padding", "dilation", "groups", "padding_mode", "transposed", "output_padding"),
     "BatchNorm": ("eps", "momentum", "affine", "track_running_stats"),
     "LocalResponseNorm": ("size", "alpha", "beta", "k"),
+    "LayerNorm": ("eps", "elementwise_affine"),
 }
 
 
@@ -222,22 +280,48 @@ def _same(a: Any, b: Any) -> bool:
     return a == b
 
 
+def _is_1x1(m: nn.Module) -> bool:
+    """A plain 1x1 convolution: one position in, one position out, every channel to every
+    channel (stride 1, no padding, no dilation, one group)."""
+    return (isinstance(m, nn.Conv2d) and tuple(m.kernel_size) == (1, 1) and tuple(m.stride) == (1, 1)
+            and m.padding in ((0, 0), "valid") and tuple(m.dilation) == (1, 1) and m.groups == 1)
+
+
+def _pointwise_pair(o: _Layer, t: _Layer) -> bool:
+    """One layer a 1x1 convolution, the other an nn.Linear called on channels-last tensors:
+    the same function, the linear's (out, in) weight the convolution's (out, in, 1, 1)."""
+    om, tm = o.module, t.module
+    if om is None or tm is None:
+        return False
+    return (o.pointwise and isinstance(om, nn.Linear) and _is_1x1(tm)) or \
+        (t.pointwise and isinstance(tm, nn.Linear) and _is_1x1(om))
+
+
 def _pair(ours: list[_Layer], theirs: list[_Layer], strict_types: bool) -> None:
     """Raise WeightMismatch at the first pair that differs in kind, hyperparameters, tensor
-    names or tensor shapes, or when the counts differ."""
+    names or tensor shapes, or when the counts differ. A 1x1 convolution and a channels-last
+    nn.Linear (see :func:`_pointwise_pair`) are the same kind; their weights differ only in
+    the convolution's two trailing 1s. A container's own tensors (CNBlock's layer_scale) have
+    no kind: only their names and shapes are compared."""
     for i, (o, t) in enumerate(zip(ours, theirs)):
         om, tm = o.module, t.module
-        if strict_types and om is not None and tm is not None and _family(om) != _family(tm):
+        pointwise = _pointwise_pair(o, t)
+        kinds = om is not None and tm is not None and not (o.container or t.container)
+        if strict_types and kinds and _family(om) != _family(tm) and not pointwise:
             raise WeightMismatch(f"layer #{i + 1} differs in kind: archdsl '{o.name}' is {type(om).__name__}, "
                                  f"the reference's '{t.name}' is {type(tm).__name__}")
         if list(o.tensors) != list(t.tensors):
             raise WeightMismatch(f"layer #{i + 1}: archdsl '{o.name}' holds {sorted(o.tensors)}, "
                                  f"the reference's '{t.name}' holds {sorted(t.tensors)}")
         for key, value in o.tensors.items():
-            if value.shape != t.tensors[key].shape:
+            theirs_shape = t.tensors[key].shape
+            if pointwise and value.numel() == t.tensors[key].numel() and \
+                    value.shape[:2] == theirs_shape[:2] and 1 == value.shape[2:].numel() == theirs_shape[2:].numel():
+                continue
+            if value.shape != theirs_shape:
                 raise WeightMismatch(f"layer #{i + 1}: archdsl '{o.name}.{key}' has shape {tuple(value.shape)}, "
                                      f"the reference's '{t.name}.{key}' has shape {tuple(t.tensors[key].shape)}")
-        if om is not None and tm is not None and _family(om) == _family(tm):
+        if kinds and _family(om) == _family(tm):
             for attr in _HYPER.get(_family(om), ()):
                 a, b = getattr(om, attr, None), getattr(tm, attr, None)
                 if not _same(a, b):
@@ -281,7 +365,8 @@ def load_weights(module: nn.Module, reference: Reference, example: torch.Tensor 
     with torch.no_grad():
         for o, t in zip(ours, theirs):
             for key, tensor in o.tensors.items():
-                tensor.copy_(t.tensors[key])
+                # the shapes are equal, or (out, in) and (out, in, 1, 1) in a pointwise pair
+                tensor.copy_(t.tensors[key].reshape(tensor.shape))
     return module
 
 
@@ -314,7 +399,8 @@ def convert_state_dict(module: "nn.Module | Mapping[str, Any]", reference: Refer
     converted = {}
     for o, t in zip(ours, theirs):
         for key in t.tensors:
-            converted[f"{t.name}.{key}" if t.name else key] = o.tensors[key].detach().clone()
+            converted[f"{t.name}.{key}" if t.name else key] = \
+                o.tensors[key].detach().clone().reshape(t.tensors[key].shape)
     # the reference's own key order (a model's registration order, not its call order)
     state = reference.state_dict() if isinstance(reference, nn.Module) else reference
     out: "OrderedDict[str, torch.Tensor]" = OrderedDict((k, converted[k]) for k in state if k in converted)

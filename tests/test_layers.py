@@ -433,17 +433,6 @@ def convnext_block(dim: int, sd: float = 0.0) -> str:
             f"network t {{\n  input {dim}x7x7\n  cnblock({dim})\n}}\n")
 
 
-def copy_cnblock(model, ref) -> None:
-    """CNBlock owns `layer_scale` itself (load_weights pairs leaf modules) and its 1x1
-    convolutions are nn.Linear on channels-last tensors: copy by position, reshaped."""
-    ours = model.state_dict()
-    theirs = ref.state_dict()
-    order = [k for k in theirs if k != "layer_scale"] + ["layer_scale"]
-    with torch.no_grad():
-        for ok, tk in zip(ours, order, strict=True):
-            ours[ok].copy_(theirs[tk].reshape(ours[ok].shape))
-
-
 @case("layerscale")
 def layerscale_cases(kind):
     net, model = built(net_src("6x3x3", "  layerscale"))
@@ -459,7 +448,7 @@ def layerscale_cases(kind):
     with torch.no_grad():
         ref.layer_scale.normal_()
     net, model = built(convnext_block(8, 0.1))
-    copy_cnblock(model, ref)
+    load_weights(model, ref)  # layer_scale after the block's layers, its nn.Linear as 1x1 convs
     x = torch.randn(2, 8, 7, 7)
     with torch.no_grad():
         torch.testing.assert_close(model.eval()(x), ref(x), atol=1e-5, rtol=1e-5)

@@ -409,3 +409,69 @@ def test_build_command_loads_a_checkpoint(tmp_path):
         bad = build("--weights", str(tmp_path / name))
         assert bad.returncode == 2 and "Traceback" not in bad.stderr, bad.stderr
         assert f"--weights: {tmp_path / name} cannot be read as a checkpoint of tensors" in bad.stderr
+
+
+# ---- ConvNeXt's block: a container's own tensor and channels-last nn.Linear layers
+
+CNBLOCK = """
+network cnblock(dim=8) {
+  input 8x7x7
+  residual {
+    conv 7x7 p3 groups=dim -> dim
+    layernorm eps=1e-6
+    conv 1x1 -> 4 * dim gelu
+    conv 1x1 -> dim
+    layerscale 1e-6
+    droppath p=0.1
+  }
+}
+"""
+
+
+def _cnblock():
+    convnext = pytest.importorskip("torchvision.models.convnext")
+    torch.manual_seed(3)
+    return _scramble(convnext.CNBlock(8, layer_scale=1e-6, stochastic_depth_prob=0.1), seed=9).eval()
+
+
+def test_convnext_block_pairs_with_torchvisions_cnblock():
+    """torchvision's CNBlock holds `layer_scale` itself and applies it to its block's output:
+    it pairs with archdsl's `layerscale` after the block's layers, where the forward pass
+    first reads it; its nn.Linear layers run on channels-last tensors and pair with
+    archdsl's 1x1 convolutions, the (out, in) weight copied as (out, in, 1, 1)."""
+    reference = _cnblock()
+    ours = archdsl.build(CNBLOCK, init=False).to_empty(device="cpu")
+    archdsl.load_weights(ours, reference)
+    x = torch.randn(2, 8, 7, 7)
+    with torch.no_grad():
+        torch.testing.assert_close(ours.eval()(x), reference(x), atol=1e-5, rtol=1e-5)
+    scale = ours.body.residual1.branch1.layerscale1.layer_scale
+    assert torch.equal(scale, reference.layer_scale)
+    assert torch.equal(ours.body.residual1.branch1.conv2.conv.weight, reference.block[3].weight[:, :, None, None])
+    # and back, in CNBlock's layout: the Linear weights are (out, in) again
+    converted = archdsl.convert_state_dict(ours, reference)
+    assert list(converted) == list(reference.state_dict())
+    assert converted["block.3.weight"].shape == (32, 8)
+    assert all(torch.equal(converted[k], v) for k, v in reference.state_dict().items())
+    # a state_dict of it pairs through its model as the layout (its keys put layer_scale first)
+    assert list(reference.state_dict())[0] == "layer_scale"
+    again = archdsl.build(CNBLOCK, init=False).to_empty(device="cpu")
+    archdsl.load_weights(again, reference.state_dict(), layout=_cnblock())
+    assert all(torch.equal(a, b) for a, b in zip(again.state_dict().values(), ours.state_dict().values()))
+
+
+def test_a_linear_pairs_with_a_1x1_convolution_only_on_channels_last_tensors():
+    """An nn.Linear on flat features is an fc layer: a 1x1 convolution is another kind. On
+    channels-last tensors it pairs with a plain 1x1 convolution only: not a strided one."""
+    flat = nn.Sequential(nn.Flatten(), nn.Linear(4, 6))
+    conv = archdsl.build("network n { input 4x1x1; conv 1x1 -> 6 }")
+    with pytest.raises(WeightMismatch, match=r"layer #1 differs in kind: archdsl 'body\.conv1' is Conv2d, "
+                                             r"the reference's '1' is Linear"):
+        archdsl.load_weights(conv, flat)
+    misc = pytest.importorskip("torchvision.ops.misc")
+    channels_last = nn.Sequential(misc.Permute([0, 2, 3, 1]), nn.Linear(4, 6), misc.Permute([0, 3, 1, 2]))
+    archdsl.load_weights(archdsl.build("network n { input 4x5x5; conv 1x1 -> 6 }"), channels_last)
+    with pytest.raises(WeightMismatch, match=r"layer #1 differs in kind: archdsl 'body\.conv1' is Conv2d, "
+                                             r"the reference's '1' is Linear"):
+        archdsl.load_weights(archdsl.build("network n { input 4x5x5; conv 1x1/2 -> 6 }"), channels_last,
+                             example=torch.randn(2, 4, 5, 5))
