@@ -100,3 +100,63 @@ def torchvision_model(name: str):
                 m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=g) * 0.1)
                 m.running_var.copy_(torch.rand(m.running_var.shape, generator=g) + 0.5)
     return model.eval()
+
+
+def family_cases(families) -> list:
+    """(file, name) cases of spec families, each family's smallest member first: that one runs
+    in every test run, the others carry the `slow` mark."""
+    return [pytest.param(file, name, marks=[pytest.mark.slow] if i else [], id=name)
+            for file, names in families for i, name in enumerate(names)]
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """CI runs two pytest-xdist workers on two cores: with torch's default of one intra-op
+    thread per core each, the workers' threads contend and spin, which made the equivalence
+    passes several times slower than on a single thread. Restored afterwards."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def assert_same_outputs(net, theirs, probe: int = 32) -> float:
+    """The built archdsl module of `net`, given `theirs`'s weights with archdsl.load_weights,
+    computes exactly `theirs`'s function in eval mode; the returned max abs difference is
+    within 1e-4 of the output's scale. Also checked: equal parameter counts, the reference left
+    as it was (eval mode, every tensor unchanged), and torch's FlopCounterMode on the same
+    forward pass counting exactly twice the analytic MACs. `probe`: the side of the input of
+    load_weights' pairing pass (a small training-mode pass, batch 2, so that batch norm stays
+    defined on the last, smallest grid)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    import archdsl
+
+    # built without initialisation (meta, then uninitialised memory): a tensor that
+    # load_weights failed to copy holds garbage and shows up in the outputs
+    ours = archdsl.build(net, init=False).to_empty(device="cpu")
+    assert sum(p.numel() for p in ours.parameters()) == sum(p.numel() for p in theirs.parameters()) == net.params
+    before = {k: v.clone() for k, v in theirs.state_dict().items()}
+    archdsl.load_weights(ours, theirs, example=torch.randn(2, net.input_shape.dims[0], probe, probe))
+    assert not any(m.training for m in theirs.modules())
+    after = theirs.state_dict()
+    assert all(torch.equal(after[k], v) for k, v in before.items())
+    del before, after
+    ours.eval()
+    torch.manual_seed(2)
+    x = torch.randn(1, *net.input_shape.dims)
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad():
+        with counter:
+            expected = theirs(x)
+        got = ours(x)
+    assert counter.get_total_flops() == 2 * net.macs
+    assert got.shape == expected.shape == (1, *net.output_shape.dims)
+    peak = expected.abs().max().item()
+    assert peak > 1e-2  # not degenerate, so that the tolerance below means something
+    diff = (got - expected).abs().max().item()
+    assert diff <= 1e-4 * max(1.0, peak), f"max abs diff {diff:g} at peak {peak:g}"
+    return diff

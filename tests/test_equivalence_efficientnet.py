@@ -21,61 +21,25 @@ import gc
 import pytest
 
 import archdsl
-from conftest import SPECS, torchvision_model
+from conftest import SPECS, assert_same_outputs, family_cases, torchvision_model
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("torchvision.models")
-from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 FAMILIES = (
     ("mobilenet_v3.arch", ("mobilenet_v3_small", "mobilenet_v3_large")),
     ("efficientnet.arch", tuple(f"efficientnet_b{i}" for i in range(8))),
     ("efficientnet.arch", ("efficientnet_v2_s", "efficientnet_v2_m", "efficientnet_v2_l")),
 )
-# each family lists its smallest member first: that one runs in every test run
-CASES = [pytest.param(file, name, marks=[pytest.mark.slow] if i else [], id=name)
-         for file, names in FAMILIES for i, name in enumerate(names)]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread_per_worker():
-    """One intra-op thread, as in tests/test_equivalence_resnet.py: two pytest-xdist workers
-    share two cores. Restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+CASES = family_cases(FAMILIES)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.mark.parametrize("file,name", CASES)
 def test_same_outputs_as_torchvision(file, name):
     net = archdsl.compile(SPECS / file, name)
-    theirs = torchvision_model(name)
-    # built without initialisation: a tensor load_weights failed to copy holds garbage
-    ours = archdsl.build(net, init=False).to_empty(device="cpu")
-    assert sum(p.numel() for p in ours.parameters()) == sum(p.numel() for p in theirs.parameters()) == net.params
-    before = {k: v.clone() for k, v in theirs.state_dict().items()}
-    archdsl.load_weights(ours, theirs, example=torch.randn(2, 3, 32, 32))
-    # the probe pass left the reference as it was: eval mode, every buffer unchanged
-    assert not any(m.training for m in theirs.modules())
-    after = theirs.state_dict()
-    assert all(torch.equal(after[k], v) for k, v in before.items())
-    ours.eval()
-    torch.manual_seed(2)
-    x = torch.randn(1, *net.input_shape.dims)
-    counter = FlopCounterMode(display=False)
-    with torch.no_grad():
-        with counter:
-            expected = theirs(x)
-        got = ours(x)
-    assert counter.get_total_flops() == 2 * net.macs
-    assert got.shape == expected.shape == (1, 1000)
-    peak = expected.abs().max().item()
-    assert peak > 1e-2  # not degenerate, so that the tolerance below means something
-    diff = (got - expected).abs().max().item()
-    assert diff <= 1e-4 * max(1.0, peak), f"max abs diff {diff:g} at peak {peak:g}"
-    print(f"{name}: max abs diff {diff:g} at peak {peak:g}")
-    del theirs, ours, expected, got, counter, before, after
+    diff = assert_same_outputs(net, torchvision_model(name))
+    print(f"{name}: max abs diff {diff:g}")
     gc.collect()
 
 

@@ -19,15 +19,14 @@ import gc
 import pytest
 
 import archdsl
-from conftest import SPECS, torchvision_model
+from conftest import SPECS, assert_same_outputs, torchvision_model
 
 torch = pytest.importorskip("torch")
 models = pytest.importorskip("torchvision.models")
-from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 #: slow: real torch work (equivalence with torchvision/timm, or inductor); the README's test
 #: command still runs it
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 
 # the deepest and widest ones take a few seconds each on two cores
 _SLOW = {"resnet101", "resnet152", "densenet169", "densenet201", "densenet161"}
@@ -42,43 +41,10 @@ CASES = [
 ]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread_per_worker():
-    """CI runs two pytest-xdist workers on two cores: with torch's default of one intra-op
-    thread per core each, the workers' threads contend and spin, which made these passes
-    several times slower than on a single thread. Restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.mark.parametrize("file,name", CASES)
 def test_same_outputs_as_torchvision(file, name):
     net = archdsl.compile(SPECS / file, name)
-    theirs = torchvision_model(name)
-    # built without initialisation (meta, then uninitialised memory): a tensor that
-    # load_weights failed to copy holds garbage and shows up in the outputs
-    ours = archdsl.build(net, init=False).to_empty(device="cpu")
-    assert sum(p.numel() for p in ours.parameters()) == sum(p.numel() for p in theirs.parameters()) == net.params
-    # layers are paired in call order by one small training-mode pass: at 32x32 every
-    # network still ends on a 1x1 grid, and a batch of 2 keeps batch norm defined there
-    archdsl.load_weights(ours, theirs, example=torch.randn(2, 3, 32, 32))
-    ours.eval()
-    torch.manual_seed(2)
-    x = torch.randn(1, 3, 224, 224)
-    counter = FlopCounterMode(display=False)
-    with torch.no_grad():
-        with counter:
-            expected = theirs(x)
-        got = ours(x)
-    assert counter.get_total_flops() == 2 * net.macs
-    assert got.shape == expected.shape == (1, 1000)
-    peak = expected.abs().max().item()
-    assert peak > 1e-2  # not degenerate, so that the tolerance below means something
-    diff = (got - expected).abs().max().item()
-    assert diff <= 1e-4 * max(1.0, peak), f"max abs diff {diff:g} at peak {peak:g}"
-    del theirs, ours, expected, got, counter
+    assert_same_outputs(net, torchvision_model(name))
     gc.collect()
 
 
