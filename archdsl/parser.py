@@ -1,10 +1,9 @@
 """Stage 2, the parser: text -> typed program (:mod:`archdsl.syntax`), every source position kept.
 
-The grammar (grammar.lark, shipped as package data) is compiled by Lark once per process.
-Compiling it takes 70-120 ms, so its tables are kept between runs in archdsl's private
-cache folder (:func:`_lark`): as marshal data (plain values, never code), written
-atomically, read only from a folder that the user alone owns and can write, checked by a
-digest and rebuilt on any doubt. Lark builds a parse tree that keeps every token
+The grammar (grammar.lark, shipped as package data) is Lark's; compiling it takes 70-120 ms, so
+the package also ships its LALR tables (grammar.tables, plain marshal data checked against the
+grammar's digest), and a process rebuilds the parser from them (:func:`_lark`). Nothing is
+cached or written at run time. Lark builds a parse tree that keeps every token
 (``keep_all_tokens``), and one bottom-up pass (:class:`_ToProgram`) turns it into the typed
 program, computing each node's span from its first and last token. That is the span Lark's
 ``propagate_positions`` gives (keywords and brackets included), without the bookkeeping it
@@ -17,13 +16,9 @@ from __future__ import annotations
 import functools
 import hashlib
 import marshal
-import os
 import re
-import stat
 from importlib import resources
-from pathlib import Path
 
-import lark
 from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedInput
 
@@ -42,62 +37,23 @@ MAX_LITERAL = 10**15
 _LARK_OPTIONS = dict(parser="lalr", keep_all_tokens=True, maybe_placeholders=False)
 #: the contextual lexer whose scanners are built when first needed (:mod:`archdsl.lexer`)
 _PLUGINS = {"ContextualLexer": RootFirstLexer}
-#: the grammar tables' file starts with this line, then the payload's SHA-256, then the payload
-_MAGIC = b"archdsl-grammar-tables 1\n"
-#: a tables file larger than this is not read (they are about 100 KB)
+#: the tables file (package data beside grammar.lark) starts with this line, then the SHA-256
+#: of the grammar it was made from, then that of the payload, then the payload
+_MAGIC = b"archdsl-grammar-tables 2\n"
+#: the tables file is not read past this size (it is about 100 KB)
 _MAX_TABLES_BYTES = 4_000_000
+TABLES_FILE = "grammar.tables"
 
 
-def cache_dir() -> Path | None:
-    """archdsl's private cache folder, created 0700 if need be; None when caching is off
-    (``ARCHDSL_NO_CACHE=1``) or the folder is not safe to trust: not a real folder (a link),
-    owned by someone else, or writable by others. ``ARCHDSL_CACHE_DIR`` moves it; the default is the
-    platform's per-user cache folder (platformdirs: ``~/.cache/archdsl`` on Linux)."""
-    if os.environ.get("ARCHDSL_NO_CACHE"):
-        return None
-    base = os.environ.get("ARCHDSL_CACHE_DIR")
-    if not base:
-        try:
-            import platformdirs
-
-            base = platformdirs.user_cache_dir("archdsl", appauthor=False)
-        except Exception:  # noqa: BLE001 - no home folder: no cache
-            return None
-    path = Path(base)
-    try:
-        path.mkdir(mode=0o700, parents=True, exist_ok=True)
-        st = os.lstat(path)
-    except (OSError, ValueError):
-        return None
-    # what matters is who can write there: a folder of one's own that others can read (an
-    # older archdsl made ~/.cache/archdsl 0755) is still trusted
-    if not stat.S_ISDIR(st.st_mode) or st.st_mode & 0o022 or (hasattr(os, "getuid") and st.st_uid != os.getuid()):
-        return None
-    return path
+def _grammar_key(grammar: str) -> bytes:
+    return hashlib.sha256(grammar.encode()).hexdigest().encode()
 
 
-def _tables_file(grammar: str) -> str:
-    key = hashlib.sha256(f"{grammar}\0{lark.__version__}\0{marshal.version}".encode()).hexdigest()[:20]
-    return f"grammar-{key}.tables"
-
-
-def _read_tables(path: Path) -> dict | None:
-    """The cached tables, or None if missing, foreign, oversized, corrupt or truncated."""
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-    except OSError:
-        return None
-    try:
-        st = os.fstat(fd)
-        if (not stat.S_ISREG(st.st_mode) or st.st_size > _MAX_TABLES_BYTES or st.st_mode & 0o022
-                or (hasattr(os, "getuid") and st.st_uid != os.getuid())):
-            return None
-        with os.fdopen(fd, "rb", closefd=False) as f:
-            blob = f.read(_MAX_TABLES_BYTES + 1)
-    finally:
-        os.close(fd)
-    head, digest, payload = blob[:len(_MAGIC)], blob[len(_MAGIC):len(_MAGIC) + 64], blob[len(_MAGIC) + 65:]
-    if head != _MAGIC or digest != hashlib.sha256(payload).hexdigest().encode():
+def _read_tables(blob: bytes, grammar: str) -> dict | None:
+    """The tables in `blob`, or None if they are of another grammar, damaged or truncated."""
+    n = len(_MAGIC)
+    head, key, digest, payload = blob[:n], blob[n:n + 64], blob[n + 65:n + 129], blob[n + 130:]
+    if head != _MAGIC or key != _grammar_key(grammar) or digest != hashlib.sha256(payload).hexdigest().encode():
         return None
     try:
         tables = marshal.loads(payload)
@@ -106,48 +62,45 @@ def _read_tables(path: Path) -> dict | None:
     return tables if isinstance(tables, dict) and set(tables) == {"data", "memo"} else None
 
 
-def _write_tables(path: Path, tables: dict) -> None:
-    """Write atomically: a new file opened exclusively (no link followed), then renamed."""
-    payload = marshal.dumps(tables)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(_MAGIC + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload)
-        os.replace(tmp, path)
-    except OSError:  # a full or read-only disk only loses the cache
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+def _compiled(grammar: str) -> Lark:
+    return Lark(grammar, **_LARK_OPTIONS, _plugins=_PLUGINS)
+
+
+def tables_blob(grammar: str) -> bytes:
+    """The tables file for `grammar`: Lark's own serialised form of the compiled parser (what
+    its standalone generator embeds), as marshal data of plain values (dicts, lists, strings,
+    numbers: never code)."""
+    from lark.grammar import Rule
+    from lark.lexer import TerminalDef
+
+    data, memo = _compiled(grammar).memo_serialize([TerminalDef, Rule])
+    # the lexer plugin is a class, not data (it is given again when loading)
+    data = {**data, "options": {k: v for k, v in data["options"].items() if k != "_plugins"}}
+    payload = marshal.dumps({"data": data, "memo": memo}, 4)
+    return _MAGIC + _grammar_key(grammar) + b"\n" + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload
 
 
 @functools.lru_cache(maxsize=1)
 def _lark() -> Lark:
-    """The parser: rebuilt from the cached tables when they are there and sound (about 6 ms),
-    else compiled from the grammar (70-120 ms) and its tables cached for the next run. Lark's
-    own ``cache=`` option is not used: it pickles, and falls back to the shared temp folder."""
-    from lark.grammar import Rule
-    from lark.lexer import TerminalDef
-
-    grammar = resources.files("archdsl").joinpath("grammar.lark").read_text()
-    folder = cache_dir()
-    path = folder / _tables_file(grammar) if folder is not None else None
-    tables = _read_tables(path) if path is not None else None
+    """The parser, rebuilt from the tables shipped beside the grammar (a few ms). Compiling the
+    grammar takes 70-120 ms, so the package carries its tables, made by
+    ``python -m archdsl.parser --write-tables``; ``tests/test_parser.py`` checks that they are
+    the grammar's. Tables of another grammar (an edited grammar.lark), or that this Lark cannot
+    load, are passed over and the grammar compiled here: nothing is written anywhere."""
+    package = resources.files("archdsl")
+    grammar = package.joinpath("grammar.lark").read_text()
+    try:
+        with package.joinpath(TABLES_FILE).open("rb") as f:
+            blob = f.read(_MAX_TABLES_BYTES + 1)
+    except OSError:
+        blob = b""
+    tables = _read_tables(blob, grammar) if len(blob) <= _MAX_TABLES_BYTES else None
     if tables is not None:
         try:
-            # Lark's own format for a parser's tables (what its standalone generator embeds)
             return Lark._load_from_dict(tables["data"], tables["memo"], _plugins=_PLUGINS)
-        except Exception:  # noqa: BLE001 - tables of another Lark, or damaged: compile afresh
+        except Exception:  # noqa: BLE001 - tables another Lark cannot read: compile afresh
             pass
-    parser = Lark(grammar, **_LARK_OPTIONS, _plugins=_PLUGINS)
-    if path is not None:
-        data, memo = parser.memo_serialize([TerminalDef, Rule])
-        # the plugin is a class, not data (it is given again when loading); the options dict is
-        # the parser's own, so it is copied, not changed
-        data = {**data, "options": {k: v for k, v in data["options"].items() if k != "_plugins"}}
-        _write_tables(path, {"data": data, "memo": memo})
-    return parser
+    return _compiled(grammar)
 
 
 @functools.lru_cache(maxsize=1)
@@ -478,3 +431,22 @@ def _parse(source: str, file: str) -> P.Program:
     return P.Program(file=file, source=source, items=tuple(items))
 
 
+
+
+def _main(argv: list[str]) -> int:
+    """``python -m archdsl.parser --write-tables``: remake grammar.tables from grammar.lark."""
+    if argv != ["--write-tables"]:
+        print("usage: python -m archdsl.parser --write-tables")
+        return 2
+    package = resources.files("archdsl")
+    target = package.joinpath(TABLES_FILE)
+    with resources.as_file(target) as path:
+        path.write_bytes(tables_blob(package.joinpath("grammar.lark").read_text()))
+        print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    raise SystemExit(_main(sys.argv[1:]))

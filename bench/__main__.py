@@ -174,12 +174,10 @@ NOTES = """
   is drawn. The largest fixed costs left are the interpreter itself, Lark's import and the
   classes archdsl defines at import (a frozen dataclass costs about 0.6 ms to create).
 - **Parse.** Compiling Lark's LALR tables from the grammar takes 70-150 ms, more than any
-  network's compile, so the tables (only they: nothing about the user's spec) are kept in
-  archdsl's private cache folder as marshal data and rebuilt from it in about 6 ms
-  (`archdsl/parser.py`, `_lark`; docs/security.md says when the folder and the file are
-  trusted). The *cold* figures are a process whose cache folder is empty, the *warm* ones a
-  process that finds the tables. The tree keeps every token (`keep_all_tokens`) and one
-  bottom-up pass builds the typed program, taking each node's span from its first and last
+  network's compile, so the package ships them (`archdsl/grammar.tables`, marshal data checked
+  against the grammar's digest) and each process rebuilds the parser from them; archdsl keeps
+  no cache, so a *cold* process (an empty cache folder) and a *warm* one behave alike. The
+  tree keeps every token (`keep_all_tokens`) and one bottom-up pass builds the typed program, taking each node's span from its first and last
   token (tests/test_parser.py requires the program Lark's `propagate_positions` gives, on
   every spec, error case, docs example and mutants of them). Parsing and expanding run with
   Python's cyclic garbage collector paused (`syntax.gc_paused`): they allocate many

@@ -10,6 +10,9 @@ mutants of them all; a syntax error must read the same either way.
 
 from __future__ import annotations
 
+import hashlib
+import io
+import marshal
 import random
 import re
 from importlib import resources
@@ -183,13 +186,19 @@ def test_every_parsed_spec_conforms_to_the_typed_programs_annotations():
         adapter.validate_python(P.replace(prog, file=3))
 
 
-def _tables(folder: Path) -> list[Path]:
-    return sorted(folder.glob("grammar-*.tables"))
+def _loaded(monkeypatch, blob: bytes | None):
+    """A parser made by parser._lark() with `blob` as the package's tables file (None: the
+    file as shipped)."""
+    if blob is not None:
+        real = resources.files("archdsl")
 
+        class Package:  # the package's files, with grammar.tables replaced
+            def joinpath(self, name):
+                if name != parser.TABLES_FILE:
+                    return real.joinpath(name)
+                return type("F", (), {"open": lambda self, mode: io.BytesIO(blob)})()
 
-def _fresh_parser(monkeypatch, folder: Path):
-    monkeypatch.setenv("ARCHDSL_CACHE_DIR", str(folder))
-    monkeypatch.delenv("ARCHDSL_NO_CACHE", raising=False)
+        monkeypatch.setattr(parser.resources, "files", lambda name: Package())
     parser._lark.cache_clear()
     try:
         return parser._lark()
@@ -197,63 +206,50 @@ def _fresh_parser(monkeypatch, folder: Path):
         parser._lark.cache_clear()
 
 
-def test_the_grammar_tables_are_cached_as_data_in_a_private_folder(monkeypatch, tmp_path):
-    folder = tmp_path / "cache"
-    built = _fresh_parser(monkeypatch, folder)
-    (tables,) = _tables(folder)
-    assert folder.stat().st_mode & 0o777 == 0o700 and tables.stat().st_mode & 0o777 == 0o600
-    assert tables.read_bytes().startswith(b"archdsl-grammar-tables 1\n")  # marshal data, not a pickle
-    loaded = _fresh_parser(monkeypatch, folder)
-    source = (ROOT / "specs" / "googlenet.arch").read_text()
-    assert loaded.parse(source) == built.parse(source)
-    assert [t.name for t in loaded.terminals] == [t.name for t in built.terminals]
+def _grammar() -> str:
+    return resources.files("archdsl").joinpath("grammar.lark").read_text()
 
 
-@pytest.mark.parametrize("damage", ["truncated", "flipped", "foreign", "group-writable", "symlink"])
-def test_a_damaged_or_foreign_tables_file_is_a_miss_never_an_error(monkeypatch, tmp_path, damage):
-    folder = tmp_path / "cache"
-    _fresh_parser(monkeypatch, folder)
-    (tables,) = _tables(folder)
-    blob = tables.read_bytes()
+def test_the_shipped_tables_are_the_grammars(monkeypatch):
+    """grammar.tables is made from grammar.lark as it is now: after editing the grammar, run
+    `python -m archdsl.parser --write-tables`. (Lark numbers its states differently in each
+    process, so the file is checked by the grammar digest it carries and by what it parses.)"""
+    blob = resources.files("archdsl").joinpath(parser.TABLES_FILE).read_bytes()
+    assert parser._read_tables(blob, _grammar()) is not None, "run: python -m archdsl.parser --write-tables"
+    compiled = parser._compiled(_grammar())
+    shipped = _loaded(monkeypatch, None)
+    assert shipped is not compiled and [t.name for t in shipped.terminals] == [t.name for t in compiled.terminals]
+    for path in sorted((ROOT / "specs").glob("*.arch")):
+        source = path.read_text()
+        assert shipped.parse(source) == compiled.parse(source), path.name
+
+
+@pytest.mark.parametrize("damage", ["truncated", "flipped", "another grammar", "foreign", "empty", "huge"])
+def test_damaged_or_stale_tables_are_passed_over_and_the_grammar_compiled(monkeypatch, damage):
+    blob = parser.tables_blob(_grammar())
     if damage == "truncated":
-        tables.write_bytes(blob[: len(blob) // 2])
+        blob = blob[: len(blob) // 2]
     elif damage == "flipped":
-        tables.write_bytes(blob[:-10] + bytes(b ^ 0xFF for b in blob[-10:]))
-    elif damage == "foreign":  # a well-formed file whose payload is not the tables
-        import hashlib
-        import marshal
-
+        blob = blob[:-10] + bytes(b ^ 0xFF for b in blob[-10:])
+    elif damage == "another grammar":
+        blob = parser.tables_blob(_grammar() + "\n// edited\n")
+    elif damage == "foreign":  # well-formed, of this grammar, but not the tables
         payload = marshal.dumps({"data": {}, "memo": {}})
-        tables.write_bytes(b"archdsl-grammar-tables 1\n" + hashlib.sha256(payload).hexdigest().encode()
-                           + b"\n" + payload)
-    elif damage == "group-writable":
-        tables.chmod(0o666)
+        blob = (parser._MAGIC + parser._grammar_key(_grammar()) + b"\n"
+                + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload)
+    elif damage == "empty":
+        blob = b""
     else:
-        other = tmp_path / "elsewhere"
-        other.write_bytes(blob)
-        tables.unlink()
-        tables.symlink_to(other)
-    lark = _fresh_parser(monkeypatch, folder)
+        blob = blob + b"\0" * parser._MAX_TABLES_BYTES
+    if damage != "foreign":
+        assert parser._read_tables(blob, _grammar()) is None
+    lark = _loaded(monkeypatch, blob)
     assert lark.parse("network n { input 3x8x8; conv 3x3 -> 4 }")
     assert parser.parse("network n { input 3x8x8 }").networks[0].name == "n"
 
 
-def test_a_folder_others_can_write_is_not_used(monkeypatch, tmp_path):
-    folder = tmp_path / "shared"
-    folder.mkdir(mode=0o777)
-    folder.chmod(0o777)
-    _fresh_parser(monkeypatch, folder)
-    assert _tables(folder) == []
-    monkeypatch.setenv("ARCHDSL_CACHE_DIR", str(folder))
-    assert parser.cache_dir() is None
-
-
-def test_no_cache_means_no_file(monkeypatch, tmp_path):
-    monkeypatch.setenv("ARCHDSL_NO_CACHE", "1")
-    monkeypatch.setenv("ARCHDSL_CACHE_DIR", str(tmp_path / "c"))
-    parser._lark.cache_clear()
-    try:
-        parser._lark()
-    finally:
-        parser._lark.cache_clear()
-    assert not (tmp_path / "c").exists()
+def test_the_tables_file_written_is_read_back(monkeypatch):
+    blob = parser.tables_blob(_grammar())
+    assert parser._read_tables(blob, _grammar()) is not None
+    source = (ROOT / "specs" / "googlenet.arch").read_text()
+    assert _loaded(monkeypatch, blob).parse(source) == parser._compiled(_grammar()).parse(source)

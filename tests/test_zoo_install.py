@@ -52,7 +52,7 @@ def test_the_installed_zoo(tmp_path, editable):
     bindir = venv / ("Scripts" if os.name == "nt" else "bin")
     python = bindir / "python"
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")}
-    env.update(PIP_DISABLE_PIP_VERSION_CHECK="1", ARCHDSL_CACHE_DIR=str(tmp_path / "cache"), NO_COLOR="1")
+    env.update(PIP_DISABLE_PIP_VERSION_CHECK="1", NO_COLOR="1")
     install = [str(python), "-m", "pip", "install", "-q", *(["-e"] if editable else []), str(src)]
     got = subprocess.run(install, capture_output=True, text=True, timeout=900, env=env, cwd=tmp_path)
     if got.returncode:
