@@ -63,7 +63,9 @@ def load(source: "str | os.PathLike[str]") -> Spec:
     return spec
 
 
-def _load(source: "str | os.PathLike[str]") -> Spec:
+def _load(source: "str | os.PathLike[str] | Spec") -> Spec:
+    if isinstance(source, Spec):  # parsed already (the CLI's standard input)
+        return source
     if isinstance(source, (bytes, bytearray)):
         raise TypeError("source must be spec text (str) or a path, not bytes: decode it first (spec files are UTF-8)")
     if not isinstance(source, (str, os.PathLike)):
@@ -100,16 +102,17 @@ def compile(source: "str | os.PathLike[str]", network: str | None = None,
     return load(source).compile(network, input, **params)
 
 
-def compile_all(source: "str | os.PathLike[str]", input: "str | Sequence[int] | None" = None,
+def compile_all(source: "str | os.PathLike[str] | Spec", input: "str | Sequence[int] | None" = None,
                 **params: Any) -> list[CompiledNetwork]:
     """Compile every network of a file, in the order written (keyword arguments override
     network parameters of each; every network must have them).
 
     Every network is built even when another fails: the ArchError then holds the errors of
     all of them, in source order, and its ``partial`` the networks built (a failing one up
-    to its first error).
+    to its first error). `source` may also be a Spec that :func:`load` (or the CLI, from
+    standard input) has parsed.
     """
-    spec = _load(source)
+    spec = source if isinstance(source, Spec) else _load(source)
     errors: list = []
     try:
         check_duplicates(spec.unit)

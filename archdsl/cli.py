@@ -16,6 +16,7 @@ import click
 
 from . import __version__
 from .diagnostics import ArchError, color_wanted
+from .spec import Spec
 
 EXIT_SPEC, EXIT_USAGE, EXIT_INTERNAL = 1, 2, 3
 #: 128 + SIGPIPE: what a shell reports for a command stopped by a closed pipe
@@ -110,10 +111,15 @@ def _spec_arg(f):
     return click.argument("file", metavar="FILE|NETWORK", type=click.Path(dir_okay=False, path_type=Path))(f)
 
 
-def _resolve(file: Path, network: str | None) -> "tuple[Path | str, str | None]":
-    """FILE as the command line takes it: a spec file, a zoo file (`zoo:resnet.arch`) or the
+def _resolve(file: Path, network: str | None) -> "tuple[Path | str | Spec, str | None]":
+    """FILE as the command line takes it: a spec file, `-` for standard input (its includes
+    resolve from, and stay inside, the current folder), a zoo file (`zoo:resnet.arch`) or the
     name of a zoo network (`resnet50`, when no file has that name), with the network to use."""
     text = str(file)
+    if text == "-":
+        from .sources import Loader, read_stream
+
+        return Spec(Loader().load_text(read_stream(sys.stdin.buffer), "<stdin>", Path.cwd())), network
     if file.is_file() and not text.startswith("zoo:"):
         return file, network
     from . import zoo
@@ -143,8 +149,8 @@ def _params(params: tuple[str, ...]) -> dict:
 @_net_opt
 @_input_opt
 @_param_opt
-@click.option("--format", "fmt", type=click.Choice(["table", "markdown", "json"]), default="table",
-              show_default=True, help="Report format.")
+@click.option("--format", "fmt", type=click.Choice(["table", "markdown", "json", "csv"]), default="table",
+              show_default=True, help="Report format (csv: one row per layer, plain numbers).")
 @click.option("--width", type=int, default=120, show_default=True, help="Table width in characters.")
 def compile_cmd(file: Path, network: str | None, input_: str | None, params: tuple[str, ...], fmt: str,
                 width: int) -> None:
@@ -153,7 +159,7 @@ def compile_cmd(file: Path, network: str | None, input_: str | None, params: tup
     try:
         nets = compile_networks(source, network, input_, _params(params))
     except ArchError as err:
-        if fmt != "json":  # the layers that did build, then (from main) the errors
+        if fmt in ("table", "markdown"):  # the layers that did build, then (from main) the errors
             _print_partial(err.partial, fmt, width)
         raise
     if fmt == "json":
@@ -161,6 +167,11 @@ def compile_cmd(file: Path, network: str | None, input_: str | None, params: tup
         import json
 
         click.echo(json.dumps(reports[0] if len(reports) == 1 else reports, indent=2))
+        return
+    if fmt == "csv":
+        from .report import to_csv
+
+        click.echo(to_csv([n.report() for n in nets]), nl=False)
         return
     for i, net in enumerate(nets):
         if i:
@@ -531,9 +542,14 @@ def _one_network(file: "Path | str", network: str | None, input_: str | None, ho
 # ---------------------------------------------------------------- the work behind the commands
 
 
-def compile_networks(file: "Path | str", network: str | None, input_: str | None, params: dict | None = None):
+def compile_networks(file: "Path | str | Spec", network: str | None, input_: str | None,
+                     params: dict | None = None):
     from . import compile, compile_all
+    from .sources import check_duplicates
 
+    if network is not None and isinstance(file, Spec):
+        check_duplicates(file.unit)
+        return [file.compile(network, input_, **(params or {}))]
     if network is not None:
         return [compile(file, network, input_, **(params or {}))]
     return compile_all(file, input_, **(params or {}))

@@ -235,6 +235,27 @@ class Report:
         return self.to_table()
 
 
+CSV_COLUMNS = ("network", "layer", "kind", "op", "block", "aux", "inputs", "input", "output", "params", "macs",
+               "rf_h", "rf_w", "jump_h", "jump_w", "activations")
+
+
+def to_csv(reports: "list[Report]") -> str:
+    """One row per layer of each network, for a spreadsheet or pandas: plain numbers (no
+    thousands separators), shapes as CxHxW, several inputs and input names joined by `;`."""
+    import csv
+    import io
+
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for rep in reports:
+        for r in rep.rows:
+            writer.writerow([rep.network, r.name, r.kind, r.op, r.block or "", r.aux or "", ";".join(r.inputs),
+                             ";".join(_fmt_shape(s) for s in r.input), _fmt_shape(r.output), r.params, r.macs,
+                             *r.rf, *r.jump, r.activations])
+    return out.getvalue()
+
+
 # ---------------------------------------------------------------- the plain table
 
 #: the table's columns: (header, right-aligned, may wrap). Numbers and shapes are right-aligned

@@ -46,11 +46,21 @@ def read_source(path: str | os.PathLike) -> str:
             data = f.read(4 * MAX_SOURCE_BYTES + 1)  # UTF-8 takes at most 4 bytes a character
     except (OSError, ValueError) as err:
         raise ArchError(Diagnostic("E602", f"cannot read {path}: {getattr(err, 'strerror', None) or err}")) from None
+    return decode_source(data, str(path))
+
+
+def read_stream(stream, name: str = "<stdin>") -> str:
+    """Read a spec from a binary stream (standard input), with read_source's bounds: at most
+    one byte past the limit is read."""
+    return decode_source(stream.read(4 * MAX_SOURCE_BYTES + 1), name)
+
+
+def decode_source(data: bytes, name: str) -> str:
     if len(data) > 4 * MAX_SOURCE_BYTES:  # refused before the whole file is read
         raise ArchError(Diagnostic(
-            "E106", f"{path} is larger than {4 * MAX_SOURCE_BYTES:,} bytes; "
+            "E106", f"{name} is larger than {4 * MAX_SOURCE_BYTES:,} bytes; "
                     f"the limit is {MAX_SOURCE_BYTES:,} characters",
-            P.Span(file=str(path), line=1, column=1, end_line=1, end_column=2),
+            P.Span(file=name, line=1, column=1, end_line=1, end_column=2),
             hint="split it into files joined with `include`"))
     if data.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte-order mark, as some editors write
         data = data[3:]
@@ -62,7 +72,7 @@ def read_source(path: str | os.PathLike) -> str:
         col = len(before) - (before.rfind("\n") + 1) + 1
         raise ArchError(Diagnostic(
             "E107", f"the file is not valid UTF-8 (byte 0x{data[err.start]:02x} at offset {err.start})",
-            P.Span(file=str(path), line=line, column=col, end_line=line, end_column=col + 1),
+            P.Span(file=name, line=line, column=col, end_line=line, end_column=col + 1),
             hint="save the spec as UTF-8")) from None
 
 

@@ -90,6 +90,65 @@ def test_compile_json_of_a_file_with_several_networks_is_a_list():
     assert [r["network"] for r in reports] == ["nin", "nin_imagenet"]
 
 
+def test_compile_csv_has_a_row_per_layer_with_the_json_figures():
+    import csv
+    import io
+
+    proc = run("compile", NIN, "--format", "csv")
+    assert proc.returncode == 0, proc.stderr
+    rows = list(csv.DictReader(io.StringIO(proc.stdout)))
+    reports = json.loads(run("compile", NIN, "--format", "json").stdout)
+    assert [(r["network"], r["layer"]) for r in rows] == [
+        (rep["network"], layer["name"]) for rep in reports for layer in rep["layers"]]
+    assert sum(int(r["params"]) for r in rows if r["network"] == "nin") == 966_986
+    for rep in reports:
+        mine = [r for r in rows if r["network"] == rep["network"]]
+        assert sum(int(r["params"]) for r in mine) == rep["params"]
+        assert sum(int(r["macs"]) for r in mine) == rep["macs"]
+        assert [r["output"] for r in mine] == ["x".join(map(str, layer["output"])) for layer in rep["layers"]]
+        assert [(int(r["rf_h"]), int(r["rf_w"])) for r in mine] == [tuple(layer["receptive_field"])
+                                                                   for layer in rep["layers"]]
+
+
+def _stdin(args: tuple[str, ...], data: bytes, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    env = dict(os.environ, COLUMNS="120", NO_COLOR="1")
+    proc = subprocess.run([sys.executable, "-m", "archdsl.cli", *args], cwd=cwd, input=data, capture_output=True,
+                          timeout=120, env=env)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, proc.stdout.decode(), proc.stderr.decode())
+
+
+def test_compile_dash_reads_the_spec_from_standard_input():
+    from_file = run("compile", NIN, "-n", "nin", "--format", "json")
+    piped = _stdin(("compile", "-", "-n", "nin", "--format", "json"), (ROOT / NIN).read_bytes())
+    assert piped.returncode == 0, piped.stderr
+    assert json.loads(piped.stdout) == {**json.loads(from_file.stdout), "file": "<stdin>"}
+    table = _stdin(("compile", "-"), (ROOT / NIN).read_bytes())
+    assert table.returncode == 0 and "nin  (<stdin>)" in table.stdout and "nin_imagenet  (<stdin>)" in table.stdout
+
+
+def test_errors_in_standard_input_are_located_there(tmp_path):
+    bad = _stdin(("compile", "-"), b"network n { input 3x8x8; conv 3x3 -> 4; foo 3 }\n")
+    assert_clean_failure(bad, 1)
+    assert "<stdin>:1:41: error[E201]: unknown layer or block 'foo'" in bad.stderr
+    binary = _stdin(("compile", "-"), b"\xff\xfe network")
+    assert_clean_failure(binary, 1)
+    assert "<stdin>:1:1: error[E107]" in binary.stderr
+    huge = _stdin(("compile", "-"), b"#" * 1_100_000)
+    assert_clean_failure(huge, 1)
+    assert "error[E106]" in huge.stderr
+    # includes resolve from the current folder and stay inside it
+    (tmp_path / "inner").mkdir()
+    (tmp_path / "unit.arch").write_text("block unit(c) { conv 3x3 p1 -> c; relu }\n")
+    (tmp_path / "inner" / "secret.arch").write_text("network secret { input 1x4x4 }\n")
+    ok = _stdin(("compile", "-", "--format", "json"),
+                b'include "unit.arch"\nnetwork n { input 3x8x8; unit(4) }\n', cwd=tmp_path)
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)["params"] == 3 * 9 * 4 + 4
+    out = _stdin(("compile", "-"), b'include "../unit.arch"\nnetwork n { input 3x8x8 }\n', cwd=tmp_path / "inner")
+    assert_clean_failure(out, 1)
+    assert "<stdin>:1:1: error[E212]" in out.stderr
+
+
 def test_compile_markdown_is_a_table():
     proc = run("compile", NIN, "-n", "nin", "--format", "markdown")
     assert proc.returncode == 0, proc.stderr
