@@ -70,6 +70,15 @@ class NodeInfo:
     def activations(self) -> int:
         return self.shape.numel if self.shape is not None else 0
 
+    @property
+    def buffers(self) -> int:
+        """Values of the buffers of this node's ops (batch-norm statistics and the like)."""
+        if not self.in_shapes:
+            return 0
+        x, y = self.in_shapes[0], self.shape
+        return (self.op.kind.count_buffers(self.op.params, x, y)
+                + sum(op.kind.count_buffers(op.params, y, y) for op in self.post))
+
     def label(self) -> str:
         text = self.op.kind.label(self.op.params)
         for op in self.post:

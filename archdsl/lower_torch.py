@@ -312,13 +312,6 @@ def _conv_scratch(p, x, y) -> int:
     return max(padded, columns)
 
 
-#: kind -> values of the buffers its module registers, from its parameters and shapes
-_BUFFERS: dict[str, Callable[[Any, Any, Any], int]] = {
-    "bn": lambda p, x, y: 2 * x.c + 1,  # running mean and variance, num_batches_tracked
-    "rbf": lambda p, x, y: p.out * x.numel,  # the codes
-    "select": lambda p, x, y: len(p.channels),  # the index
-}
-
 #: kind -> the largest tensor its forward pass makes per sample, where that exceeds its output
 _SCRATCH: dict[str, Callable[[Any, Any, Any], int]] = {
     "conv": _conv_scratch,
@@ -339,8 +332,8 @@ def _ops(info: NodeInfo):
 
 
 def buffer_values(info: NodeInfo) -> int:
-    """How many values the buffers of a node's module hold."""
-    return sum(_BUFFERS[k](p, x, y) for k, p, x, y in _ops(info) if k in _BUFFERS)
+    """How many values the buffers of a node's module hold (each kind's count_buffers)."""
+    return info.buffers
 
 
 def largest_tensor(info: NodeInfo) -> int:

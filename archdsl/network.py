@@ -260,6 +260,12 @@ class CompiledNetwork:
         return sum(i.params for i in self.infos.values() if i.aux is None)
 
     @property
+    def buffers(self) -> int:
+        """Values kept with the model but not trained: batch-norm statistics, fixed codes,
+        indices (torch's ``buffers()``). Every parameter archdsl builds is trainable."""
+        return sum(i.buffers for i in self.infos.values())
+
+    @property
     def macs(self) -> int:
         return sum(i.macs for i in self.infos.values())
 

@@ -34,7 +34,10 @@ SCHEMA = 1
 BYTES_PER_VALUE = 4  # float32
 
 CONVENTIONS = {
-    "params": "every learnable tensor, as sum(p.numel() for p in model.parameters())",
+    "params": "every learnable tensor, as sum(p.numel() for p in model.parameters()); all are trainable "
+              "(requires_grad), so non-trainable params are 0",
+    "buffers": "values kept with the model but not trained (batch-norm running statistics and "
+               "num_batches_tracked, fixed codes, indices), as sum(b.numel() for b in model.buffers())",
     "macs": "multiply-accumulates of convolution and fully connected weights (no bias, norm, pooling, "
             "activation or addition), batch size 1",
     "flops": "2 x MACs (one multiply and one add), as torch.utils.flop_counter counts",
@@ -72,6 +75,7 @@ class Report:
     macs: int
     macs_without_aux: int
     activations: int
+    buffers: int
     rf: tuple[int | float, int | float]
     jump: tuple[int | float, int | float]
     aux_outputs: dict[str, list[int]]
@@ -108,6 +112,7 @@ class Report:
             params=net.params, params_without_aux=net.params_without_aux, macs=net.macs,
             macs_without_aux=net.macs_without_aux,
             activations=sum(r.activations for r in rows if r.kind != "input"),
+            buffers=net.buffers,
             rf=_exact(out.rf.size), jump=_exact(out.rf.jump),
             aux_outputs={k: net.node(v).shape.as_list() for k, v in net.aux_outputs.items()},
             rows=rows,
@@ -131,6 +136,9 @@ class Report:
             "output": self.output,
             "params": self.params,
             "params_without_aux": self.params_without_aux,
+            "trainable_params": self.params,
+            "non_trainable_params": 0,
+            "buffers": self.buffers,
             "macs": self.macs,
             "macs_without_aux": self.macs_without_aux,
             "flops": self.flops,
@@ -195,7 +203,8 @@ class Report:
     def _total_lines(self) -> list[str]:
         lines = [
             f"input: {_fmt_shape(self.input)}   output: {_fmt_shape(self.output)}",
-            f"params: {self.params:,} ({_mb(self.params * BYTES_PER_VALUE)} as float32)",
+            f"params: {self.params:,} ({_mb(self.params * BYTES_PER_VALUE)} as float32), all trainable"
+            + (f"; buffers: {self.buffers:,} values" if self.buffers else ""),
         ]
         if self.aux_outputs:
             lines.append(f"params without aux heads ({', '.join(self.aux_outputs)}): {self.params_without_aux:,}")
@@ -237,6 +246,14 @@ class Report:
 
 CSV_COLUMNS = ("network", "layer", "kind", "op", "block", "aux", "inputs", "input", "output", "params", "macs",
                "rf_h", "rf_w", "jump_h", "jump_w", "activations")
+
+
+def json_schema() -> dict:
+    """The published JSON Schema (draft 2020-12) of the JSON report, archdsl/schema/report.schema.json."""
+    import json
+    from importlib import resources
+
+    return json.loads(resources.files("archdsl").joinpath("schema/report.schema.json").read_text())
 
 
 def to_csv(reports: "list[Report]") -> str:

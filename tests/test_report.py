@@ -81,7 +81,8 @@ def test_narrow_table_golden(file, network, width, golden):
 # ---------------------------------------------------------------- JSON schema
 
 
-REQUIRED_KEYS = ["schema", "network", "file", "input", "output", "params", "params_without_aux", "macs",
+REQUIRED_KEYS = ["schema", "network", "file", "input", "output", "params", "params_without_aux", "trainable_params",
+                 "non_trainable_params", "buffers", "macs",
                  "macs_without_aux", "flops", "activation_elements", "activation_bytes", "param_bytes",
                  "receptive_field", "aux_outputs", "conventions", "layers", "expectations", "init", "training"]
 LAYER_KEYS = ["name", "kind", "op", "block", "aux", "inputs", "input", "output", "params", "macs", "receptive_field",
@@ -301,3 +302,24 @@ def test_the_report_table_keeps_every_figure_at_every_width(network):
         _check_table(text.split("\n\n")[0] + "\n", title, TABLE_COLUMNS, rows)
         if width >= _table_min_width(TABLE_COLUMNS, rows):
             assert all(len(line) <= width for line in text.split("\n\n")[0].splitlines()[1:])
+
+
+def test_every_report_of_every_spec_meets_the_published_schema():
+    """archdsl/schema/report.schema.json (closed objects: a key added to the report without
+    the schema fails here)."""
+    jsonschema = pytest.importorskip("jsonschema")
+    from archdsl.report import json_schema
+
+    schema = json_schema()
+    jsonschema.Draft202012Validator.check_schema(schema)
+    validator = jsonschema.Draft202012Validator(schema)
+    seen = 0
+    for path in sorted((ROOT / "specs").glob("*.arch")):
+        reports = [net.report().to_dict() for net in archdsl.compile_all(path)]
+        validator.validate(reports[0] if len(reports) == 1 else reports)
+        seen += len(reports)
+    assert seen >= 90
+    broken = compiled("nin.arch", "nin").report().to_dict()
+    for bad in ({**broken, "params": -1}, {**broken, "extra": 1}, {k: v for k, v in broken.items() if k != "macs"},
+                {**broken, "layers": [{**broken["layers"][1], "output": []}]}):
+        assert not validator.is_valid(bad)

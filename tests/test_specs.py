@@ -31,6 +31,9 @@ def test_spec_lowers_to_torch_with_equal_counts_and_shapes(path, name):
     torch.manual_seed(0)
     model = lower(net)
     assert count_parameters(model) == net.params
+    # the report's "all trainable" and its buffers, as torch holds them
+    assert all(p.requires_grad for p in model.parameters())
+    assert sum(b.numel() for b in model.buffers()) == net.buffers
     actual = forward_shapes(model)
     # every layer node's module produced exactly the inferred shape
     checked = 0

@@ -418,6 +418,11 @@ class Kind:
     def macs(self, p: Params, x: Shape, y: Shape) -> int:
         return 0
 
+    def count_buffers(self, p: Params, x: Shape, y: Shape) -> int:
+        """Values the kind's module keeps that are saved with it but not trained (running
+        statistics, fixed codes, indices): torch's ``buffers()``, not its ``parameters()``."""
+        return 0
+
     def rf(self, p: Params, x: Shape, y: Shape) -> RF:
         return IDENTITY_RF
 

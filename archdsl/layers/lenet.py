@@ -160,6 +160,9 @@ class Rbf(Kind):
     def macs(self, p: RbfParams, x: Shape, y: Shape) -> int:
         return x.numel * p.out
 
+    def count_buffers(self, p: RbfParams, x: Shape, y: Shape) -> int:
+        return p.out * x.numel  # the fixed codes: saved with the model, never trained
+
     def label(self, p: RbfParams) -> str:
         return f"rbf {p.out}"
 

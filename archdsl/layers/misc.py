@@ -138,6 +138,9 @@ class Select(Kind):
     def label(self, p: SelectParams) -> str:
         return "select " + ",".join(map(str, p.channels))
 
+    def count_buffers(self, p: SelectParams, x: Shape, y: Shape) -> int:
+        return len(p.channels)  # the index tensor it gathers with
+
     def lower(self, p, x, y, lib):
         return lib.Select(p.channels)
 

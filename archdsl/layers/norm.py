@@ -36,6 +36,9 @@ class BatchNorm(Kind):
     def count_params(self, p, x: Shape, y: Shape) -> int:
         return 2 * x.c  # gamma and beta; running mean/var are buffers, not parameters
 
+    def count_buffers(self, p, x: Shape, y: Shape) -> int:
+        return 2 * x.c + 1  # running mean and variance, and torch's num_batches_tracked
+
     def label(self, p: BnParams) -> str:
         return "bn" if p.eps == 1e-5 else f"bn eps={p.eps:g}"
 
