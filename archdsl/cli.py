@@ -152,8 +152,10 @@ def _params(params: tuple[str, ...]) -> dict:
 @click.option("--format", "fmt", type=click.Choice(["table", "markdown", "json", "csv"]), default="table",
               show_default=True, help="Report format (csv: one row per layer, plain numbers).")
 @click.option("--width", type=int, default=120, show_default=True, help="Table width in characters.")
+@click.option("--depth", type=click.IntRange(0), default=None, metavar="N",
+              help="One row per block call or group nested N deep (0: the top-level ones), with its totals.")
 def compile_cmd(file: Path, network: str | None, input_: str | None, params: tuple[str, ...], fmt: str,
-                width: int) -> None:
+                width: int, depth: int | None) -> None:
     """Validate FILE (or the zoo's NETWORK) and print the analytic report of its networks."""
     source, network = _resolve(file, network)
     try:
@@ -163,7 +165,7 @@ def compile_cmd(file: Path, network: str | None, input_: str | None, params: tup
             _print_partial(err.partial, fmt, width)
         raise
     if fmt == "json":
-        reports = [n.report().to_dict() for n in nets]
+        reports = [n.report(depth).to_dict() for n in nets]
         import json
 
         click.echo(json.dumps(reports[0] if len(reports) == 1 else reports, indent=2))
@@ -171,12 +173,12 @@ def compile_cmd(file: Path, network: str | None, input_: str | None, params: tup
     if fmt == "csv":
         from .report import to_csv
 
-        click.echo(to_csv([n.report() for n in nets]), nl=False)
+        click.echo(to_csv([n.report(depth) for n in nets]), nl=False)
         return
     for i, net in enumerate(nets):
         if i:
             click.echo("")
-        rep = net.report()
+        rep = net.report(depth)
         click.echo(rep.to_markdown() if fmt == "markdown" else rep.to_table(width), nl=False)
 
 

@@ -278,11 +278,12 @@ class CompiledNetwork:
         return 2 * self.macs
 
     # -- the back ends, for convenience (each imports this module for its types only)
-    def report(self):
-        """The analytic report (:class:`archdsl.report.Report`)."""
+    def report(self, depth: int | None = None):
+        """The analytic report (:class:`archdsl.report.Report`); `depth` folds groups nested
+        that deep into one row each."""
         from .report import Report
 
-        return Report.of(self)
+        return Report.of(self, depth)
 
     def check(self):
         """Evaluate every `expect` line: a list of :class:`archdsl.check.Outcome`."""

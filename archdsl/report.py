@@ -89,9 +89,12 @@ class Report:
         return 2 * self.macs
 
     @classmethod
-    def of(cls, net: "CompiledNetwork") -> "Report":
+    def of(cls, net: "CompiledNetwork", depth: int | None = None) -> "Report":
+        """The report of `net`: a row per layer, or with `depth` N a row per block call, named
+        group or aux head nested N groups deep (as torchinfo's depth and `render --depth`:
+        0 folds every top-level group into one row), layers above that depth as they are."""
         rows = []
-        for info in net.nodes():
+        for info in net.nodes() if depth is None else ():
             block = ".".join(f"{name}:{blk}" for name, blk in info.scope) or None
             hyper = dict(info.kind.hyper(info.op.params))
             if len(info.in_shapes) == 1:  # a merge has one input per branch: its `input` lists them
@@ -105,6 +108,8 @@ class Report:
                 output=info.shape.as_list(), params=info.params, macs=info.macs,
                 rf=_exact(info.rf.size), jump=_exact(info.rf.jump), activations=info.activations, hyper=hyper,
             ))
+        if depth is not None:
+            rows = _folded_rows(net, depth)
         out = net.node(net.output)
         outcomes = net.check()
         return cls(
@@ -242,6 +247,51 @@ class Report:
 
     def __str__(self) -> str:
         return self.to_table()
+
+
+def _folded_rows(net: "CompiledNetwork", depth: int) -> list[Row]:
+    """Rows at `depth`: a group nested `depth` or more groups deep is one row (its path, its
+    call, its output, the sums of its layers' params, MACs and activations); the layers
+    outside such groups are rows of their own."""
+    from .network import TAux, TLayer, TMerge, TSeq, call_text, nodes_under, output_of, walk
+
+    full = {r.name: r for r in Report.of(net).rows}
+    rows, skip, calls = [full[net.input]], None, []  # calls: the block calls open around the walk
+    for v in walk(net.tree):
+        it = v.item
+        if skip is not None:
+            if it is skip and v.leaving:
+                skip = None
+            continue
+        if type(it) is TLayer or (type(it) is TMerge and v.leaving):
+            rows.append(full[it.node])
+            continue
+        seq = it.body if type(it) is TAux else it
+        folds = (not v.leaving and it is not net.tree and v.depth >= depth
+                 and (type(it) is TAux or (type(it) is TSeq and type(v.parent) not in (TMerge, TAux))))
+        if not folds:
+            if type(it) is TSeq and it.block is not None and it is not net.tree:
+                if v.leaving:
+                    calls.pop()
+                else:
+                    calls.append(it)
+            continue
+        skip = it
+        members = nodes_under(seq)
+        if not members:  # an empty group builds nothing
+            continue
+        inside, last = set(members), full[output_of(seq) or members[-1]]
+        first = full[members[0]]
+        inputs = list(dict.fromkeys(u for n in members for u in full[n].inputs if u not in inside))
+        rows.append(Row(
+            name=seq.path, kind="aux" if type(it) is TAux else "block" if seq.block else "group",
+            op=f"aux head {it.name}" if type(it) is TAux else call_text(seq),
+            block=".".join(f"{c.name}:{c.block}" for c in calls) or None, aux=first.aux, inputs=inputs, input=[full[u].output for u in inputs],
+            output=last.output, params=sum(full[n].params for n in members), macs=sum(full[n].macs for n in members),
+            rf=last.rf, jump=last.jump, activations=sum(full[n].activations for n in members),
+            hyper={"layers": len(members)},
+        ))
+    return rows
 
 
 CSV_COLUMNS = ("network", "layer", "kind", "op", "block", "aux", "inputs", "input", "output", "params", "macs",

@@ -323,3 +323,41 @@ def test_every_report_of_every_spec_meets_the_published_schema():
     for bad in ({**broken, "params": -1}, {**broken, "extra": 1}, {k: v for k, v in broken.items() if k != "macs"},
                 {**broken, "layers": [{**broken["layers"][1], "output": []}]}):
         assert not validator.is_valid(bad)
+
+
+@pytest.mark.parametrize("file,network", [("googlenet.arch", "googlenet"), ("resnet.arch", "resnet50"),
+                                          ("inception_resnet.arch", "inception_resnet_v2"), ("densenet.arch", "densenet121"),
+                                          ("nin.arch", "nin"), ("mobilenet_v3.arch", "mobilenet_v3_small")])
+def test_rows_at_a_depth_fold_groups_and_keep_the_totals(file, network):
+    net = compiled(file, network)
+    full = net.report()
+    previous = None
+    for depth in range(0, 6):
+        rows = net.report(depth).rows
+        # every layer is counted once, in exactly one row
+        assert sum(r.params for r in rows) == full.params == net.params
+        assert sum(r.macs for r in rows) == full.macs
+        assert sum(r.activations for r in rows) == sum(r.activations for r in full.rows)
+        assert rows[0].name == "input" and rows[0] == full.rows[0]
+        assert previous is None or len(rows) >= len(previous)  # deeper never shows fewer rows
+        for r in rows:
+            if r.kind in ("block", "group", "aux"):
+                inside = [x for x in full.rows if x.name.startswith(r.name + ".")]
+                assert r.params == sum(x.params for x in inside) and r.hyper["layers"] == len(inside)
+        previous = rows
+    assert [r.name for r in net.report(64).rows] == [r.name for r in full.rows]
+
+
+def test_depth_rows_golden(golden):
+    golden("reports/googlenet.depth0.txt", compiled("googlenet.arch", "googlenet").report(0).to_table(120))
+
+
+def test_compile_depth_on_the_command_line():
+    env = dict(os.environ, NO_COLOR="1")
+    proc = subprocess.run([sys.executable, "-m", "archdsl.cli", "compile", "specs/resnet.arch", "-n", "resnet50",
+                           "--depth", "1", "--format", "csv"], cwd=ROOT, capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert [line.split(",")[1] for line in lines[1:4]] == ["input", "resnet_imagenet1.conv1", "resnet_imagenet1.maxpool"]
+    assert lines[4].startswith('resnet50,resnet_imagenet1.layer1,block,"bottleneck_stage(n=3, c=64,')
+    assert sum(int(line.rsplit(",", 7)[1]) for line in lines[1:]) == 25_557_032
