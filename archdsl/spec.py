@@ -175,3 +175,7 @@ class Spec:
 
     def __repr__(self) -> str:
         return f"<Spec {self.file}: {', '.join(self.networks) or 'no networks'}>"
+
+    def __str__(self) -> str:
+        """The file's name, as messages show it (`<stdin>` for a spec read from standard input)."""
+        return self.file

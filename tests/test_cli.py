@@ -126,6 +126,16 @@ def test_compile_dash_reads_the_spec_from_standard_input():
     assert table.returncode == 0 and "nin  (<stdin>)" in table.stdout and "nin_imagenet  (<stdin>)" in table.stdout
 
 
+def test_render_and_build_read_standard_input_too(tmp_path):
+    spec = (ROOT / "specs" / "alexnet.arch").read_bytes()
+    many = _stdin(("render", "-", "-o", str(tmp_path / "a.svg")), spec)
+    assert_clean_failure(many, 2)
+    assert "<stdin> holds 3 networks; pick one with -n NAME: alexnet, alexnet_grouped" in many.stderr
+    drawn = _stdin(("render", "-", "-n", "alexnet", "-o", str(tmp_path / "a.dot")), spec)
+    assert drawn.returncode == 0, drawn.stderr
+    assert "conv1" in (tmp_path / "a.dot").read_text()
+
+
 def test_errors_in_standard_input_are_located_there(tmp_path):
     bad = _stdin(("compile", "-"), b"network n { input 3x8x8; conv 3x3 -> 4; foo 3 }\n")
     assert_clean_failure(bad, 1)
