@@ -144,6 +144,15 @@ def _params(params: tuple[str, ...]) -> dict:
     return parse_params(params)
 
 
+#: --optimizer's choices: torch.optim's name and the hyperparameters that size its state
+_OPTIMIZERS = {"sgd": ("sgd", {}), "sgd-momentum": ("sgd", {"momentum": 0.9}), "adam": ("adam", {}),
+               "adamw": ("adamw", {}), "rmsprop": ("rmsprop", {})}
+
+
+def _optimizer(choice: str | None) -> tuple[str | None, dict | None]:
+    return _OPTIMIZERS[choice] if choice else (None, None)
+
+
 @main.command("compile")
 @_spec_arg
 @_net_opt
@@ -154,8 +163,12 @@ def _params(params: tuple[str, ...]) -> dict:
 @click.option("--width", type=int, default=120, show_default=True, help="Table width in characters.")
 @click.option("--depth", type=click.IntRange(0), default=None, metavar="N",
               help="One row per block call or group nested N deep (0: the top-level ones), with its totals.")
+@click.option("--batch", type=click.IntRange(1), default=None, metavar="N",
+              help="Batch size of the training-memory estimate (default: the spec's recipe, else 1).")
+@click.option("--optimizer", type=click.Choice(sorted(_OPTIMIZERS)), default=None,
+              help="Optimizer of the training-memory estimate (default: the spec's recipe, else sgd).")
 def compile_cmd(file: Path, network: str | None, input_: str | None, params: tuple[str, ...], fmt: str,
-                width: int, depth: int | None) -> None:
+                width: int, depth: int | None, batch: int | None, optimizer: str | None) -> None:
     """Validate FILE (or the zoo's NETWORK) and print the analytic report of its networks."""
     source, network = _resolve(file, network)
     try:
@@ -165,7 +178,7 @@ def compile_cmd(file: Path, network: str | None, input_: str | None, params: tup
             _print_partial(err.partial, fmt, width)
         raise
     if fmt == "json":
-        reports = [n.report(depth).to_dict() for n in nets]
+        reports = [n.report(depth, batch, *_optimizer(optimizer)).to_dict() for n in nets]
         import json
 
         click.echo(json.dumps(reports[0] if len(reports) == 1 else reports, indent=2))
@@ -173,12 +186,12 @@ def compile_cmd(file: Path, network: str | None, input_: str | None, params: tup
     if fmt == "csv":
         from .report import to_csv
 
-        click.echo(to_csv([n.report(depth) for n in nets]), nl=False)
+        click.echo(to_csv([n.report(depth, batch, *_optimizer(optimizer)) for n in nets]), nl=False)
         return
     for i, net in enumerate(nets):
         if i:
             click.echo("")
-        rep = net.report(depth)
+        rep = net.report(depth, batch, *_optimizer(optimizer))
         click.echo(rep.to_markdown() if fmt == "markdown" else rep.to_table(width), nl=False)
 
 

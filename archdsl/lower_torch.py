@@ -25,6 +25,7 @@ from torch import nn
 
 from .diagnostics import ArchError, Diagnostic
 from .infer import NodeInfo
+from .memory import attached_in_place, overwrites_input, readers as count_readers
 from .network import CompiledNetwork, TAux, TLayer, TMerge, TSeq, walk
 
 #: building a module with more parameters than this is refused unless `max_params` is raised
@@ -376,30 +377,8 @@ def check_limits(net: CompiledNetwork, max_params: int = DEFAULT_MAX_PARAMS, max
 
 
 def _in_place(module: nn.Module) -> nn.Module:
-    if isinstance(getattr(module, "inplace", None), bool):
-        module.inplace = True
+    module.inplace = True  # the kind says its module can (Kind.inplace); memory.py says when
     return module
-
-
-def _readers(net: CompiledNetwork) -> dict[str, int]:
-    readers: dict[str, int] = {}
-    for n in net.nodes():
-        for i in n.inputs:
-            readers[i] = readers.get(i, 0) + 1
-    return readers
-
-
-def _overwritable(net: CompiledNetwork, info: NodeInfo, readers: dict[str, int]) -> bool:
-    """May a standalone activation overwrite its input? Only when that input is a fresh
-    output (``Kind.fresh_output``, its attached ops too: no attached activation whose
-    backward reads its own output) that nothing else reads: not the network's input, not a
-    tensor shared by branches or an aux head."""
-    if len(info.inputs) != 1:
-        return False
-    src = net.node(info.inputs[0])
-    if not src.kind.fresh_output or not all(op.kind.fresh_output for op in src.post):
-        return False
-    return readers.get(src.id, 0) == 1
 
 
 def _layer_module(info: NodeInfo, net: CompiledNetwork, readers: dict[str, int]) -> nn.Module:
@@ -407,7 +386,7 @@ def _layer_module(info: NodeInfo, net: CompiledNetwork, readers: dict[str, int])
     y = info.kind.infer(info.op.params, x)
     main = info.kind.lower(info.op.params, x, y, LIB)
     if not info.post:
-        if info.kind.is_activation and _overwritable(net, info, readers):
+        if overwrites_input(net, info, readers):
             _in_place(main)
         return main
     parts: list[tuple[str, nn.Module]] = [(info.kind.name, main)]
@@ -418,7 +397,7 @@ def _layer_module(info: NodeInfo, net: CompiledNetwork, readers: dict[str, int])
             name = f"{name}{sum(1 for n, _ in parts if n.startswith(op.kind.name)) + 1}"
         m = op.kind.lower(op.params, y, y, LIB)
         # an attached activation overwrites the fresh output of the op before it (conv, fc, bn)
-        if op.kind.is_activation and before.fresh_output:
+        if attached_in_place(before, op):
             _in_place(m)
         parts.append((name, m))
         before = op.kind
@@ -458,7 +437,7 @@ def _lower_tree(net: CompiledNetwork) -> nn.Module:
     """The network's modules, built bottom-up along the tree's walk (no recursion, so any
     nesting that compiles lowers): a container's children are collected between its entry
     and its exit, then wrapped."""
-    readers = _readers(net)
+    readers = count_readers(net)
     aux_inside = _holding_aux(net) if net.aux_outputs else set()
     #: per open container: its children as (name, module, role)
     stack: list[list[tuple[str, nn.Module, str]]] = []

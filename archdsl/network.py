@@ -278,12 +278,21 @@ class CompiledNetwork:
         return 2 * self.macs
 
     # -- the back ends, for convenience (each imports this module for its types only)
-    def report(self, depth: int | None = None):
+    def report(self, depth: int | None = None, batch: int | None = None, optimizer: str | None = None,
+               hyper: dict[str, Any] | None = None):
         """The analytic report (:class:`archdsl.report.Report`); `depth` folds groups nested
-        that deep into one row each."""
+        that deep into one row each; its training memory is at `batch` with `optimizer`
+        (``sgd``, ``adam``, ... with torch.optim's `hyper`: the recipe's, else 1 and SGD)."""
         from .report import Report
 
-        return Report.of(self, depth)
+        return Report.of(self, depth, batch, optimizer, hyper)
+
+    def training_memory(self, batch: int | None = None, optimizer: str | None = None,
+                        hyper: dict[str, Any] | None = None):
+        """One training step's memory (:class:`archdsl.memory.TrainingMemory`), bytes."""
+        from .memory import training_memory
+
+        return training_memory(self, batch, optimizer, hyper)
 
     def check(self):
         """Evaluate every `expect` line: a list of :class:`archdsl.check.Outcome`."""

@@ -7,7 +7,10 @@ JSON keys (stable; `schema` changes when a key does):
     macs_without_aux, flops, activation_elements, activation_bytes, param_bytes,
     receptive_field {size, jump}, aux_outputs {name: shape}, conventions {...},
     layers [{name, kind, op, block, aux, inputs, input, output, params, macs,
-             receptive_field, jump, activations, hyper}],
+             receptive_field, jump, activations, saved_bytes, hyper}],
+    training_memory {batch, optimizer, saved_activation_bytes, saved_bytes_per_sample,
+                     saved_fixed_bytes, param_bytes, gradient_bytes, optimizer_state_bytes,
+                     buffer_bytes, total_bytes},
     expectations [{what, expected, found, ok, line}],
     init [{layer, op, parameter, filler}] (the spec's fillers; torch's default elsewhere),
     training (the `train { }` recipe: optimizer, batch, epochs, iterations, schedule,
@@ -43,6 +46,10 @@ CONVENTIONS = {
     "flops": "2 x MACs (one multiply and one add), as torch.utils.flop_counter counts",
     "receptive_field": "size and jump in input pixels, the maximum over paths",
     "activations": "values in each layer's output, batch size 1; bytes at 4 per value (float32)",
+    "training_memory": "one training step at the batch (the recipe's, else 1): the activations autograd saves "
+                       "for backward (each tensor once; a layer's saved_bytes: its tensors kept, per sample), "
+                       "params, as much again for gradients, the optimizer's state in parameter-sized slots "
+                       "(SGD's momentum, Adam's two moments) and the buffers, float32",
 }
 
 
@@ -62,6 +69,8 @@ class Row:
     jump: tuple[int | float, int | float]
     activations: int
     hyper: dict[str, Any] = field(default_factory=dict)
+    #: bytes per sample of this layer's tensors that training keeps for backward
+    saved: int = 0
 
 
 @dataclass
@@ -83,16 +92,22 @@ class Report:
     expectations: list[dict[str, Any]]
     init: list[dict[str, Any]] = field(default_factory=list)
     training: Any = None  # the archdsl.recipe.Recipe
+    memory: Any = None  # the archdsl.memory.TrainingMemory
 
     @property
     def flops(self) -> int:
         return 2 * self.macs
 
     @classmethod
-    def of(cls, net: "CompiledNetwork", depth: int | None = None) -> "Report":
+    def of(cls, net: "CompiledNetwork", depth: int | None = None, batch: int | None = None,
+           optimizer: str | None = None, hyper: dict[str, Any] | None = None) -> "Report":
         """The report of `net`: a row per layer, or with `depth` N a row per block call, named
         group or aux head nested N groups deep (as torchinfo's depth and `render --depth`:
-        0 folds every top-level group into one row), layers above that depth as they are."""
+        0 folds every top-level group into one row), layers above that depth as they are.
+        The training memory is at `batch` with `optimizer` (the recipe's, else 1 and SGD)."""
+        from .memory import training_memory
+
+        memory = training_memory(net, batch, optimizer, hyper)
         rows = []
         for info in net.nodes() if depth is None else ():
             block = ".".join(f"{name}:{blk}" for name, blk in info.scope) or None
@@ -107,6 +122,7 @@ class Report:
                 inputs=list(info.inputs), input=[s.as_list() for s in info.in_shapes],
                 output=info.shape.as_list(), params=info.params, macs=info.macs,
                 rf=_exact(info.rf.size), jump=_exact(info.rf.jump), activations=info.activations, hyper=hyper,
+                saved=memory.per_node.get(info.id, 0),
             ))
         if depth is not None:
             rows = _folded_rows(net, depth)
@@ -128,6 +144,7 @@ class Report:
             init=[{"layer": node, "op": ([net.node(node).op, *net.node(node).post][i]).kind.name, "parameter": t,
                    "filler": str(f)} for node, fillers in net.init.items() for i, t, f in fillers],
             training=net.recipe,
+            memory=memory,
         )
 
     # ---------------------------------------------------------------- JSON
@@ -157,8 +174,9 @@ class Report:
                 "name": r.name, "kind": r.kind, "op": r.op, "block": r.block, "aux": r.aux, "inputs": r.inputs,
                 "input": r.input, "output": r.output, "params": r.params, "macs": r.macs,
                 "receptive_field": list(r.rf), "jump": list(r.jump), "activations": r.activations,
-                "hyper": r.hyper,
+                "saved_bytes": r.saved, "hyper": r.hyper,
             } for r in self.rows],
+            "training_memory": self.memory.to_dict(),
             "expectations": self.expectations,
             "init": self.init,
             "training": self.training.to_dict() if self.training is not None else None,
@@ -221,6 +239,7 @@ class Report:
         lines += [
             f"activations: {self.activations:,} values ({_mb(self.activations * BYTES_PER_VALUE)} per sample "
             f"as float32)",
+            *self._memory_lines(),
             f"receptive field: {self.rf[0]}x{self.rf[1]} (jump {self.jump[0]})",
         ]
         for e in self.expectations:
@@ -228,6 +247,16 @@ class Report:
             lines.append(f"expect {e['what']} = {_fmt_value(e['expected'])}: {mark}"
                          + ("" if e["ok"] else f" (found {_fmt_value(e['found'])})"))
         return lines + self._training_lines()
+
+    def _memory_lines(self) -> list[str]:
+        m = self.memory
+        parts = [f"saved activations {_mb(m.saved)} ({_mb(m.saved_per_sample)} per sample)",
+                 f"params {_mb(m.params)}", f"gradients {_mb(m.gradients)}"]
+        if m.optimizer_state:
+            parts.append(f"optimizer state {_mb(m.optimizer_state)}")
+        if m.buffers:
+            parts.append(f"buffers {_mb(m.buffers)}")
+        return [f"training memory (batch {m.batch:,}, {m.optimizer}): {_mb(m.total)}", "  " + ", ".join(parts)]
 
     def _training_lines(self) -> list[str]:
         """The spec's init and training recipe (analytic: nothing is built)."""
@@ -255,7 +284,7 @@ def _folded_rows(net: "CompiledNetwork", depth: int) -> list[Row]:
     outside such groups are rows of their own."""
     from .network import TAux, TLayer, TMerge, TSeq, call_text, nodes_under, output_of, walk
 
-    full = {r.name: r for r in Report.of(net).rows}
+    full = {r.name: r for r in Report.of(net).rows}  # saved bytes per sample do not depend on the batch
     rows, skip, calls = [full[net.input]], None, []  # calls: the block calls open around the walk
     for v in walk(net.tree):
         it = v.item
@@ -289,13 +318,13 @@ def _folded_rows(net: "CompiledNetwork", depth: int) -> list[Row]:
             block=".".join(f"{c.name}:{c.block}" for c in calls) or None, aux=first.aux, inputs=inputs, input=[full[u].output for u in inputs],
             output=last.output, params=sum(full[n].params for n in members), macs=sum(full[n].macs for n in members),
             rf=last.rf, jump=last.jump, activations=sum(full[n].activations for n in members),
-            hyper={"layers": len(members)},
+            hyper={"layers": len(members)}, saved=sum(full[n].saved for n in members),
         ))
     return rows
 
 
 CSV_COLUMNS = ("network", "layer", "kind", "op", "block", "aux", "inputs", "input", "output", "params", "macs",
-               "rf_h", "rf_w", "jump_h", "jump_w", "activations")
+               "rf_h", "rf_w", "jump_h", "jump_w", "activations", "saved_bytes")
 
 
 def json_schema() -> dict:
@@ -319,7 +348,7 @@ def to_csv(reports: "list[Report]") -> str:
         for r in rep.rows:
             writer.writerow([rep.network, r.name, r.kind, r.op, r.block or "", r.aux or "", ";".join(r.inputs),
                              ";".join(_fmt_shape(s) for s in r.input), _fmt_shape(r.output), r.params, r.macs,
-                             *r.rf, *r.jump, r.activations])
+                             *r.rf, *r.jump, r.activations, r.saved])
     return out.getvalue()
 
 

@@ -84,9 +84,10 @@ def test_narrow_table_golden(file, network, width, golden):
 REQUIRED_KEYS = ["schema", "network", "file", "input", "output", "params", "params_without_aux", "trainable_params",
                  "non_trainable_params", "buffers", "macs",
                  "macs_without_aux", "flops", "activation_elements", "activation_bytes", "param_bytes",
-                 "receptive_field", "aux_outputs", "conventions", "layers", "expectations", "init", "training"]
+                 "receptive_field", "aux_outputs", "conventions", "layers", "training_memory", "expectations", "init",
+                 "training"]
 LAYER_KEYS = ["name", "kind", "op", "block", "aux", "inputs", "input", "output", "params", "macs", "receptive_field",
-              "jump", "activations", "hyper"]
+              "jump", "activations", "saved_bytes", "hyper"]
 
 
 def test_json_keys_are_stable():
@@ -119,6 +120,12 @@ def test_totals_agree_with_the_rows(file, network):
     assert d["activation_elements"] == sum(r["activations"] for r in layers if r["kind"] != "input")
     assert d["activation_bytes"] == 4 * d["activation_elements"] and d["param_bytes"] == 4 * d["params"]
     assert layers[0]["name"] == "input" and layers[0]["output"] == d["input"]
+    memory = d["training_memory"]
+    assert sum(r["saved_bytes"] for r in layers) == memory["saved_bytes_per_sample"]
+    assert memory["saved_activation_bytes"] == memory["batch"] * memory["saved_bytes_per_sample"] + memory[
+        "saved_fixed_bytes"]
+    assert memory["total_bytes"] == sum(memory[k] for k in ("saved_activation_bytes", "param_bytes", "gradient_bytes",
+                                                             "optimizer_state_bytes", "buffer_bytes"))
     assert all(e["ok"] for e in d["expectations"])
     # every row's inputs name earlier rows: the list is in topological order
     seen = set()
@@ -360,4 +367,4 @@ def test_compile_depth_on_the_command_line():
     lines = proc.stdout.splitlines()
     assert [line.split(",")[1] for line in lines[1:4]] == ["input", "resnet_imagenet1.conv1", "resnet_imagenet1.maxpool"]
     assert lines[4].startswith('resnet50,resnet_imagenet1.layer1,block,"bottleneck_stage(n=3, c=64,')
-    assert sum(int(line.rsplit(",", 7)[1]) for line in lines[1:]) == 25_557_032
+    assert sum(int(line.rsplit(",", 8)[1]) for line in lines[1:]) == 25_557_032

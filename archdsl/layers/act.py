@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .base import Args, Kind, Params, Shape, register
+from .base import Args, Kind, Params, Saved, Shape, register
 
 
 class _Act(Kind):
@@ -13,27 +13,43 @@ class _Act(Kind):
     accepts_flat = True
     #: the torch.nn class name
     module: str = ""
+    #: its backward reads its output (ReLU, tanh, sigmoid, softmax: derivatives.yaml's
+    #: `result`), not its input
+    keeps_output: bool = False
+    #: in place, it keeps its result instead of its input (elu_, leaky_relu_)
+    result_in_place: bool = False
 
     def lower(self, p, x, y, lib):
         return getattr(lib.nn, self.module)()
 
+    def saved(self, p, x: Shape, y: Shape, in_place: bool) -> Saved:
+        if self.keeps_output or (in_place and self.result_in_place):
+            return Saved(output=True)
+        if in_place:  # the input it reads is overwritten: autograd keeps a copy of it
+            return Saved(extra=4 * x.numel)
+        return Saved(input=True)
 
-def _simple(name: str, module: str, summary: str, aliases: tuple[str, ...] = ()):
+
+def _simple(name: str, module: str, summary: str, aliases: tuple[str, ...] = (), inplace: bool = False,
+            keeps_output: bool = False, result_in_place: bool = False):
     cls = type(name.capitalize(), (_Act,), {"name": name, "module": module, "summary": summary,
-                                            "example": name, "aliases": aliases})
+                                            "example": name, "aliases": aliases, "inplace": inplace,
+                                            "keeps_output": keeps_output, "result_in_place": result_in_place})
     register(cls)
     return cls
 
 
-Relu = _simple("relu", "ReLU", "rectified linear unit")
-Relu6 = _simple("relu6", "ReLU6", "ReLU clipped at 6")
-Tanh = _simple("tanh", "Tanh", "hyperbolic tangent")
-Sigmoid = _simple("sigmoid", "Sigmoid", "logistic sigmoid")
-Elu = _simple("elu", "ELU", "exponential linear unit")
+Relu = _simple("relu", "ReLU", "rectified linear unit", inplace=True, keeps_output=True)
+Relu6 = _simple("relu6", "ReLU6", "ReLU clipped at 6", inplace=True)
+Tanh = _simple("tanh", "Tanh", "hyperbolic tangent", keeps_output=True)
+Sigmoid = _simple("sigmoid", "Sigmoid", "logistic sigmoid", keeps_output=True)
+Elu = _simple("elu", "ELU", "exponential linear unit", inplace=True, result_in_place=True)
 Gelu = _simple("gelu", "GELU", "Gaussian error linear unit")
-Silu = _simple("silu", "SiLU", "sigmoid-weighted linear unit (swish)", ("swish",))
-Hardswish = _simple("hardswish", "Hardswish", "hard swish, x * relu6(x + 3) / 6 (Howard et al. 2019, MobileNetV3)")
-Hardsigmoid = _simple("hardsigmoid", "Hardsigmoid", "hard sigmoid, relu6(x + 3) / 6 (MobileNetV3's squeeze-excitation gate)")
+Silu = _simple("silu", "SiLU", "sigmoid-weighted linear unit (swish)", ("swish",), inplace=True)
+Hardswish = _simple("hardswish", "Hardswish", "hard swish, x * relu6(x + 3) / 6 (Howard et al. 2019, MobileNetV3)",
+                    inplace=True)
+Hardsigmoid = _simple("hardsigmoid", "Hardsigmoid",
+                      "hard sigmoid, relu6(x + 3) / 6 (MobileNetV3's squeeze-excitation gate)", inplace=True)
 
 
 @dataclass(frozen=True)
@@ -48,6 +64,8 @@ class LeakyRelu(_Act):
     summary = "leaky ReLU with the given negative slope (default 0.01)"
     example = "lrelu 0.1"
     Params = SlopeParams
+    inplace = True
+    result_in_place = True
 
     def bind(self, a: Args) -> SlopeParams:
         slope = a.number("negative slope", required=False, integer=False)
@@ -78,6 +96,7 @@ class Softmax(_Act):
     name = "softmax"
     summary = "softmax over the channel (or feature) dimension"
     example = "softmax"
+    keeps_output = True
 
     def lower(self, p, x, y, lib):
         return lib.nn.Softmax(dim=1)

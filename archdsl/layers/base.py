@@ -115,6 +115,28 @@ class Field(NamedTuple):
 INPUT_FIELD = Field()
 
 
+class Saved(NamedTuple):
+    """What one op keeps for its backward pass in training: torch's autograd formulas
+    (tools/autograd/derivatives.yaml) say which tensors each op saves. Bytes, not values:
+    max-pool indices are int64.
+
+    ``input`` and ``output`` name tensors that other ops may keep too (a convolution keeps
+    its input, which is the ReLU's output that the ReLU keeps as well): the storage model in
+    :mod:`archdsl.memory` counts each such tensor once. ``extra`` is tensors only this op
+    holds, per sample; ``fixed`` those whose size does not grow with the batch."""
+
+    input: bool = False
+    output: bool = False
+    extra: int = 0
+    fixed: int = 0
+
+
+#: an op that keeps its input (a convolution, a linear layer, average pooling: the weight
+#: gradient or the backward kernel reads it)
+KEEPS_INPUT = Saved(input=True)
+KEEPS_NOTHING = Saved()
+
+
 def advance(f: Field, step: RF) -> Field:
     """The field after a layer with receptive-field step `step` (the recurrence of :class:`RF`)."""
     (r0, r1), (j0, j1), (s0, s1) = f
@@ -397,6 +419,9 @@ class Kind:
     #: its output is a new tensor that its own backward pass does not read, so an activation
     #: that is its only reader may overwrite it in place (torchvision's ReLU(inplace=True))
     fresh_output: ClassVar[bool] = False
+    #: its torch module can overwrite its input (``inplace=True``), which the lowering uses
+    #: where the input is a fresh output read by nothing else
+    inplace: ClassVar[bool] = False
     #: subtracts a per-channel mean (batch norm): a bias just before it is redundant (Ioffe
     #: and Szegedy 2015, §3.2), so `bias auto` drops it from the layer before
     cancels_bias: ClassVar[bool] = False
@@ -425,6 +450,15 @@ class Kind:
 
     def rf(self, p: Params, x: Shape, y: Shape) -> RF:
         return IDENTITY_RF
+
+    def saved(self, p: Params, x: Shape, y: Shape, in_place: bool) -> Saved:
+        """What the kind's lowered op keeps for backward in training, when it runs in place
+        (`in_place`) or not. Most ops with weights or windows keep their input."""
+        return KEEPS_INPUT
+
+    def is_view(self, p: Params) -> bool:
+        """Is the output a view of the input (the same storage: flatten, a channel slice)?"""
+        return False
 
     def label(self, p: Params) -> str:
         return self.name
@@ -471,6 +505,11 @@ class MergeKind(Kind):
 
     def macs_many(self, p: Params, xs: Sequence[Shape], y: Shape) -> int:
         return 0
+
+    def saved_many(self, p: Params, xs: Sequence[Shape], y: Shape) -> Saved:
+        """What the merge keeps for backward (``input``: every branch's output). A sum or a
+        concatenation keeps nothing: its backward needs only the shapes."""
+        return KEEPS_NOTHING
 
     def field(self, p: Params, fields: Sequence[Field]) -> Field:
         return widest(fields)

@@ -9,7 +9,7 @@ import random
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from .base import RF, Args, Kind, Params, Shape, ShapeError, flat, pair, register, short
+from .base import RF, Args, Kind, Params, Saved, Shape, ShapeError, flat, pair, register, short
 from .conv import spatial_out
 
 
@@ -66,6 +66,10 @@ class Subsample(Kind):
     def hyper(self, p: SubsampleParams) -> dict:
         return {"kernel": pair(p.kernel), "stride": short(p.stride)}
 
+    def saved(self, p, x: Shape, y: Shape, in_place: bool) -> Saved:
+        # the sum pool keeps its input; the 1x1 depthwise scale keeps the sums
+        return Saved(input=True, extra=4 * y.numel)
+
     def lower(self, p: SubsampleParams, x: Shape, y: Shape, lib):
         return lib.nn.Sequential(OrderedDict(
             sum=lib.nn.AvgPool2d(p.kernel, p.stride, divisor_override=1),
@@ -104,6 +108,9 @@ class LecunTanh(Kind):
 
     def hyper(self, p: ScaledTanhParams) -> dict:
         return {"amplitude": p.amplitude, "slope": p.slope}
+
+    def saved(self, p, x: Shape, y: Shape, in_place: bool) -> Saved:
+        return Saved(extra=4 * y.numel)  # A * tanh(S * x): tanh keeps its result, a tensor of its own
 
     def lower(self, p: ScaledTanhParams, x: Shape, y: Shape, lib):
         return lib.ScaledTanh(p.amplitude, p.slope)
@@ -168,6 +175,9 @@ class Rbf(Kind):
 
     def hyper(self, p: RbfParams) -> dict:
         return {"seed": p.seed}
+
+    def saved(self, p: RbfParams, x: Shape, y: Shape, in_place: bool) -> Saved:
+        return Saved(extra=4 * p.out * x.numel)  # (x - codes) ** 2 keeps the broadcast differences
 
     def lower(self, p: RbfParams, x: Shape, y: Shape, lib):
         return lib.RadialBasis(rbf_codes(p.out, x.numel, p.seed))

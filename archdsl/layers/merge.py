@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-from .base import Args, MergeKind, Params, Shape, ShapeError, chw, flat, register
+from .base import Args, MergeKind, Params, Saved, Shape, ShapeError, chw, flat, register
 
 
 def _shapes(xs: Sequence[Shape]) -> str:
@@ -119,6 +119,10 @@ class Mul(MergeKind):
     def odd_branch(self, p, xs: Sequence[Shape]) -> int:
         full = max(xs, key=lambda x: x.numel)
         return next((k for k, x in enumerate(xs) if x.dims != full.dims and not (x.c == full.c and x.h == x.w == 1)), 1)
+
+    def saved_many(self, p, xs: Sequence[Shape], y: Shape) -> Saved:
+        # each product keeps both factors: the branches, and the partial products past two
+        return Saved(input=True, extra=4 * y.numel * (len(xs) - 2))
 
     def combine(self, p, ys, lib):
         out = ys[0]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .base import Args, Kind, Params, Shape, ShapeError, chw, flat, register
+from .base import KEEPS_NOTHING, Args, Kind, Params, Saved, Shape, ShapeError, chw, flat, register
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,14 @@ class Dropout(Kind):
 
     def label(self, p: DropoutParams) -> str:
         return f"dropout {p.p:g}"
+
+    def saved(self, p: DropoutParams, x: Shape, y: Shape, in_place: bool) -> Saved:
+        # off the GPU, torch's dropout is input * mask with a float mask (ATen's
+        # _dropout_impl), which mul keeps; CUDA's fused native_dropout keeps a 1-byte mask
+        return KEEPS_NOTHING if p.p == 0 else Saved(extra=4 * x.numel)
+
+    def is_view(self, p: DropoutParams) -> bool:
+        return p.p == 0  # torch returns its input as it is
 
     def lower(self, p, x, y, lib):
         return lib.nn.Dropout(p.p)
@@ -80,6 +88,15 @@ class DropPath(Kind):
     def hyper(self, p: DropPathParams) -> dict:
         return {"p": p.p, "mode": p.mode}
 
+    def saved(self, p: DropPathParams, x: Shape, y: Shape, in_place: bool) -> Saved:
+        # input * noise keeps the (N, 1, ...) or (1, 1, ...) noise
+        if p.p == 0:
+            return KEEPS_NOTHING
+        return Saved(extra=4) if p.mode == "row" else Saved(fixed=4)
+
+    def is_view(self, p: DropPathParams) -> bool:
+        return p.p == 0
+
     def lower(self, p: DropPathParams, x, y, lib):
         return lib.StochasticDepth(p.p, p.mode)
 
@@ -94,6 +111,12 @@ class Flatten(Kind):
     def infer(self, p, x: Shape) -> Shape:
         return flat(x.numel)
 
+    def saved(self, p, x, y, in_place: bool) -> Saved:
+        return KEEPS_NOTHING
+
+    def is_view(self, p) -> bool:
+        return True
+
     def lower(self, p, x, y, lib):
         return lib.nn.Flatten()
 
@@ -104,6 +127,12 @@ class Identity(Kind):
     summary = "passes its input through (an empty branch, an identity shortcut)"
     example = "identity"
     accepts_flat = True
+
+    def saved(self, p, x, y, in_place: bool) -> Saved:
+        return KEEPS_NOTHING
+
+    def is_view(self, p) -> bool:
+        return True
 
     def lower(self, p, x, y, lib):
         return lib.nn.Identity()
@@ -140,6 +169,13 @@ class Select(Kind):
 
     def count_buffers(self, p: SelectParams, x: Shape, y: Shape) -> int:
         return len(p.channels)  # the index tensor it gathers with
+
+    def saved(self, p, x, y, in_place: bool) -> Saved:
+        return KEEPS_NOTHING  # a slice, or index_select (which keeps only its index buffer)
+
+    def is_view(self, p: SelectParams) -> bool:
+        c = p.channels  # a contiguous run is a plain slice (the lowering's Select)
+        return list(c) == list(range(c[0], c[-1] + 1))
 
     def lower(self, p, x, y, lib):
         return lib.Select(p.channels)
@@ -198,6 +234,12 @@ class Split(Kind):
     def label(self, p: SplitParams) -> str:
         return f"split {','.join(map(str, p.parts))} part={p.part}"
 
+    def saved(self, p, x, y, in_place: bool) -> Saved:
+        return KEEPS_NOTHING
+
+    def is_view(self, p) -> bool:
+        return True  # a channel slice
+
     def lower(self, p: SplitParams, x, y, lib):
         return lib.ChannelSlice(*self.kept(p, x.c))
 
@@ -231,6 +273,9 @@ class Shuffle(Kind):
 
     def label(self, p: ShuffleParams) -> str:
         return f"shuffle {p.groups}"
+
+    def saved(self, p, x, y, in_place: bool) -> Saved:
+        return KEEPS_NOTHING  # a permuted copy: its backward is the inverse permutation
 
     def lower(self, p: ShuffleParams, x, y, lib):
         return lib.nn.ChannelShuffle(p.groups)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .base import Args, Kind, Params, Shape, register
+from .base import Args, Kind, Params, Saved, Shape, register
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,10 @@ class BatchNorm(Kind):
 
     def count_buffers(self, p, x: Shape, y: Shape) -> int:
         return 2 * x.c + 1  # running mean and variance, and torch's num_batches_tracked
+
+    def saved(self, p, x: Shape, y: Shape, in_place: bool) -> Saved:
+        # native_batch_norm keeps its input and the batch's mean and inverse std (C each)
+        return Saved(input=True, fixed=4 * 2 * x.c)
 
     def label(self, p: BnParams) -> str:
         return "bn" if p.eps == 1e-5 else f"bn eps={p.eps:g}"
@@ -83,6 +87,13 @@ class Lrn(Kind):
     def hyper(self, p: LrnParams) -> dict:
         return {"size": p.size, "alpha": p.alpha, "beta": p.beta, "k": p.k}
 
+    def saved(self, p: LrnParams, x: Shape, y: Shape, in_place: bool) -> Saved:
+        # torch.nn.functional.local_response_norm: the squares (input.mul(input) keeps the
+        # input), padded along channels for avg_pool3d (which keeps them), then pow keeps
+        # k + alpha * mean and the final division keeps the input and the power
+        padded = (x.c + p.size - 1) * x.h * x.w
+        return Saved(input=True, extra=4 * (padded + 2 * x.numel))
+
     def lower(self, p: LrnParams, x, y, lib):
         return lib.nn.LocalResponseNorm(p.size, alpha=p.alpha, beta=p.beta, k=p.k)
 
@@ -120,6 +131,10 @@ class LayerNorm(Kind):
 
     def hyper(self, p: LnParams) -> dict:
         return {"eps": p.eps}
+
+    def saved(self, p, x: Shape, y: Shape, in_place: bool) -> Saved:
+        # native_layer_norm keeps its input and a mean and an inverse std per position
+        return Saved(input=True, extra=4 * 2 * (x.numel // x.c))
 
     def lower(self, p: LnParams, x, y, lib):
         cls = lib.LayerNorm2d if x.spatial else lib.nn.LayerNorm

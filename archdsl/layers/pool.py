@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 
-from .base import RF, Args, Kind, Params, Shape, ShapeError, chw, flat, pair, register, short
+from .base import KEEPS_NOTHING, RF, Args, Kind, Params, Saved, Shape, ShapeError, chw, flat, pair, register, short
 from .conv import spatial_out
 
 
@@ -67,6 +67,9 @@ class MaxPool(_Pool):
     summary = "max pooling; `ceil` rounds the output size up as Caffe does"
     example = "maxpool 3/2 ceil"
 
+    def saved(self, p, x: Shape, y: Shape, in_place: bool) -> Saved:
+        return Saved(input=True, extra=8 * y.numel)  # and the argmax of each window, as int64
+
     def lower(self, p, x, y, lib):
         return lib.nn.MaxPool2d(p.kernel, p.stride, p.padding, ceil_mode=p.ceil)
 
@@ -103,6 +106,9 @@ class GlobalAvgPool(_Global):
     summary = "global average pooling to Cx1x1"
     example = "gap"
 
+    def saved(self, p, x, y, in_place: bool) -> Saved:
+        return KEEPS_NOTHING  # AdaptiveAvgPool2d(1) is a mean, whose backward needs only the shape
+
     def lower(self, p, x, y, lib):
         return lib.nn.AdaptiveAvgPool2d(1)
 
@@ -113,6 +119,9 @@ class GlobalMaxPool(_Global):
     fresh_output = True
     summary = "global max pooling to Cx1x1"
     example = "gmp"
+
+    def saved(self, p, x: Shape, y: Shape, in_place: bool) -> Saved:
+        return Saved(input=True, extra=8 * y.numel)  # and the argmax of each window, as int64
 
     def lower(self, p, x, y, lib):
         return lib.nn.AdaptiveMaxPool2d(1)
@@ -168,6 +177,9 @@ class AdaptiveMaxPool(_Adaptive):
     summary = "max pooling to a fixed output size"
     example = "adaptive_maxpool 6x6"
 
+    def saved(self, p, x: Shape, y: Shape, in_place: bool) -> Saved:
+        return Saved(input=True, extra=8 * y.numel)  # and the argmax of each window, as int64
+
     def lower(self, p, x, y, lib):
         return lib.nn.AdaptiveMaxPool2d(p.size)
 
@@ -205,6 +217,9 @@ class Spp(Kind):
 
     def rf(self, p: SppParams, x: Shape, y: Shape) -> RF:
         return RF((x.h, x.w), (x.h, x.w), (0, 0))
+
+    def saved(self, p: SppParams, x: Shape, y: Shape, in_place: bool) -> Saved:
+        return Saved(input=True, extra=8 * y.numel)  # every level keeps the input and its argmaxes
 
     def label(self, p: SppParams) -> str:
         return "spp " + ",".join(map(str, p.levels))
@@ -283,6 +298,9 @@ class Upsample(Kind):
     def hyper(self, p: UpsampleParams) -> dict:
         return {"scale": short(p.scale) if p.scale else None, "size": pair(p.size) if p.size else None,
                 "mode": p.mode, "align_corners": p.align_corners}
+
+    def saved(self, p, x, y, in_place: bool) -> Saved:
+        return KEEPS_NOTHING  # its backward needs only the sizes
 
     def lower(self, p: UpsampleParams, x, y, lib):
         return lib.nn.Upsample(size=p.size or None, scale_factor=tuple(float(f) for f in p.scale) or None,

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .base import RF, Args, Kind, Params, Shape, ShapeError, chw, register, short
+from .base import KEEPS_NOTHING, RF, Args, Kind, Params, Saved, Shape, ShapeError, chw, register, short
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,9 @@ class Decimate(Kind):
     def hyper(self, p: DecimateParams) -> dict:
         return {"stride": short(p.stride)}
 
+    def saved(self, p, x: Shape, y: Shape, in_place: bool) -> Saved:
+        return Saved(input=True, extra=8 * y.numel)  # a 1x1 max pool: its input and int64 indices
+
     def lower(self, p: DecimateParams, x: Shape, y: Shape, lib):
         # floor((n - 1) / s) + 1 == ceil(n / s): a 1x1 window with stride s is x[..., ::s, ::s]
         return lib.nn.MaxPool2d(1, p.stride)
@@ -89,6 +92,9 @@ class PadChannels(Kind):
 
     def label(self, p: PadChannelsParams) -> str:
         return f"padc -> {p.out}"
+
+    def saved(self, p, x, y, in_place: bool) -> Saved:
+        return KEEPS_NOTHING  # constant padding's backward is a slice
 
     def lower(self, p: PadChannelsParams, x: Shape, y: Shape, lib):
         extra = p.out - x.c
