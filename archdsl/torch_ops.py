@@ -185,10 +185,6 @@ MODULES: dict[type, Callable[[nn.Module], list[R.Op]] | None] = {
     nn.Identity: None,
 }
 
-#: torch.nn layers that act on the last dim (nn.LayerNorm normalises it, nn.Linear mixes it):
-#: on a channels-last map (ConvNeXt's permute(0, 2, 3, 1)) that is the channels, as archdsl's
-#: layernorm and a 1x1 conv; on a channels-first map it would be the width, which no kind is
-LAST_DIM = (nn.Linear, nn.LayerNorm)
 #: kinds that act on each value alone or on each position's channels: the same function on a
 #: channels-last tensor, once the Linear among them is the 1x1 convolution it is there
 _POSITIONWISE = frozenset({"relu", "relu6", "tanh", "sigmoid", "elu", "gelu", "silu", "hardswish", "hardsigmoid",
@@ -434,11 +430,20 @@ NAMED: dict[str, Callable[[nn.Module], list[R.Op] | None]] = {
 }
 
 
-def acts_on_last_dim(m: nn.Module) -> bool:
-    """Is `m` a layer of torch.nn that acts on its input's last dim (see LAST_DIM), not a
-    class of NAMED that applies it to the channels itself (ConvNeXt's LayerNorm2d)?"""
+def module_ops(m: nn.Module, conv, what: str, last: bool, fed_by: str | None) -> list[R.Op] | None:
+    """The ops of module `m` (`conv` its converter) on an input in channels-last layout or
+    not, made by a layer of kind `fed_by`. nn.LayerNorm and nn.Linear act on the last dim:
+    on a channels-first map that is the width, which no kind is (an fc flattens its input);
+    a class of NAMED that applies one to the channels itself (LayerNorm2d) is not such."""
+    ops = conv(m) if conv is not None else None
+    if ops and last:
+        return on_channels_last(ops, what)
     t = type(m)
-    return isinstance(m, LAST_DIM) and f"{t.__module__}.{t.__qualname__}" not in NAMED
+    if isinstance(m, nn.LayerNorm) and f"{t.__module__}.{t.__qualname__}" not in NAMED and \
+            fed_by not in ("fc", "flatten"):
+        raise Unsupported("nn.LayerNorm on a channels-first map normalises its width (archdsl's layernorm "
+                          "normalises the channels, as ConvNeXt's LayerNorm2d does)")
+    return ops
 
 
 def converter(m: nn.Module):

@@ -34,8 +34,8 @@ from torch import fx, nn
 
 from . import rebuild as R
 from . import write_spec as W
-from .torch_ops import (FUNCTIONS, MERGES, METHODS, SPLITS, Layout, Unsupported, _arg, acts_on_last_dim, converter,
-                        layer_scale, on_channels_last, split_part)
+from .torch_ops import (FUNCTIONS, MERGES, METHODS, SPLITS, Layout, Unsupported, _arg, _name, converter, layer_scale,
+                        module_ops, on_channels_last, split_part)
 
 _GENERIC = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
 
@@ -46,17 +46,6 @@ class ImportFailure(ValueError):
 
 
 # ---------------------------------------------------------------- tracing
-
-
-def _op_name(n: fx.Node) -> str:
-    return n.target if isinstance(n.target, str) else getattr(n.target, "__name__", "")
-
-
-def _attr(module: nn.Module, target: str):
-    obj = module
-    for part in target.split("."):
-        obj = getattr(obj, part)
-    return obj
 
 
 class _Tracer(fx.Tracer):
@@ -127,8 +116,7 @@ class _Graph:
         return n
 
     def _is_last(self, node: fx.Node) -> bool:
-        """Is the tensor `node` reads channels-last? (Asked of the argument as written: a
-        permute is an alias of its input, which is channels-first.)"""
+        """Is the tensor `node` reads channels-last? (Of the argument unresolved: a permute aliases its input.)"""
         raw = [a for a in node.args if isinstance(a, fx.Node) and a not in self.meta]
         return bool(raw) and raw[0] in self.last
 
@@ -154,10 +142,11 @@ class _Graph:
             self.placeholder = n
             return
         if n.op == "get_attr":
-            t = _attr(self.module, n.target)
-            if isinstance(t, nn.Parameter) and n.users and all(u.op == "call_function" and
-                                                               getattr(u.target, "__name__", "") in ("mul", "imul")
-                                                               for u in n.users):
+            try:
+                t = self.module.get_parameter(n.target)
+            except AttributeError:  # a buffer, a constant
+                t = None
+            if t is not None and n.users and all(_name(u) in ("mul", "imul") for u in n.users):
                 self.attrs[n] = t  # a learnt scale (ConvNeXt's layer_scale): the product is its layer
                 return
             raise self.fail(n, f"the direct use of the tensor '{n.target}'",
@@ -172,14 +161,9 @@ class _Graph:
             if conv == "missing":
                 raise self.fail(n, what)
             try:
-                ops = conv(m) if conv is not None else None
                 src = self._tensor_args(n)
-                if ops and self._is_last(n):
-                    ops = on_channels_last(ops, what)
-                elif isinstance(m, nn.LayerNorm) and acts_on_last_dim(m) and not (
-                        src and src[0] in self.items and self.items[src[0]][-1].kind in ("fc", "flatten")):
-                    raise Unsupported("nn.LayerNorm on a channels-first map normalises its width (archdsl's "
-                                      "layernorm normalises the channels, as ConvNeXt's LayerNorm2d does)")
+                fed_by = self.items[src[0]][-1].kind if src and src[0] in self.items else None
+                ops = module_ops(m, conv, what, self._is_last(n), fed_by)
             except Unsupported as e:
                 raise self.fail(n, what, str(e)) from None
             label = n.target.rsplit(".", 1)[-1]
@@ -196,14 +180,14 @@ class _Graph:
             return  # shape arithmetic and checks (x.size(0), x.ndim == 4, _assert): no layer
         if n.op == "call_function" and n.target is operator.getitem:
             src = n.args[0]
-            if isinstance(src, fx.Node) and src.op in ("call_method", "call_function") and _op_name(src) in SPLITS:
+            if isinstance(src, fx.Node) and src.op in ("call_method", "call_function") and _name(src) in SPLITS:
                 try:
                     ops = split_part(src, n.args[1])
                 except Unsupported as e:
-                    raise self.fail(src, f"{_op_name(src)}", str(e)) from None
+                    raise self.fail(src, f"{_name(src)}", str(e)) from None
                 self._unary(n, ops, None, src.args[0])
             return  # else read by its user (view), or an error there
-        if _op_name(n) in SPLITS and n.op in ("call_method", "call_function"):
+        if _name(n) in SPLITS and n.op in ("call_method", "call_function"):
             return  # a tuple of parts: each getitem of it is a split
         if name in MERGES:
             self._merge(n, MERGES[name], name)
