@@ -169,7 +169,18 @@ def _ctor(m) -> tuple[str, list[tuple[str | None, Any, str]]]:
         return "nn.Softmax", [("dim", m.dim, "dim")]
     if t is nn.ConstantPad3d:
         return "nn.ConstantPad3d", [(None, tuple(m.padding), "pad"), (None, float(m.value), "v")]
-    if t in (nn.ReLU, nn.ReLU6, nn.SiLU, nn.Hardswish, nn.ELU):
+    if t in (nn.LayerNorm, L.LayerNorm2d):
+        return ("LayerNorm2d" if t is L.LayerNorm2d else "nn.LayerNorm"), [(None, m.normalized_shape[0], "ch"),
+                                                                            ("eps", m.eps, "eps")]
+    if t is L.LayerScale:
+        return "LayerScale", [(None, tuple(m.layer_scale.shape), "ch"), (None, m.init, "init")]
+    if t is L.StochasticDepth:
+        return "StochasticDepth", [(None, m.p, "p"), (None, m.mode, "")]
+    if t is L.ChannelShuffle:
+        return "ChannelShuffle", [(None, m.groups, "g")]
+    if t is L.ChannelSlice:
+        return "ChannelSlice", [(None, m.start, "ch"), (None, m.stop, "ch")]
+    if t in (nn.ReLU, nn.ReLU6, nn.SiLU, nn.Hardswish, nn.Hardsigmoid, nn.ELU):
         return f"nn.{t.__name__}", [("inplace", True, "")] if getattr(m, "inplace", False) else []
     if t in (nn.Tanh, nn.Sigmoid, nn.GELU, nn.Flatten, nn.Identity):
         return f"nn.{t.__name__}", []
@@ -185,7 +196,8 @@ def _ctor(m) -> tuple[str, list[tuple[str | None, Any, str]]]:
 
 
 #: archdsl helper layers whose class the file carries (their source is lower_torch's)
-_HELPERS = ("FlatLinear", "SpatialPyramidPool", "Select", "ScaledTanh", "RadialBasis")
+_HELPERS = ("FlatLinear", "SpatialPyramidPool", "Select", "ScaledTanh", "RadialBasis", "LayerNorm2d", "LayerScale",
+            "StochasticDepth", "ChannelShuffle", "ChannelSlice")
 
 
 # ---------------------------------------------------------------- the module tree as templates

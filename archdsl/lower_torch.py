@@ -101,6 +101,22 @@ class ChannelSlice(nn.Module):
         return f"start={self.start}, stop={self.stop}"
 
 
+class ChannelShuffle(nn.Module):
+    """Channel shuffle with G groups (nn.ChannelShuffle's permutation) as reshape, transpose,
+    reshape: ops that TorchScript, torch.export and ONNX all have (ONNX has no channel_shuffle)."""
+
+    def __init__(self, groups: int):
+        super().__init__()
+        self.groups = groups
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, h, w = x.size(0), x.size(2), x.size(3)
+        return x.reshape(n, self.groups, -1, h, w).transpose(1, 2).reshape(n, -1, h, w)
+
+    def extra_repr(self) -> str:
+        return f"groups={self.groups}"
+
+
 class ScaledTanh(nn.Module):
     """f(a) = A tanh(S a): LeCun et al. 1998's squashing function (Appendix A: A = 1.7159, S = 2/3)."""
 
@@ -145,6 +161,7 @@ class LayerScale(nn.Module):
 
     def __init__(self, shape: tuple[int, ...], init: float):
         super().__init__()
+        self.init = float(init)  # kept for the export, which writes the constructor call again
         self.layer_scale = nn.Parameter(torch.ones(shape) * init)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -178,7 +195,7 @@ class StochasticDepth(nn.Module):
 LIB = types.SimpleNamespace(nn=nn, F=F, torch=torch, FlatLinear=FlatLinear, SpatialPyramidPool=SpatialPyramidPool,
                             Select=Select, ScaledTanh=ScaledTanh, RadialBasis=RadialBasis,
                             LayerNorm2d=LayerNorm2d, LayerScale=LayerScale, StochasticDepth=StochasticDepth,
-                            ChannelSlice=ChannelSlice)
+                            ChannelSlice=ChannelSlice, ChannelShuffle=ChannelShuffle)
 
 
 # ---------------------------------------------------------------- containers (archdsl/torch_modules.py)

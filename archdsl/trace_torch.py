@@ -34,7 +34,8 @@ from torch import fx, nn
 
 from . import rebuild as R
 from . import write_spec as W
-from .torch_ops import FUNCTIONS, MERGES, METHODS, Unsupported, _arg, converter
+from .torch_ops import (FUNCTIONS, MERGES, METHODS, SPLITS, Layout, Unsupported, _arg, _name, converter, layer_scale,
+                        module_ops, on_channels_last, split_part)
 
 _GENERIC = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
 
@@ -80,6 +81,8 @@ class _Graph:
         self.placeholder: fx.Node | None = None
         self.meta: set[fx.Node] = set()
         self.frames: dict[str, R.Frame] = {}
+        self.attrs: dict[fx.Node, torch.Tensor] = {}  # parameters read directly, each by products only
+        self.last: set[fx.Node] = set()  # tensors in channels-last layout (NHWC, after a permute)
         for i, n in enumerate(gm.nodes):
             self.order[n] = i
             if n.op == "call_module":
@@ -112,6 +115,11 @@ class _Graph:
             n = self.alias[n]
         return n
 
+    def _is_last(self, node: fx.Node) -> bool:
+        """Is the tensor `node` reads channels-last? (Of the argument unresolved: a permute aliases its input.)"""
+        raw = [a for a in node.args if isinstance(a, fx.Node) and a not in self.meta]
+        return bool(raw) and raw[0] in self.last
+
     def _tensor_args(self, node: fx.Node) -> list[fx.Node]:
         return [self._resolve(a) for a in node.args if isinstance(a, fx.Node) and a not in self.meta]
 
@@ -134,6 +142,13 @@ class _Graph:
             self.placeholder = n
             return
         if n.op == "get_attr":
+            try:
+                t = self.module.get_parameter(n.target)
+            except AttributeError:  # a buffer, a constant
+                t = None
+            if t is not None and n.users and all(_name(u) in ("mul", "imul") for u in n.users):
+                self.attrs[n] = t  # a learnt scale (ConvNeXt's layer_scale): the product is its layer
+                return
             raise self.fail(n, f"the direct use of the tensor '{n.target}'",
                             "a spec's layers own their weights; use the layer's module")
         if n.op == "output":
@@ -146,7 +161,9 @@ class _Graph:
             if conv == "missing":
                 raise self.fail(n, what)
             try:
-                ops = conv(m) if conv is not None else None
+                src = self._tensor_args(n)
+                fed_by = self.items[src[0]][-1].kind if src and src[0] in self.items else None
+                ops = module_ops(m, conv, what, self._is_last(n), fed_by)
             except Unsupported as e:
                 raise self.fail(n, what, str(e)) from None
             label = n.target.rsplit(".", 1)[-1]
@@ -162,7 +179,16 @@ class _Graph:
             self.meta.add(n)
             return  # shape arithmetic and checks (x.size(0), x.ndim == 4, _assert): no layer
         if n.op == "call_function" and n.target is operator.getitem:
-            return  # read by its user (view), or an error there
+            src = n.args[0]
+            if isinstance(src, fx.Node) and src.op in ("call_method", "call_function") and _name(src) in SPLITS:
+                try:
+                    ops = split_part(src, n.args[1])
+                except Unsupported as e:
+                    raise self.fail(src, f"{_name(src)}", str(e)) from None
+                self._unary(n, ops, None, src.args[0])
+            return  # else read by its user (view), or an error there
+        if _name(n) in SPLITS and n.op in ("call_method", "call_function"):
+            return  # a tuple of parts: each getitem of it is a split
         if name in MERGES:
             self._merge(n, MERGES[name], name)
             return
@@ -174,12 +200,27 @@ class _Graph:
             ops = table[name](n)
         except Unsupported as e:
             raise self.fail(n, what, str(e)) from None
+        last = self._is_last(n)
+        if isinstance(ops, Layout):
+            if ops.to_last == last:
+                raise self.fail(n, what, "a permute to the layout the tensor already has")
+            if ops.to_last:
+                self.last.add(n)
+            self.alias[n] = self._tensor_args(n)[0]
+            return
+        if ops and last:
+            try:
+                ops = on_channels_last(ops, what)
+            except Unsupported as e:
+                raise self.fail(n, what, str(e)) from None
         self._unary(n, ops, None)
 
-    def _unary(self, n: fx.Node, ops, label) -> None:
-        args = self._tensor_args(n)
+    def _unary(self, n: fx.Node, ops, label, source: fx.Node | None = None) -> None:
+        args = self._tensor_args(n) if source is None else [self._resolve(source)]
         if len(args) != 1:
             raise self.fail(n, f"{n.target} on {len(args)} tensors", "a layer takes one")
+        if (source in self.last) if source is not None else self._is_last(n):
+            self.last.add(n)  # a channels-last tensor stays one through positionwise layers
         if not ops:
             self.alias[n] = args[0]
             return
@@ -191,6 +232,9 @@ class _Graph:
         self.items[n], self.inputs[n] = ops, args
 
     def _merge(self, n: fx.Node, kind: str, name: str) -> None:
+        if kind == "mul" and len(n.args) == 2 and sum(a in self.attrs for a in n.args) == 1:
+            self._scale(n, name)
+            return
         if kind == "concat":
             tensors = n.args[0] if n.args else n.kwargs.get("tensors")
             dim = _arg(n, 1, "dim", 0)
@@ -198,16 +242,28 @@ class _Graph:
                 raise self.fail(n, f"torch.{name} along dim {dim}", "concat joins channels (dim 1)")
             if not isinstance(tensors, (list, tuple)) or not all(isinstance(t, fx.Node) for t in tensors):
                 raise self.fail(n, f"torch.{name} of {tensors!r}")
-            args = [self._resolve(t) for t in tensors]
         else:
-            args = [self._resolve(a) for a in n.args[:2]]
-            if len(args) != 2 or not all(isinstance(a, fx.Node) for a in args) or n.kwargs.get("alpha", 1) != 1:
+            tensors = n.args[:2]
+            if len(tensors) != 2 or not all(isinstance(a, fx.Node) for a in tensors) or n.kwargs.get("alpha", 1) != 1:
                 raise self.fail(n, f"{name} of a tensor and a constant ({n.args!r})",
                                 "archdsl adds and multiplies branches, not constants")
+        if any(t in self.last for t in tensors):
+            raise self.fail(n, f"torch.{name} of channels-last tensors", "archdsl's merges join channels-first maps")
+        args = [self._resolve(t) for t in tensors]
         if len(args) == 1:
             self.alias[n] = args[0]
             return
         self.merge[n], self.inputs[n] = kind, args
+
+    def _scale(self, n: fx.Node, name: str) -> None:
+        """parameter * tensor: a layer of its own (layerscale), labelled by the parameter's name."""
+        attr = next(a for a in n.args if a in self.attrs)
+        try:
+            ops = layer_scale(self.attrs[attr])
+        except Unsupported as e:
+            raise self.fail(n, f"{name} by the parameter '{attr.target}'", str(e)) from None
+        label = attr.target.rsplit(".", 1)[-1]
+        self._unary(n, ops, label if R.identifier(label) else None, next(a for a in n.args if a is not attr))
 
     def _outputs(self, arg) -> None:
         def flat(a):
@@ -222,6 +278,9 @@ class _Graph:
                 for x in a.values():
                     yield from flat(x)
             elif isinstance(a, fx.Node):
+                if a in self.last:
+                    raise ImportFailure("the module returns a channels-last tensor (after a permute); a spec's "
+                                        "maps are channels-first")
                 yield self._resolve(a)
         self.outputs = [o for o in flat(arg) if o is not None]
 

@@ -121,6 +121,13 @@ def _render_op(op: Op, v: dict[str, Val], bias_auto: bool) -> str:
         return f"lrelu {v['slope']}" if v["slope"].lit is not None else f"lrelu({v['slope']})"
     if k == "lrn":
         return f"lrn {v['size']} alpha={v['alpha']} beta={v['beta']} k={v['k']}"
+    if k == "droppath":
+        p = v["p"]
+        return (f"droppath {p}" if p.lit is not None else f"droppath p={p}") + (" batch" if f["mode"] == "batch" else "")
+    if k == "layernorm":
+        return "layernorm" if v["eps"].lit == 1e-5 else f"layernorm eps={v['eps']}"
+    if k == "split":
+        return f"split {','.join(map(str, f['parts']))} part={v['part']}"
     # a kind without arguments, or a generic one: positional slots, then key=value
     parts = [k] + [str(v[n]) for n, val, _ in op.fields if _is_slot(val)]
     return " ".join(parts)
@@ -133,7 +140,7 @@ def _bias(bias: bool, auto: bool) -> str:
 
 
 #: kinds that join the line of the statement before them (conv; bn; relu)
-_TRAILING = {"bn", "relu", "relu6", "tanh", "sigmoid", "elu", "gelu", "silu", "hardswish", "lrelu", "prelu",
+_TRAILING = {"bn", "relu", "relu6", "tanh", "sigmoid", "elu", "gelu", "silu", "hardswish", "hardsigmoid", "lrelu", "prelu",
              "softmax", "dropout", "flatten"}
 
 

@@ -63,7 +63,10 @@ TINY = "network tiny { input 3x32x32; conv 3x3 p1 -> 8; prelu; lrn 5; conv 1x1 -
 #: select, subsample and rbf: lenet5; option-A shortcuts: resnet20)
 SAMPLE = [("resnet.arch", "resnet18", "3x64x64"), ("resnet.arch", "resnet20", None),
           ("googlenet.arch", "googlenet_torchvision", "3x96x96"), ("squeezenet.arch", "squeezenet1_1", "3x64x64"),
-          ("lenet5.arch", "lenet5", None), ("densenet.arch", "densenet121", "3x32x32"), (TINY, None, None)]
+          ("lenet5.arch", "lenet5", None), ("densenet.arch", "densenet121", "3x32x32"), (TINY, None, None),
+          ("mobilenet_v3.arch", "mobilenet_v3_small", "3x64x64"), ("efficientnet.arch", "efficientnet_b0", "3x64x64"),
+          ("shufflenet.arch", "shufflenet_v2_x1_0", "3x64x64"), ("convnext.arch", "convnext_tiny", "3x64x64"),
+          ("regnet.arch", "regnet_y_400mf", "3x64x64")]
 
 
 def _net(file, name, size):
@@ -116,6 +119,21 @@ def test_torch_compile_fullgraph(tmp_path):
     assert out["compile"] <= 1e-5, out
 
 
+@pytest.mark.slow
+def test_torch_compile_fullgraph_of_the_newer_layers(tmp_path):
+    """The helper layers of MobileNetV3, EfficientNet, ShuffleNetV2 and ConvNeXt, compiled too."""
+    net = archdsl.compile("network small { input 3x16x16; conv 3x3 p1 -> 8 hardswish;"
+                          " mul { identity | gap; conv 1x1 -> 8 hardsigmoid };"
+                          " concat { split 2 part=1 | split 2 part=2; conv 1x1 -> 4 }; shuffle 2;"
+                          " residual { conv 3x3 p1 groups=8 -> 8; layernorm eps=1e-6; layerscale 1e-6; droppath 0.1 };"
+                          " gap; flatten; layernorm; fc 10 }")
+    out, text = _run_exported(tmp_path, net, compile_too=True)
+    assert out["compile"] <= 1e-5 and out["script"] <= 1e-5 and out["export"] <= 1e-5, out
+    for helper in ("class ChannelShuffle", "class ChannelSlice", "class LayerNorm2d", "class LayerScale",
+                   "class StochasticDepth", "nn.LayerNorm(", "nn.Hardsigmoid("):
+        assert helper in text, helper
+
+
 def test_an_aux_head_inside_a_block_is_refused():
     from archdsl.export_torch import ExportFailure
 
@@ -140,7 +158,10 @@ def test_the_export_command(tmp_path):
 ONNX = [("resnet.arch", "resnet18", "3x64x64"), ("googlenet.arch", "googlenet_torchvision", "3x96x96"),
         ("densenet.arch", "densenet121", "3x32x32"), ("squeezenet.arch", "squeezenet1_0", "3x64x64"),
         ("inception_resnet.arch", "inception_resnet_v2", "3x75x75"), ("nin.arch", "nin", None),
-        ("preact_resnet.arch", "preact_resnet164", None), (TINY.replace("spp 4,2,1", "gap"), None, None)]
+        ("preact_resnet.arch", "preact_resnet164", None), (TINY.replace("spp 4,2,1", "gap"), None, None),
+        ("mobilenet_v3.arch", "mobilenet_v3_small", "3x64x64"), ("efficientnet.arch", "efficientnet_b0", "3x64x64"),
+        ("shufflenet.arch", "shufflenet_v2_x1_0", "3x64x64"), ("convnext.arch", "convnext_tiny", "3x64x64"),
+        ("regnet.arch", "regnet_y_400mf", "3x64x64")]
 
 
 @pytest.mark.slow

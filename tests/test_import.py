@@ -32,7 +32,9 @@ MODELS = [("alexnet", "3x64x64"), ("vgg11_bn", "3x32x32"), ("resnet18", "3x64x64
           ("resnext50_32x4d", "3x64x64"), ("wide_resnet50_2", "3x64x64"), ("googlenet", "3x64x64"),
           ("inception_v3", "3x299x299"), ("densenet121", "3x64x64"), ("squeezenet1_0", "3x64x64"),
           ("squeezenet1_1", "3x64x64"), ("mobilenet_v2", "3x64x64"), ("mnasnet0_5", "3x64x64"),
-          ("regnet_x_400mf", "3x64x64")]
+          ("regnet_x_400mf", "3x64x64"), ("mobilenet_v3_small", "3x64x64"), ("mobilenet_v3_large", "3x64x64"),
+          ("efficientnet_b0", "3x64x64"), ("efficientnet_v2_s", "3x64x64"), ("shufflenet_v2_x0_5", "3x64x64"),
+          ("shufflenet_v2_x1_0", "3x64x64"), ("regnet_y_400mf", "3x64x64"), ("convnext_tiny", "3x64x64")]
 MORE = [("vgg11", "3x32x32"), ("vgg13", "3x32x32"), ("vgg16", "3x32x32"), ("vgg19", "3x32x32"),
         ("vgg13_bn", "3x32x32"), ("vgg16_bn", "3x32x32"), ("vgg19_bn", "3x32x32"), ("resnet34", "3x64x64"),
         ("resnet101", "3x64x64"), ("resnet152", "3x64x64"), ("resnext101_32x8d", "3x64x64"),
@@ -40,7 +42,14 @@ MORE = [("vgg11", "3x32x32"), ("vgg13", "3x32x32"), ("vgg16", "3x32x32"), ("vgg1
         ("densenet169", "3x64x64"), ("densenet201", "3x64x64"), ("mnasnet0_75", "3x64x64"),
         ("mnasnet1_0", "3x64x64"), ("mnasnet1_3", "3x64x64"), ("regnet_x_800mf", "3x64x64"),
         ("regnet_x_1_6gf", "3x64x64"), ("regnet_x_3_2gf", "3x64x64"), ("regnet_x_8gf", "3x64x64"),
-        ("regnet_x_16gf", "3x64x64"), ("regnet_x_32gf", "3x64x64")]
+        ("regnet_x_16gf", "3x64x64"), ("regnet_x_32gf", "3x64x64"), ("efficientnet_b1", "3x64x64"),
+        ("efficientnet_b2", "3x64x64"), ("efficientnet_b3", "3x64x64"), ("efficientnet_b4", "3x64x64"),
+        ("efficientnet_b5", "3x64x64"), ("efficientnet_b6", "3x64x64"), ("efficientnet_b7", "3x64x64"),
+        ("efficientnet_v2_m", "3x64x64"), ("efficientnet_v2_l", "3x64x64"), ("shufflenet_v2_x1_5", "3x64x64"),
+        ("shufflenet_v2_x2_0", "3x64x64"), ("regnet_y_800mf", "3x64x64"), ("regnet_y_1_6gf", "3x64x64"),
+        ("regnet_y_3_2gf", "3x64x64"), ("regnet_y_8gf", "3x64x64"), ("regnet_y_16gf", "3x64x64"),
+        ("regnet_y_32gf", "3x64x64"), ("regnet_y_128gf", "3x64x64"), ("convnext_small", "3x64x64"),
+        ("convnext_base", "3x64x64"), ("convnext_large", "3x64x64")]
 _ALL = os.environ.get("ARCHDSL_ALL_MODELS") == "1"
 CASES = [pytest.param(n, i, id=n) for n, i in MODELS] + [
     pytest.param(n, i, id=n, marks=pytest.mark.skipif(not _ALL, reason="ARCHDSL_ALL_MODELS=1 runs it"))
@@ -222,3 +231,41 @@ def test_timm_inception_v4():
     x = torch.randn(1, 3, 299, 299)
     with torch.no_grad():
         assert (ours(x) - module(x)).abs().max().item() <= 1e-4
+
+
+class _Last(torch.nn.Module):
+    """A layer norm over the last dim of a channels-first map: over the width, which no kind is."""
+
+    def __init__(self, permute: bool, back: bool = True):
+        super().__init__()
+        self.conv, self.norm, self.permute, self.back = torch.nn.Conv2d(3, 8, 3), torch.nn.LayerNorm(8), permute, back
+
+    def forward(self, x):
+        x = self.conv(x)
+        if self.permute:
+            x = self.norm(x.permute(0, 2, 3, 1))
+            return x.permute(0, 3, 1, 2) if self.back else x
+        return self.norm(x)
+
+
+def test_a_layer_norm_and_a_linear_count_as_channel_layers_only_on_channels_last_maps():
+    with pytest.raises(ImportFailure, match="normalises its width"):
+        archdsl.import_module(_Last(False), "3x10x10")
+    with pytest.raises(ImportFailure, match="returns a channels-last tensor"):
+        archdsl.import_module(_Last(True, back=False), "3x10x10")
+    text = archdsl.import_module(_Last(True), "3x10x10")
+    assert "layernorm" in text and "permute" not in text
+
+
+class _Transposes(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 8, 3)
+
+    def forward(self, x):
+        return self.conv(x).transpose(2, 3)
+
+
+def test_a_transpose_is_a_layer_only_inside_a_channel_shuffle():
+    with pytest.raises(ImportFailure, match="transpose outside a channel shuffle"):
+        archdsl.import_module(_Transposes(), "3x16x16")

@@ -598,7 +598,7 @@ def shuffle_cases(kind):
         net, _ = same_output(net_src(f"{c}x3x4", f"  shuffle {g}"), lambda x, m: shufflenetv2.channel_shuffle(x, g))
         assert net.params == 0 and net.macs == 0
     _, model = same_output(net_src("6x2x2", "  channel_shuffle 2"), lambda x, m: x[:, [0, 3, 1, 4, 2, 5]])
-    assert isinstance(model.body.shuffle1, nn.ChannelShuffle)
+    assert type(model.body.shuffle1).__name__ == "ChannelShuffle" and model.body.shuffle1.groups == 2
     with pytest.raises(archdsl.ArchError, match="3 groups do not divide the 8 input channels"):
         archdsl.compile(net_src("8x3x3", "  shuffle 3"))
 

@@ -253,7 +253,7 @@ class ShuffleParams(Params):
 class Shuffle(Kind):
     """Channel shuffle (Zhang et al. 2018, ShuffleNet, §3.1): with G groups of C/G
     channels, reshape to (G, C/G), transpose, flatten, so that channel g*C/G + i moves to
-    i*G + g; torch's nn.ChannelShuffle, the same permutation as torchvision's
+    i*G + g; torch's nn.ChannelShuffle (built as reshapes, which ONNX has), the same permutation as torchvision's
     shufflenetv2.channel_shuffle. No parameters, no MACs."""
 
     name = "shuffle"
@@ -278,4 +278,4 @@ class Shuffle(Kind):
         return KEEPS_NOTHING  # a permuted copy: its backward is the inverse permutation
 
     def lower(self, p: ShuffleParams, x, y, lib):
-        return lib.nn.ChannelShuffle(p.groups)
+        return lib.ChannelShuffle(p.groups)
