@@ -43,10 +43,17 @@ class Record:
     network: str
     inp: str | None
     out: str | None
-    nodes: Any  # the node ids it added (while it runs: how many nodes there were before it)
+    start: int  # how many nodes there were before it ran: its nodes are ids[start:end]
     env: Env
     call: tuple | None = None  # (block, argument values) for a block call
     end: int | None = None
+    ids: list | None = None  # the network's node ids in order, shared by all its records
+
+    @property
+    def nodes(self) -> list[str]:
+        """The node ids it added. Sliced when asked (a hover), not for every record of every
+        edit: a call's record spans all its nodes, so slicing them all costs nodes x depth."""
+        return self.ids[self.start:self.end] if self.ids is not None and self.end is not None else []
 
 
 class _Recorder(Builder):
@@ -66,10 +73,10 @@ class _Recorder(Builder):
         return out
 
     def finish(self) -> None:
-        """Each record's nodes, from the positions counted while it ran."""
+        """Give each record the node ids its positions, counted while it ran, index."""
         ids = list(self.infos)
         for r in self.records:
-            r.nodes = ids[r.nodes:r.end] if r.end is not None else []
+            r.ids = ids
 
     def _bind_call(self, inv, block, ctx, cur):
         values = super()._bind_call(inv, block, ctx, cur)

@@ -30,6 +30,7 @@ from .sources import Unit
 
 #: the flags any layer statement may carry, besides an activation's name
 _GENERIC_FLAGS = frozenset({"noact", "nonorm", "bias", "nobias"})
+_NO_FLAGS: frozenset[str] = frozenset()
 
 
 @dataclass(slots=True)
@@ -217,6 +218,10 @@ class Builder:
 
     def stmt(self, s: P.AnyStmt, cur: str | None, ctx: _Ctx, nxt: P.AnyStmt | None) -> str | None:
         t = type(s)
+        # most statements are layers and block calls: test for them first (the same outcome
+        # as the chain below, where an `init` statement and a missing input come first)
+        if t is P.Invocation and cur is not None and (s.name != "init" or "init" in self.unit.blocks):
+            return self.invocation(s, cur, ctx, nxt)
         if t is P.Let:
             ctx.env.values[s.name] = evaluate(s.value, ctx.env, self._shape(cur))
             return cur
@@ -332,6 +337,8 @@ class Builder:
     def _flags(self, inv: P.Invocation, kind: Kind) -> tuple[list, frozenset[str]]:
         """Split the generic flags (noact, nonorm, bias, nobias, an activation) from the rest,
         and check that `kind` takes them."""
+        if not inv.args and not inv.post:  # `bn`, `relu`: nothing to split
+            return [], _NO_FLAGS
         rest, flags, spans = [], set(), {}
         for a in (*inv.args, *inv.post):
             word = a.bare_word() if type(a) is P.Window else None
@@ -413,7 +420,7 @@ class Builder:
         if norm is not None:
             post.append(norm)
         if kind.takes_act:
-            act_flags = sorted(f for f in flags if f not in _GENERIC_FLAGS)
+            act_flags = sorted(f for f in flags if f not in _GENERIC_FLAGS) if flags else None
             if act_flags:
                 act = lookup(act_flags[0])
                 post.append(Op(act, act.Params()))

@@ -238,6 +238,8 @@ LAYER_KEYS = {"weight_init": "weight", "bias_init": "bias"}
 
 def split_layer(inv: P.Invocation) -> tuple[P.Invocation, tuple[P.KwArg, ...]]:
     """A layer statement without its `weight_init=`/`bias_init=` arguments, and those."""
+    if not inv.args and not inv.post:  # most statements: no arguments to look through
+        return inv, ()
     own = tuple(a for a in (*inv.args, *inv.post) if type(a) is P.KwArg and a.key in LAYER_KEYS)
     if not own:
         return inv, ()

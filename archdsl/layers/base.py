@@ -373,7 +373,10 @@ class Params:
         if todo is None:
             todo = cls._coercions = tuple((f.name, conv) for f in fields(cls) if (conv := _coercion(f.type)))
         for name, conv in todo:
-            object.__setattr__(self, name, conv(getattr(self, name)))
+            v = getattr(self, name)
+            if conv is tuple and type(v) is tuple:  # the usual case: already a tuple, nothing to set
+                continue
+            object.__setattr__(self, name, conv(v))
 
 
 def _float(v: Any) -> Any:
