@@ -1,28 +1,27 @@
 """Stage 2, the parser: text -> typed program (:mod:`archdsl.syntax`), every source position kept.
 
 The grammar (grammar.lark, shipped as package data) is Lark's; compiling it takes 70-120 ms, so
-the package also ships its LALR tables (grammar.tables, plain marshal data checked against the
-grammar's digest), and a process rebuilds the parser from them (:func:`_lark`). Nothing is
-cached or written at run time. Lark builds a parse tree that keeps every token
-(``keep_all_tokens``), and one bottom-up pass (:class:`_ToProgram`) turns it into the typed
-program, computing each node's span from its first and last token. That is the span Lark's
-``propagate_positions`` gives (keywords and brackets included), without the bookkeeping it
-does on every reduction. User mistakes found here are raised as :class:`ArchError`, never
-as Lark exceptions (:mod:`archdsl.parse_errors` words them).
+the package also ships its LALR tables (grammar.tables, :mod:`archdsl.tables`), and a process
+rebuilds the parser from them (:func:`_lark`). Nothing is cached or written at run time. Lark
+builds a parse tree that keeps every token (``keep_all_tokens``), and one bottom-up pass
+(:class:`_ToProgram`) turns it into the typed program, computing each node's span from its
+first and last token. That is the span Lark's ``propagate_positions`` gives (keywords and
+brackets included), without the bookkeeping it does on every reduction. User mistakes found
+here are raised as :class:`ArchError`, never as Lark exceptions (:mod:`archdsl.parse_errors`
+words them).
 """
 
 from __future__ import annotations
 
 import functools
-import hashlib
-import marshal
+import os
 import re
-from importlib import resources
 
 from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedInput
 
 from . import syntax as P
+from . import tables
 from .diagnostics import ArchError, Diagnostic
 from .lexer import RootFirstLexer
 from .parse_errors import MAX_TREE_DEPTH, check_depth, check_nesting, syntax_errors
@@ -34,73 +33,49 @@ MAX_SOURCE_BYTES = 256_000
 #: a number literal beyond this is refused where it stands (evaluate.MAX_VALUE bounds computed values)
 MAX_LITERAL = 10**15
 
-_LARK_OPTIONS = dict(parser="lalr", keep_all_tokens=True, maybe_placeholders=False)
 #: the contextual lexer whose scanners are built when first needed (:mod:`archdsl.lexer`)
 _PLUGINS = {"ContextualLexer": RootFirstLexer}
-#: the tables file (package data beside grammar.lark) starts with this line, then the SHA-256
-#: of the grammar it was made from, then that of the payload, then the payload
-_MAGIC = b"archdsl-grammar-tables 2\n"
-#: the tables file is not read past this size (it is about 100 KB)
-_MAX_TABLES_BYTES = 4_000_000
-TABLES_FILE = "grammar.tables"
+#: the package's folder, where grammar.lark and grammar.tables are (read as plain files:
+#: importlib.resources costs a few ms to import, and archdsl is never run from a zip)
+_PACKAGE = os.path.dirname(os.path.abspath(__file__))
 
 
-def _grammar_key(grammar: str) -> bytes:
-    return hashlib.sha256(grammar.encode()).hexdigest().encode()
-
-
-def _read_tables(blob: bytes, grammar: str) -> dict | None:
-    """The tables in `blob`, or None if they are of another grammar, damaged or truncated."""
-    n = len(_MAGIC)
-    head, key, digest, payload = blob[:n], blob[n:n + 64], blob[n + 65:n + 129], blob[n + 130:]
-    if head != _MAGIC or key != _grammar_key(grammar) or digest != hashlib.sha256(payload).hexdigest().encode():
-        return None
+def _package_file(name: str, limit: int = 1 << 20) -> bytes:
+    """The first `limit` + 1 bytes of the package's file `name` (b"" if it cannot be read)."""
     try:
-        tables = marshal.loads(payload)
-    except (EOFError, ValueError, TypeError):
-        return None
-    return tables if isinstance(tables, dict) and set(tables) == {"data", "memo"} else None
+        with open(os.path.join(_PACKAGE, name), "rb") as f:
+            return f.read(limit + 1)
+    except OSError:
+        return b""
 
 
-def _compiled(grammar: str) -> Lark:
-    return Lark(grammar, **_LARK_OPTIONS, _plugins=_PLUGINS)
+def grammar() -> str:
+    return _package_file("grammar.lark").decode()
 
 
-def tables_blob(grammar: str) -> bytes:
-    """The tables file for `grammar`: Lark's own serialised form of the compiled parser (what
-    its standalone generator embeds), as marshal data of plain values (dicts, lists, strings,
-    numbers: never code)."""
-    from lark.grammar import Rule
-    from lark.lexer import TerminalDef
+def _compiled(grammar_text: str) -> Lark:
+    return tables.compile_grammar(grammar_text, _PLUGINS)
 
-    data, memo = _compiled(grammar).memo_serialize([TerminalDef, Rule])
-    # the lexer plugin is a class, not data (it is given again when loading)
-    data = {**data, "options": {k: v for k, v in data["options"].items() if k != "_plugins"}}
-    payload = marshal.dumps({"data": data, "memo": memo}, 4)
-    return _MAGIC + _grammar_key(grammar) + b"\n" + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload
+
+def tables_blob(grammar_text: str) -> bytes:
+    """The tables file for `grammar_text` (:func:`archdsl.tables.blob`)."""
+    return tables.blob(grammar_text, _PLUGINS)
 
 
 @functools.lru_cache(maxsize=1)
 def _lark() -> Lark:
-    """The parser, rebuilt from the tables shipped beside the grammar (a few ms). Compiling the
-    grammar takes 70-120 ms, so the package carries its tables, made by
-    ``python -m archdsl.parser --write-tables``; ``tests/test_parser.py`` checks that they are
-    the grammar's. Tables of another grammar (an edited grammar.lark), or that this Lark cannot
-    load, are passed over and the grammar compiled here: nothing is written anywhere."""
-    package = resources.files("archdsl")
-    grammar = package.joinpath("grammar.lark").read_text()
-    try:
-        with package.joinpath(TABLES_FILE).open("rb") as f:
-            blob = f.read(_MAX_TABLES_BYTES + 1)
-    except OSError:
-        blob = b""
-    tables = _read_tables(blob, grammar) if len(blob) <= _MAX_TABLES_BYTES else None
-    if tables is not None:
+    """The parser, rebuilt from the tables shipped beside the grammar (a few ms); tables of
+    another grammar (an edited grammar.lark), or that this Lark cannot load, are passed over
+    and the grammar compiled here: nothing is written anywhere."""
+    text = grammar()
+    blob = _package_file(tables.FILE, tables.MAX_BYTES)
+    found = tables.read(blob, text) if len(blob) <= tables.MAX_BYTES else None
+    if found is not None:
         try:
-            return Lark._load_from_dict(tables["data"], tables["memo"], _plugins=_PLUGINS)
+            return tables.load(found, _PLUGINS)
         except Exception:  # noqa: BLE001 - tables another Lark cannot read: compile afresh
             pass
-    return _compiled(grammar)
+    return _compiled(text)
 
 
 @functools.lru_cache(maxsize=1)
@@ -110,8 +85,7 @@ def _filtered() -> frozenset[str]:
     `"network"`, `"{"`), which Lark names itself, and those whose name starts with an
     underscore (`_SEP`). The grammar declares every other terminal by name. (A test checks
     this set against Lark's own filtering.)"""
-    grammar = resources.files("archdsl").joinpath("grammar.lark").read_text()
-    declared = set(re.findall(r"^([A-Z_][A-Z0-9_]*)(?:\.\d+)?\s*:", grammar, re.M))
+    declared = set(re.findall(r"^([A-Z_][A-Z0-9_]*)(?:\.\d+)?\s*:", grammar(), re.M))
     return frozenset(t.name for t in _lark().terminals if t.name.startswith("_") or t.name not in declared)
 
 
@@ -438,11 +412,10 @@ def _main(argv: list[str]) -> int:
     if argv != ["--write-tables"]:
         print("usage: python -m archdsl.parser --write-tables")
         return 2
-    package = resources.files("archdsl")
-    target = package.joinpath(TABLES_FILE)
-    with resources.as_file(target) as path:
-        path.write_bytes(tables_blob(package.joinpath("grammar.lark").read_text()))
-        print(f"wrote {path}")
+    path = os.path.join(_PACKAGE, tables.FILE)
+    with open(path, "wb") as f:
+        f.write(tables_blob(grammar()))
+    print(f"wrote {path}")
     return 0
 
 

@@ -11,11 +11,9 @@ mutants of them all; a syntax error must read the same either way.
 from __future__ import annotations
 
 import hashlib
-import io
 import marshal
 import random
 import re
-from importlib import resources
 from pathlib import Path
 
 import pytest
@@ -24,7 +22,7 @@ from lark.exceptions import UnexpectedInput
 
 from archdsl import ArchError
 from archdsl import syntax as P
-from archdsl import parser
+from archdsl import parser, tables
 from archdsl.lexer import RootFirstLexer
 
 import fuzzing as fuzz
@@ -34,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="module")
 def reference() -> Lark:
-    grammar = resources.files("archdsl").joinpath("grammar.lark").read_text()
+    grammar = parser.grammar()
     return Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=False)
 
 
@@ -129,8 +127,7 @@ def _leaves_or_error(lark: Lark, source: str):
 def test_the_lexer_gives_the_tokens_and_errors_of_larks_contextual_lexer():
     """archdsl.lexer tries one scanner of all terminals first: on every text, and on mutants
     valid or not, the tokens (and any error) equal those of Lark's own contextual lexer."""
-    grammar = resources.files("archdsl").joinpath("grammar.lark").read_text()
-    stock = Lark(grammar, **parser._LARK_OPTIONS)
+    stock = Lark(parser.grammar(), **tables.OPTIONS)
     ours = parser._lark()
     assert isinstance(ours.parser.lexer, RootFirstLexer)
     assert not isinstance(stock.parser.lexer, RootFirstLexer)
@@ -190,15 +187,9 @@ def _loaded(monkeypatch, blob: bytes | None):
     """A parser made by parser._lark() with `blob` as the package's tables file (None: the
     file as shipped)."""
     if blob is not None:
-        real = resources.files("archdsl")
-
-        class Package:  # the package's files, with grammar.tables replaced
-            def joinpath(self, name):
-                if name != parser.TABLES_FILE:
-                    return real.joinpath(name)
-                return type("F", (), {"open": lambda self, mode: io.BytesIO(blob)})()
-
-        monkeypatch.setattr(parser.resources, "files", lambda name: Package())
+        real = parser._package_file
+        monkeypatch.setattr(parser, "_package_file",
+                            lambda name, limit=1 << 20: blob[:limit + 1] if name == tables.FILE else real(name, limit))
     parser._lark.cache_clear()
     try:
         return parser._lark()
@@ -207,18 +198,23 @@ def _loaded(monkeypatch, blob: bytes | None):
 
 
 def _grammar() -> str:
-    return resources.files("archdsl").joinpath("grammar.lark").read_text()
+    return parser.grammar()
 
 
 def test_the_shipped_tables_are_the_grammars(monkeypatch):
     """grammar.tables is made from grammar.lark as it is now: after editing the grammar, run
     `python -m archdsl.parser --write-tables`. (Lark numbers its states differently in each
     process, so the file is checked by the grammar digest it carries and by what it parses.)"""
-    blob = resources.files("archdsl").joinpath(parser.TABLES_FILE).read_bytes()
-    assert parser._read_tables(blob, _grammar()) is not None, "run: python -m archdsl.parser --write-tables"
+    blob = (ROOT / "archdsl" / tables.FILE).read_bytes()
+    assert tables.read(blob, _grammar()) is not None, "run: python -m archdsl.parser --write-tables"
     compiled = parser._compiled(_grammar())
     shipped = _loaded(monkeypatch, None)
-    assert shipped is not compiled and [t.name for t in shipped.terminals] == [t.name for t in compiled.terminals]
+    # rebuilt from the flat tables, not compiled again after a silent failure to load them
+    assert type(shipped.parser.parser).__name__ == "_FlatLALR"
+    assert [(t.name, t.pattern, t.priority) for t in shipped.terminals] == [
+        (t.name, t.pattern, t.priority) for t in compiled.terminals]
+    assert [(r, r.order, r.alias, repr(r.options)) for r in shipped.rules] == [
+        (r, r.order, r.alias, repr(r.options)) for r in compiled.rules]
     for path in sorted((ROOT / "specs").glob("*.arch")):
         source = path.read_text()
         assert shipped.parse(source) == compiled.parse(source), path.name
@@ -234,15 +230,15 @@ def test_damaged_or_stale_tables_are_passed_over_and_the_grammar_compiled(monkey
     elif damage == "another grammar":
         blob = parser.tables_blob(_grammar() + "\n// edited\n")
     elif damage == "foreign":  # well-formed, of this grammar, but not the tables
-        payload = marshal.dumps({"data": {}, "memo": {}})
-        blob = (parser._MAGIC + parser._grammar_key(_grammar()) + b"\n"
+        payload = marshal.dumps({"data": {}, "terminals": {}, "rules": {}, "actions": ()})
+        blob = (tables.MAGIC + tables.grammar_key(_grammar()) + b"\n"
                 + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload)
     elif damage == "empty":
         blob = b""
     else:
-        blob = blob + b"\0" * parser._MAX_TABLES_BYTES
+        blob = blob + b"\0" * tables.MAX_BYTES
     if damage != "foreign":
-        assert parser._read_tables(blob, _grammar()) is None
+        assert tables.read(blob, _grammar()) is None
     lark = _loaded(monkeypatch, blob)
     assert lark.parse("network n { input 3x8x8; conv 3x3 -> 4 }")
     assert parser.parse("network n { input 3x8x8 }").networks[0].name == "n"
@@ -250,6 +246,6 @@ def test_damaged_or_stale_tables_are_passed_over_and_the_grammar_compiled(monkey
 
 def test_the_tables_file_written_is_read_back(monkeypatch):
     blob = parser.tables_blob(_grammar())
-    assert parser._read_tables(blob, _grammar()) is not None
+    assert tables.read(blob, _grammar()) is not None
     source = (ROOT / "specs" / "googlenet.arch").read_text()
     assert _loaded(monkeypatch, blob).parse(source) == parser._compiled(_grammar()).parse(source)

@@ -1,0 +1,149 @@
+"""The grammar's LALR tables: made once from grammar.lark, shipped beside it, loaded flat.
+
+Compiling grammar.lark with Lark takes 70-120 ms, so the package carries the compiled parser
+(grammar.tables, made by ``python -m archdsl.parser --write-tables``; tests/test_parser.py
+checks that it is the grammar's). Lark's own serialised form (``Lark.memo_serialize``, what
+its standalone generator embeds) is some 2,700 nested dicts that Lark's generic deserialiser
+walks one attribute at a time: 10-25 ms a process, as long as a whole network's compile. The
+file keeps the same content flat instead, as marshal data of plain values (tuples, strings,
+numbers: never code):
+
+* every terminal and rule as one tuple of its constructor's arguments, built here with
+  Lark's own classes (:func:`_terminal`, :func:`_rule`), each grammar symbol made once;
+* the parse table as its distinct actions (shift to a state, reduce by a rule) and, for each
+  state, the terminal names it accepts with the index of each one's action: rebuilt by
+  :class:`_FlatLALR`, given to Lark through its ``LALR_Parser`` plugin hook (the hook
+  lark-cython uses);
+* the rest of Lark's serialised form (its options, the lexer's and parser's settings) as
+  Lark wrote it, and loaded by Lark (``Lark._load_from_dict``) around the objects built here.
+
+A file of another grammar (its SHA-256 is in the header), damaged, truncated or too large is
+passed over (:func:`read` gives None) and the caller compiles the grammar instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import marshal
+
+from lark import Lark
+from lark.grammar import NonTerminal, Rule, RuleOptions, Terminal
+from lark.lexer import PatternRE, PatternStr, TerminalDef
+from lark.parsers.lalr_analysis import IntParseTable, Reduce, Shift
+from lark.parsers.lalr_parser import LALR_Parser, _Parser
+
+#: the file starts with this line, then the SHA-256 of the grammar it was made from, then
+#: that of the payload, then the payload
+MAGIC = b"archdsl-grammar-tables 3\n"
+#: the file is not read past this size (it is about 60 KB)
+MAX_BYTES = 4_000_000
+FILE = "grammar.tables"
+OPTIONS = dict(parser="lalr", keep_all_tokens=True, maybe_placeholders=False)
+_KEYS = {"data", "terminals", "rules", "actions"}
+
+
+def grammar_key(grammar: str) -> bytes:
+    return hashlib.sha256(grammar.encode()).hexdigest().encode()
+
+
+def compile_grammar(grammar: str, plugins: dict) -> Lark:
+    return Lark(grammar, **OPTIONS, _plugins=plugins)
+
+
+def blob(grammar: str, plugins: dict) -> bytes:
+    """The tables file of `grammar`."""
+    data, memo = compile_grammar(grammar, plugins).memo_serialize([TerminalDef, Rule])
+    # the lexer plugin is a class, not data (it is given again when loading)
+    data["options"] = {k: v for k, v in data["options"].items() if k != "_plugins"}
+    terminals = {i: _flat_terminal(m) for i, m in memo.items() if m["__type__"] == "TerminalDef"}
+    rules = {i: _flat_rule(m) for i, m in memo.items() if m["__type__"] == "Rule"}
+    table = data["parser"]["parser"]
+    names = {i: name for name, i in table["tokens"].items()} if _by_name(table) else table["tokens"]
+    actions: dict[tuple, int] = {}
+    states = {}
+    for state, acts in table["states"].items():
+        keys = tuple(names[t] for t in acts)
+        found = tuple((kind, arg["@"] if kind == 1 else arg) for kind, arg in acts.values())
+        states[state] = keys, tuple(actions.setdefault(a, len(actions)) for a in found)
+    data["parser"]["parser"] = {"states": states, "start_states": table["start_states"],
+                                "end_states": table["end_states"]}
+    payload = marshal.dumps({"data": data, "terminals": terminals, "rules": rules,
+                             "actions": tuple(actions)}, 4)
+    return MAGIC + grammar_key(grammar) + b"\n" + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload
+
+
+def _by_name(table: dict) -> bool:
+    """Whether Lark's `tokens` maps names to numbers (it maps numbers to names in 1.3)."""
+    return bool(table["tokens"]) and isinstance(next(iter(table["tokens"])), str)
+
+
+def _flat_terminal(m: dict) -> tuple:
+    p = m["pattern"]
+    return (m["name"], p["__type__"] == "PatternRE", p["value"], tuple(p["flags"]), p["raw"],
+            tuple(p.get("_width") or ()), m["priority"])
+
+
+def _flat_rule(m: dict) -> tuple:
+    o = m["options"]
+    expansion = tuple((s["name"], s["__type__"] == "Terminal", s.get("filter_out", False)) for s in m["expansion"])
+    return (m["origin"]["name"], expansion, m["order"], m["alias"],
+            (o["keep_all_tokens"], o["expand1"], o["priority"], o["template_source"], tuple(o["empty_indices"])))
+
+
+def read(blob: bytes, grammar: str) -> dict | None:
+    """The tables in `blob`, or None if they are of another grammar, damaged or truncated."""
+    n = len(MAGIC)
+    head, key, digest, payload = blob[:n], blob[n:n + 64], blob[n + 65:n + 129], blob[n + 130:]
+    if head != MAGIC or key != grammar_key(grammar) or digest != hashlib.sha256(payload).hexdigest().encode():
+        return None
+    try:
+        tables = marshal.loads(payload)
+    except (EOFError, ValueError, TypeError):
+        return None
+    return tables if isinstance(tables, dict) and set(tables) == _KEYS else None
+
+
+def _terminal(name, is_re, value, flags, raw, width, priority) -> TerminalDef:
+    pattern = PatternRE(value, flags, raw) if is_re else PatternStr(value, flags, raw)
+    if is_re and width:
+        pattern._width = width  # as Lark's deserialiser sets it: computing it parses the regex
+    return TerminalDef(name, pattern, priority)
+
+
+def load(tables: dict, plugins: dict) -> Lark:
+    """The parser of `tables` (as :func:`read` gives them). Raises whatever Lark raises on
+    tables it cannot use (the caller then compiles the grammar)."""
+    symbols: dict[tuple, Terminal | NonTerminal] = {}
+
+    def symbol(name: str, is_term: bool, filter_out: bool = False):
+        key = name, is_term, filter_out
+        s = symbols.get(key)
+        if s is None:
+            s = symbols[key] = Terminal(name, filter_out) if is_term else NonTerminal(name)
+        return s
+
+    memo: dict[int, object] = {i: _terminal(*t) for i, t in tables["terminals"].items()}
+    for i, (origin, expansion, order, alias, options) in tables["rules"].items():
+        memo[i] = Rule(symbol(origin, False), [symbol(*s) for s in expansion], order, alias, RuleOptions(*options))
+    actions = [(Shift, arg) if kind == 0 else (Reduce, memo[arg]) for kind, arg in tables["actions"]]
+    # Lark's loader keeps objects it finds in the memo as they are (only dicts and lists are
+    # deserialised), and asks the LALR_Parser plugin to rebuild the parse table
+    return Lark._load_from_dict(tables["data"], memo, _plugins={**plugins, "LALR_Parser": _flat_parser(actions)})
+
+
+def _flat_parser(actions: list[tuple]) -> type[LALR_Parser]:
+    class _FlatLALR(LALR_Parser):
+        """Lark's LALR parser, its table rebuilt from the flat form (Lark's own
+        ``LALR_Parser.deserialize`` with ``IntParseTable.deserialize``, minus the generic
+        deserialiser)."""
+
+        @classmethod
+        def deserialize(cls, data, memo, callbacks, debug=False):
+            pick = actions.__getitem__
+            states = {state: dict(zip(keys, map(pick, idx))) for state, (keys, idx) in data["states"].items()}
+            inst = cls.__new__(cls)
+            inst._parse_table = IntParseTable(states, data["start_states"], data["end_states"])
+            inst.parser = _Parser(inst._parse_table, callbacks, debug)
+            return inst
+
+    return _FlatLALR
