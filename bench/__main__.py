@@ -174,9 +174,21 @@ NOTES = """
   is drawn. The largest fixed costs left are the interpreter itself, Lark's import and the
   classes archdsl defines at import (a frozen dataclass costs about 0.6 ms to create).
 - **Parse.** Compiling Lark's LALR tables from the grammar takes 70-150 ms, more than any
-  network's compile, so the package ships them (`archdsl/grammar.tables`, marshal data checked
-  against the grammar's digest) and each process rebuilds the parser from them; archdsl keeps
-  no cache, so a *cold* process (an empty cache folder) and a *warm* one behave alike. The
+  network's compile, so the package ships them (`archdsl/grammar.tables`, checked against the
+  grammar's digest) and each process rebuilds the parser from them; archdsl keeps no cache.
+  Lark's own serialised form is some 2,700 nested dicts that its generic deserialiser walks
+  one attribute at a time (10-25 ms a process), so `archdsl/tables.py` keeps it flat
+  (constructor arguments of each terminal and rule, the parse table as distinct actions) and
+  the parser is rebuilt in 3-7 ms. The contextual lexer compiles a regular expression per set
+  of terminals it meets (2-3 ms each, in every process: `re` keeps nothing between them), so
+  one scanner of all terminals answers first and a parser state's own scanner is built only
+  when that state rejects the token found (`archdsl/lexer.py`). What is left is Lark's LALR
+  loop, some 10-15 us a token (about 2.3 reductions a token: the expression grammar's
+  precedence levels), and building the typed program, about 5 us a token, over the whole file:
+  resnet50's first compile parses the 18 networks of specs/resnet.arch. That is why the parse
+  is most of a first compile on the smaller models and why the targets against the meta
+  counter are not met there: the meta counter's whole run on alexnet is shorter than the
+  parse of specs/alexnet.arch. The
   tree keeps every token (`keep_all_tokens`) and one bottom-up pass builds the typed program, taking each node's span from its first and last
   token (tests/test_parser.py requires the program Lark's `propagate_positions` gives, on
   every spec, error case, docs example and mutants of them). Parsing and expanding run with
@@ -267,15 +279,18 @@ def _headline_md(rows, classic, repeat: int, threads: int, why: str) -> str:
            + (f"*{cname}*: the model constructed on the CPU, then counted by {cname} ({why}). " if cname else "")
            + "Both torch models with `weights=None`, aux heads off and `init_weights=False` where the constructor "
            f"offers it; torch with {threads} intra-op thread{'s' * (threads != 1)}; every process with an empty "
-           "cache folder (`XDG_CACHE_HOME`), as on a machine's first run. *archdsl, warm cache*: the same archdsl "
-           "process with the cache folder that the earlier runs of the model used (whatever archdsl or Lark keeps "
-           "on disk between runs). Times in ms. *per node*: archdsl's time over its number of graph "
-           "nodes (`len(list(net.nodes()))`, the input included). *meta / archdsl*: how many times faster "
+           "cache folder (`XDG_CACHE_HOME`), as on a machine's first run (archdsl keeps nothing on disk). "
+           "*parse* and *expansion*: archdsl's time split in two, `archdsl.load(path)` (the file read and parsed, "
+           "the parser's tables loaded) and `spec.compile(network)` (every node made, inferred and counted); "
+           "their sum is `archdsl.compile(path, network)`. Times in ms. *per node*: archdsl's time over its "
+           "number of graph nodes (`len(list(net.nodes()))`, the input included); *expansion per node*: the "
+           "expansion's alone. *meta / archdsl*: how many times faster "
            "archdsl is (medians); target: faster than the meta counter on every model, and >= 10x on GoogLeNet "
            "and every deeper model. *least favourable*: the meta counter's fastest process over archdsl's "
            "slowest. *with imports*: the same ratio with each side's import counted. *figures*: params and MACs "
            "equal the published ones (archdsl / meta counter).", ""]
-    headers = ["model", "nodes", "archdsl ms", "per node us", "archdsl, warm cache ms", "meta counter ms",
+    headers = ["model", "nodes", "archdsl ms", "per node us", "parse ms", "expansion ms", "expansion per node us",
+               "meta counter ms",
                "meta / archdsl", "target",
                "least favourable", "archdsl import ms", "torch import ms", "with imports"]
     if cname:
@@ -287,7 +302,8 @@ def _headline_md(rows, classic, repeat: int, threads: int, why: str) -> str:
         aside, mside = isinstance(a, fresh.Side), isinstance(m, fresh.Side)
         cells = [r.model.name, f"{r.nodes:,}" if aside else "-", a.time.ms(2) if aside else a,
                  f"{r.per_node_us:,.0f}" if aside else "-",
-                 r.warm.time.ms(2) if isinstance(r.warm, fresh.Side) else str(r.warm or "-"),
+                 a.parse.ms(2) if aside else "-", a.expansion.ms(2) if aside else "-",
+                 f"{r.expansion_per_node_us:,.0f}" if aside else "-",
                  m.time.ms(2) if mside else m,
                  f"{r.ratio():.2f}x" if r.ratio() is not None else "-",
                  f"{'>= 10x' if r.model.deep else '> 1x'}: {_mark(r.passed())}",
@@ -331,7 +347,11 @@ def _headline_line(rows) -> str:
                         if len(ten) < len(deep) else "") + ")")
     if shallow:
         parts.append("shallower models: " + ", ".join(f"{r.model.name} {r.ratio():.2f}x" for r in shallow))
-    parts.append(f"{min(per_node):,.0f} to {max(per_node):,.0f} us per node. Imports (untimed above): archdsl "
+    parse_share = [r.archdsl.parse.median / r.archdsl.time.median for r in ok]
+    expansion = [r.expansion_per_node_us for r in ok]
+    parts.append(f"{min(per_node):,.0f} to {max(per_node):,.0f} us per node, the parse {min(parse_share):.0%} to "
+                 f"{max(parse_share):.0%} of it (the expansion alone {min(expansion):,.0f} to {max(expansion):,.0f} "
+                 "us per node). Imports (untimed above): archdsl "
                  f"{min(r.archdsl.imports.median for r in ok) * 1e3:.0f}-{max(r.archdsl.imports.median for r in ok) * 1e3:.0f}"
                  f" ms, torch {min(r.meta.imports.median for r in ok) * 1e3:,.0f}-"
                  f"{max(r.meta.imports.median for r in ok) * 1e3:,.0f} ms.")

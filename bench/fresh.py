@@ -15,10 +15,11 @@ times one call with ``time.perf_counter``:
 * *classic peer*: the model constructed on the CPU (as that tool's user must), then counted by
   the fastest of bench/peers.py's tools.
 
-The headline's archdsl process starts with an empty cache folder (``XDG_CACHE_HOME``), as the
-first run on a machine does; *archdsl, warm cache* is the same process with the one cache folder
-that the earlier runs of that model used (whatever archdsl or Lark keeps on disk between runs:
-Lark's parse tables, for one), reported beside it.
+Every process starts with an empty cache folder (``XDG_CACHE_HOME``), as the first run on a
+machine does (archdsl keeps nothing on disk: its parser's tables ship in the package). archdsl's
+time is split into its *parse* (``archdsl.load(path)``: the file read and parsed, the parser's
+tables loaded) and its *expansion* (``spec.compile(network)``: every node made, inferred and
+counted), whose sum is ``archdsl.compile(path, network)``.
 
 Both torch models are built as the peers' users build the fastest: ``weights=None``, aux heads
 off, and ``init_weights=False`` where the constructor offers it. The garbage collector runs as
@@ -43,10 +44,12 @@ import json, sys, time
 t0 = time.perf_counter()
 import archdsl
 t1 = time.perf_counter()
-net = archdsl.compile(sys.argv[1], sys.argv[2])
+spec = archdsl.load(sys.argv[1])  # archdsl.compile(path, network) is load(path).compile(network)
 t2 = time.perf_counter()
+net = spec.compile(sys.argv[2])
+t3 = time.perf_counter()
 aux = sys.argv[3] == "1"
-print("RESULT " + json.dumps({"import_s": t1 - t0, "s": t2 - t1, "nodes": len(list(net.nodes())),
+print("RESULT " + json.dumps({"import_s": t1 - t0, "s": t3 - t1, "parse_s": t2 - t1, "nodes": len(list(net.nodes())),
       "params": net.params_without_aux if aux else net.params, "macs": net.macs_without_aux if aux else net.macs}))
 """
 
@@ -124,6 +127,16 @@ class Side:
         return Stats(tuple(r["s"] for r in self.runs))
 
     @property
+    def parse(self) -> Stats:
+        """archdsl only: reading and parsing the file (the parser's tables loaded included)."""
+        return Stats(tuple(r["parse_s"] for r in self.runs))
+
+    @property
+    def expansion(self) -> Stats:
+        """archdsl only: the network's expansion, inference and counts after the parse."""
+        return Stats(tuple(r["s"] - r["parse_s"] for r in self.runs))
+
+    @property
     def imports(self) -> Stats:
         return Stats(tuple(r["import_s"] for r in self.runs))
 
@@ -142,8 +155,6 @@ class FreshRow:
     archdsl: Side | str  # a Side, or why it has none
     meta: Side | str
     classic: Side | str | None = None
-    #: archdsl in a fresh process whose cache folder earlier runs used
-    warm: Side | str | None = None
 
     @property
     def nodes(self) -> int | None:
@@ -154,6 +165,13 @@ class FreshRow:
         if not isinstance(self.archdsl, Side):
             return None
         return self.archdsl.time.median / self.nodes * 1e6
+
+    @property
+    def expansion_per_node_us(self) -> float | None:
+        """The expansion's own cost per node, the parse left out."""
+        if not isinstance(self.archdsl, Side):
+            return None
+        return self.archdsl.expansion.median / self.nodes * 1e6
 
     def ratio(self, peer: str = "meta", total: bool = False) -> float | None:
         """The peer's median over archdsl's: how many times faster archdsl is (import and call
@@ -210,12 +228,10 @@ def pick_classic(peers: list[Peer], analysis_rows=None) -> tuple[Peer | None, st
 def run(models: list[Model], classic: Peer | None, repeat: int, threads: int, log=print) -> list[FreshRow]:
     runs: dict[tuple[str, str], list[dict]] = {}
     failed: dict[tuple[str, str], str] = {}
-    warm = {m.name: command.fresh_cache() for m in models}
-    for round_ in range(repeat + 1):  # the first round is untimed (and fills the warm cache folders)
+    for round_ in range(repeat + 1):  # the first round is untimed
         for m in models:
             children = {
                 "archdsl": (ARCHDSL_CHILD, str(m.spec_path), m.network, "1" if m.has_aux else "0"),
-                "warm": (ARCHDSL_CHILD, str(m.spec_path), m.network, "1" if m.has_aux else "0"),
                 "meta": (META_CHILD, m.name, m.library, str(threads)),
             }
             if classic is not None:
@@ -225,7 +241,7 @@ def run(models: list[Model], classic: Peer | None, repeat: int, threads: int, lo
                 if key in failed:
                     continue
                 try:
-                    result = child(code, *args, cache=warm[m.name] if side == "warm" else None)
+                    result = child(code, *args)
                 except Exception as err:  # noqa: BLE001 - reported in the table
                     failed[key] = f"failed: {err}"
                     log(f"  {m.name} {side}: {failed[key]}")
@@ -240,13 +256,12 @@ def run(models: list[Model], classic: Peer | None, repeat: int, threads: int, lo
             key = (m.name, name)
             return failed.get(key) or Side(runs[key])
 
-        row = FreshRow(m, side("archdsl"), side("meta"), side("classic") if classic is not None else None,
-                       side("warm"))
+        row = FreshRow(m, side("archdsl"), side("meta"), side("classic") if classic is not None else None)
         a, meta = row.archdsl, row.meta
         if isinstance(a, Side):
             log(f"  {m.name}: archdsl first compile {a.time.ms(2)} ms ({row.per_node_us:.1f} us a node over "
-                f"{row.nodes:,} nodes; import {a.imports.ms(0)} ms)"
-                + (f", {row.warm.time.ms(2)} ms with a warm cache folder" if isinstance(row.warm, Side) else ""))
+                f"{row.nodes:,} nodes; parse {a.parse.ms(2)} ms, expansion {a.expansion.ms(2)} ms; "
+                f"import {a.imports.ms(0)} ms)")
         if isinstance(meta, Side) and isinstance(a, Side):
             log(f"    meta counter {meta.time.ms(2)} ms (import {meta.imports.ms(0)} ms): "
                 f"meta / archdsl {row.ratio():.2f}")
