@@ -215,6 +215,7 @@ def _header(args, repeat, models, absent, peers, peer_notes, load_before, starte
         f" --repeat {args.repeat}" if args.repeat else "") + (
         f" --threads {args.threads}" if args.threads else "") + (
         f" --baseline {args.baseline}" if args.baseline else "") + (
+        " --no-compile" if args.no_compile and not args.quick else "") + (
         f" --sections {' '.join(args.sections)}" if list(args.sections) != list(SECTIONS) else "")
     lines = [
         "# Benchmarks",
