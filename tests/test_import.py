@@ -147,6 +147,9 @@ def test_imported_spec_reads_like_the_zoo(name, reference, block):
         # one stage block for the four stages, its unit repeated
         assert re.search(r"^  layer1: layer\(64, 2, stride=1\)$", text, re.M), text
         assert "repeat n { bottleneck(c) }" in text
+        # with and without the projection: one block, the projection under an `if`
+        assert "block bottleneck(c, stride=1) {" in text and "bottleneck_b" not in text
+        assert "| if stride != 1 or in.c != 4 * c { downsample: downsample(4 * c, stride=stride) }" in text
         assert "conv3: conv 1x1 -> 4 * c; bn3: bn" in text
     else:
         assert "inception3a: inception(64, 96, 128, 16, 32, 32)" in text
@@ -220,6 +223,39 @@ def test_a_small_module_round_trips_with_blocks_repeats_and_labels():
     x = torch.randn(2, 3, 16, 16)
     with torch.no_grad():
         assert torch.allclose(ours.eval()(x), module(x), atol=1e-6)
+
+
+class _Unit(torch.nn.Module):
+    """A residual unit whose shortcut is a 1x1 projection in some calls only (`proj`)."""
+
+    def __init__(self, cin, c, stride=1, proj=None):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(cin, c, 3, stride, 1, bias=False)
+        self.bn = torch.nn.BatchNorm2d(c)
+        proj = (stride != 1 or cin != c) if proj is None else proj
+        self.proj = torch.nn.Conv2d(cin, c, 1, stride, bias=False) if proj else None
+
+    def forward(self, x):
+        return torch.relu(self.bn(self.conv(x)) + (x if self.proj is None else self.proj(x)))
+
+
+def _units(*units):
+    return torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), *[_Unit(*u) for u in units]).eval()
+
+
+def test_calls_with_and_without_an_optional_branch_are_one_block_with_an_if():
+    module = _units((8, 8), (8, 16, 2), (16, 16), (16, 16, 1, False), (16, 32))
+    text = archdsl.import_module(module, "3x16x16", name="units")
+    assert text.count("block unit") == 1, text
+    assert "| if stride != 1 or in.c != c { proj: conv 1x1/stride -> c nobias }" in text, text
+    ours = archdsl.build(text)
+    archdsl.load_weights(ours, module)
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        assert torch.allclose(ours.eval()(x), module(x), atol=1e-5)
+    # a projection that neither the stride nor the channels call for: two blocks, no `if`
+    text = archdsl.import_module(_units((8, 8), (8, 8, 1, True), (8, 8)), "3x16x16", name="units")
+    assert text.count("block unit") == 2 and " if " not in text, text
 
 
 def test_the_command_writes_a_spec_that_checks(tmp_path):
