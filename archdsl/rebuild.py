@@ -496,7 +496,7 @@ class Rebuilder:
         if not identifier(stem) or stem in REGISTRY or stem in SCOPED:
             stem = f"{stem}_block"
         name, k = stem, 0
-        while name in self.names:  # another structure of the same class: bottleneck_b, bottleneck_c, ...
+        while name in self.names:  # another structure of the same class: unit_b, unit_c, ...
             k += 1
             name = f"{stem}_{chr(ord('a') + k)}" if k < 26 else f"{stem}_v{k}"
         self.names.add(name)
