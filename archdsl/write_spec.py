@@ -13,7 +13,7 @@ import re
 from collections import Counter
 from typing import Any, Iterator
 
-from .rebuild import _IDENT, _NUMBERED, Aux, Block, Merge, Op, Ref, Repeat, _is_slot, identifier, snake
+from .rebuild import _IDENT, _NUMBERED, Aux, Block, Cond, Merge, Op, Ref, Repeat, _is_slot, identifier, snake
 
 
 def lit(v: Any) -> str:
@@ -224,11 +224,12 @@ class Writer:
             for p in parts[1:]:
                 text += f"\n{indent}| " + p[len(indent) + 2:]
             return text + f"\n{indent}}}"
-        if isinstance(it, Aux):
+        if isinstance(it, (Aux, Cond)):
+            head = f"aux {it.name}" if isinstance(it, Aux) else f"if {it.text}"
             inner = self.body(it.body, indent + "  ")
             if len(inner) == 1 and "\n" not in inner[0]:
-                return f"aux {it.name} {{ {inner[0].strip()} }}"
-            return f"aux {it.name} {{\n" + "\n".join(inner) + f"\n{indent}}}"
+                return f"{head} {{ {inner[0].strip()} }}"
+            return f"{head} {{\n" + "\n".join(inner) + f"\n{indent}}}"
         raise TypeError(type(it).__name__)
 
 

@@ -50,10 +50,40 @@ MORE = [("vgg11", "3x32x32"), ("vgg13", "3x32x32"), ("vgg16", "3x32x32"), ("vgg1
         ("regnet_y_3_2gf", "3x64x64"), ("regnet_y_8gf", "3x64x64"), ("regnet_y_16gf", "3x64x64"),
         ("regnet_y_32gf", "3x64x64"), ("regnet_y_128gf", "3x64x64"), ("convnext_small", "3x64x64"),
         ("convnext_base", "3x64x64"), ("convnext_large", "3x64x64")]
+#: torchvision's classification models that are not CNNs, and so no case of the two lists:
+#: each needs an op no archdsl kind is (attention over tokens), not merely a new layer;
+#: `archdsl import` refuses each with an ImportFailure at the first such op
+NOT_CNNS = {
+    # Vision Transformers (Dosovitskiy et al.): the image cut into patches, then multi-head
+    # self-attention over the patch tokens and a class token (nn.MultiheadAttention)
+    "vit_b_16": "vision transformer", "vit_b_32": "vision transformer", "vit_l_16": "vision transformer",
+    "vit_l_32": "vision transformer", "vit_h_14": "vision transformer",
+    # Swin Transformers (v1 and v2): self-attention within shifted windows (torch.roll, window
+    # partitions by view/permute, a relative position bias table indexed per window)
+    "swin_t": "swin transformer", "swin_s": "swin transformer", "swin_b": "swin transformer",
+    "swin_v2_t": "swin transformer", "swin_v2_s": "swin transformer", "swin_v2_b": "swin transformer",
+    # MaxViT: MBConv blocks, but each followed by block and grid self-attention over
+    # partitioned windows (with a relative position bias), which is the same obstacle
+    "maxvit_t": "multi-axis vision transformer",
+}
 _ALL = os.environ.get("ARCHDSL_ALL_MODELS") == "1"
 CASES = [pytest.param(n, i, id=n) for n, i in MODELS] + [
     pytest.param(n, i, id=n, marks=pytest.mark.skipif(not _ALL, reason="ARCHDSL_ALL_MODELS=1 runs it"))
     for n, i in MORE]
+
+
+def test_every_torchvision_classification_model_is_a_case_or_excluded():
+    """MODELS and MORE cover torchvision's whole list of classification models, but for the
+    non-CNNs of NOT_CNNS: a model torchvision adds fails here until it is listed."""
+    import torchvision
+
+    listed = set(torchvision.models.list_models(module=torchvision.models))
+    cases = [n for n, _ in MODELS + MORE]
+    assert len(cases) == len(set(cases)), "a model is in MODELS or MORE twice"
+    assert not set(cases) & set(NOT_CNNS)
+    assert sorted(set(cases) - listed) == [], "cases torchvision does not list"
+    assert sorted(listed - set(cases) - set(NOT_CNNS)) == [], "torchvision models neither a case nor excluded"
+    assert sorted(set(NOT_CNNS) - listed) == [], "excluded models torchvision no longer has"
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -117,6 +147,9 @@ def test_imported_spec_reads_like_the_zoo(name, reference, block):
         # one stage block for the four stages, its unit repeated
         assert re.search(r"^  layer1: layer\(64, 2, stride=1\)$", text, re.M), text
         assert "repeat n { bottleneck(c) }" in text
+        # with and without the projection: one block, the projection under an `if`
+        assert "block bottleneck(c, stride=1) {" in text and "bottleneck_b" not in text
+        assert "| if stride != 1 or in.c != 4 * c { downsample: downsample(4 * c, stride=stride) }" in text
         assert "conv3: conv 1x1 -> 4 * c; bn3: bn" in text
     else:
         assert "inception3a: inception(64, 96, 128, 16, 32, 32)" in text
@@ -190,6 +223,39 @@ def test_a_small_module_round_trips_with_blocks_repeats_and_labels():
     x = torch.randn(2, 3, 16, 16)
     with torch.no_grad():
         assert torch.allclose(ours.eval()(x), module(x), atol=1e-6)
+
+
+class _Unit(torch.nn.Module):
+    """A residual unit whose shortcut is a 1x1 projection in some calls only (`proj`)."""
+
+    def __init__(self, cin, c, stride=1, proj=None):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(cin, c, 3, stride, 1, bias=False)
+        self.bn = torch.nn.BatchNorm2d(c)
+        proj = (stride != 1 or cin != c) if proj is None else proj
+        self.proj = torch.nn.Conv2d(cin, c, 1, stride, bias=False) if proj else None
+
+    def forward(self, x):
+        return torch.relu(self.bn(self.conv(x)) + (x if self.proj is None else self.proj(x)))
+
+
+def _units(*units):
+    return torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), *[_Unit(*u) for u in units]).eval()
+
+
+def test_calls_with_and_without_an_optional_branch_are_one_block_with_an_if():
+    module = _units((8, 8), (8, 16, 2), (16, 16), (16, 16, 1, False), (16, 32))
+    text = archdsl.import_module(module, "3x16x16", name="units")
+    assert text.count("block unit") == 1, text
+    assert "| if stride != 1 or in.c != c { proj: conv 1x1/stride -> c nobias }" in text, text
+    ours = archdsl.build(text)
+    archdsl.load_weights(ours, module)
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        assert torch.allclose(ours.eval()(x), module(x), atol=1e-5)
+    # a projection that neither the stride nor the channels call for: two blocks, no `if`
+    text = archdsl.import_module(_units((8, 8), (8, 8, 1, True), (8, 8)), "3x16x16", name="units")
+    assert text.count("block unit") == 2 and " if " not in text, text
 
 
 def test_the_command_writes_a_spec_that_checks(tmp_path):
