@@ -81,8 +81,14 @@ def _run_exported(tmp_path, net, compile_too=False):
     model = archdsl.build(net).eval()
     torch.save(model.state_dict(), tmp_path / "sd.pt")
     x = torch.randn(2, *net.input_shape.dims, generator=torch.Generator().manual_seed(0))
-    with torch.no_grad():
-        torch.save((x, model(x)), tmp_path / "io.pt")
+    # one intra-op thread, as in the child: a reduction split over threads may round differently
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.no_grad():
+            torch.save((x, model(x)), tmp_path / "io.pt")
+    finally:
+        torch.set_num_threads(threads)
     run = subprocess.run([sys.executable, "-c", CHECK, str(path), str(tmp_path / "sd.pt"), str(tmp_path / "io.pt"),
                           "1" if compile_too else "0"], capture_output=True, text=True, timeout=900)
     assert run.returncode == 0, run.stderr[-3000:]
