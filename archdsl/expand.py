@@ -442,11 +442,11 @@ class Builder:
         info = NodeInfo(id=self._path(ctx, local), op=Op(kind, params), post=post, span=inv.span, scope=ctx.scope,
                         aux=ctx.aux, inputs=[cur])
         node = self._add(info, inv.span, inv=inv)
-        if ctx.defaults.init or own_init:
+        scope = ctx.defaults.init or {}
+        if own_init or kind.name in scope or (post and any(op.kind.name in scope for op in post)):  # else none
             weight = kind.count_params(params, info.in_shapes[0], kind.infer(params, info.in_shapes[0])) > 0
-            fillers = I.node_init(kind, params, post, ctx.defaults.init or {}, own_init,
-                                  lambda e: evaluate(e, ctx.env, self._shape(cur)), weight)
-            if fillers:
+            if fillers := I.node_init(kind, params, post, scope, own_init,
+                                      lambda e: evaluate(e, ctx.env, self._shape(cur)), weight):
                 self.inits[node] = fillers
         ctx.seq.items.append(TLayer(local, node))
         return node

@@ -371,12 +371,19 @@ class Params:
         cls = type(self)
         todo = cls.__dict__.get("_coercions")
         if todo is None:
-            todo = cls._coercions = tuple((f.name, conv) for f in fields(cls) if (conv := _coercion(f.type)))
-        for name, conv in todo:
+            todo = cls._coercions = tuple((f.name, *conv) for f in fields(cls) if (conv := _coercion(f.type)))
+        for name, conv, done in todo:
             v = getattr(self, name)
-            if conv is tuple and type(v) is tuple:  # the usual case: already a tuple, nothing to set
-                continue
-            object.__setattr__(self, name, conv(v))
+            if type(v) is not done:  # the usual case: already a float or a tuple, nothing to set
+                object.__setattr__(self, name, conv(v))
+
+    def but(self, **changes: Any) -> "Params":
+        """A copy with `changes`, each value already of its field's type (``bias=False``):
+        :func:`dataclasses.replace` without running ``__init__`` again, as a compile does for
+        nearly every convolution."""
+        new = object.__new__(type(self))
+        new.__dict__.update(self.__dict__, **changes)
+        return new
 
 
 def _float(v: Any) -> Any:
@@ -387,15 +394,16 @@ def _floats(v: Any) -> tuple:
     return tuple(_float(x) for x in v)
 
 
-def _coercion(declared: str) -> Callable[[Any], Any] | None:
+def _coercion(declared: str) -> tuple[Callable[[Any], Any], type | None] | None:
     """The coercion for a field declared `declared` (a string: these modules postpone
-    annotations), as pydantic's lax mode would make it; None when the value is kept as given."""
+    annotations), as pydantic's lax mode would make it, and the type of the values it leaves
+    as they are (None: it looks at every value); None when the value is kept as given."""
     if declared == "float":
-        return _float
+        return _float, float
     if declared.startswith("tuple[float"):
-        return _floats
+        return _floats, None
     if declared.startswith("tuple["):
-        return tuple
+        return tuple, tuple
     return None
 
 
