@@ -89,6 +89,7 @@ class Builder:
         #: node -> its fillers (archdsl.init); the network's `train { }` (archdsl.recipe)
         self.inits: dict[str, I.NodeInit] = {}
         self.recipe: R.Recipe | None = None
+        self._figures: dict = {}  # a layer's figures by (kind, params, attached ops, input shape): infer_info
 
     # -- entry point
     def build(self) -> CompiledNetwork:
@@ -189,7 +190,7 @@ class Builder:
             raise ArchError(Diagnostic("E304", f"the network expands to more than {MAX_NODES:,} nodes", span,
                                        hint="check the repetition counts"))
         try:
-            infer_info(info, [infos[i] for i in info.inputs])
+            infer_info(info, [infos[i] for i in info.inputs], self._figures)
         except ShapeError as e:
             # the network keeps only what inferred: the partial network
             notes = tuple(Note(f"its input {s} comes from '{i}'", infos[i].span)
@@ -444,7 +445,8 @@ class Builder:
         node = self._add(info, inv.span, inv=inv)
         scope = ctx.defaults.init or {}
         if own_init or kind.name in scope or (post and any(op.kind.name in scope for op in post)):  # else none
-            weight = kind.count_params(params, info.in_shapes[0], kind.infer(params, info.in_shapes[0])) > 0
+            x = info.in_shapes[0]  # the layer's own output: the node's, unless attached ops follow it
+            weight = kind.count_params(params, x, kind.infer(params, x) if post else info.shape) > 0
             if fillers := I.node_init(kind, params, post, scope, own_init,
                                       lambda e: evaluate(e, ctx.env, self._shape(cur)), weight):
                 self.inits[node] = fillers
