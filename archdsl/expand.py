@@ -19,18 +19,15 @@ from typing import Any, Sequence
 from . import init as I
 from . import recipe as R
 from . import syntax as P
+from .binding import GENERIC_FLAGS, arg_span, bind_block_args, bind_params, split_flags
 from .budget import MAX_CALL_DEPTH, MAX_NODES, MAX_REPEAT, MAX_STEPS, Costs
 from .diagnostics import ArchError, Diagnostic, Note, Suggestion
 from .evaluate import POISON, Env, as_int, evaluate
 from .infer import NodeInfo, Op, infer_info
-from .layers import REGISTRY, Args, Kind, MergeKind, Shape, ShapeError, lookup
+from .layers import REGISTRY, Kind, MergeKind, Shape, ShapeError, lookup
 from .names import Namer as _Namer
 from .network import EXPECTABLE, CompiledNetwork, Expectation, TAux, TLayer, TMerge, TSeq, output_of
 from .sources import Unit
-
-#: the flags any layer statement may carry, besides an activation's name
-_GENERIC_FLAGS = frozenset({"noact", "nonorm", "bias", "nobias"})
-_NO_FLAGS: frozenset[str] = frozenset()
 
 
 @dataclass(slots=True)
@@ -89,6 +86,7 @@ class Builder:
         #: node -> its fillers (archdsl.init); the network's `train { }` (archdsl.recipe)
         self.inits: dict[str, I.NodeInit] = {}
         self.recipe: R.Recipe | None = None
+        self._figures: dict = {}  # a layer's figures by (kind, params, attached ops, input shape): infer_info
 
     # -- entry point
     def build(self) -> CompiledNetwork:
@@ -189,13 +187,13 @@ class Builder:
             raise ArchError(Diagnostic("E304", f"the network expands to more than {MAX_NODES:,} nodes", span,
                                        hint="check the repetition counts"))
         try:
-            infer_info(info, [infos[i] for i in info.inputs])
+            infer_info(info, [infos[i] for i in info.inputs], self._figures)
         except ShapeError as e:
             # the network keeps only what inferred: the partial network
             notes = tuple(Note(f"its input {s} comes from '{i}'", infos[i].span)
                           for i, s in zip(info.inputs, info.in_shapes) if infos[i].span is not None)
             if e.arg and inv is not None:  # underline the argument to blame (`g2`), not the statement
-                blame = blame or _arg_span(inv, e.arg)
+                blame = blame or arg_span(inv, e.arg)
             raise ArchError(Diagnostic(e.code, e.message, blame or span, expected=e.expected, found=e.found,
                                        hint=e.hint, notes=notes[:1] if len(notes) == 1 else ())) from None
         infos[info.id] = info
@@ -307,7 +305,7 @@ class Builder:
             raise ArchError(Diagnostic("E201", f"unknown {'activation' if s.setting == 'act' else 'layer'} "
                                        f"'{inv.name}'", inv.name_span,
                                        hint=Suggestion(inv.name, choices, f"write `{s.setting} none` to clear it")))
-        params = self._bind(kind, inv, ctx, None, list((*inv.args, *inv.post)))
+        params = bind_params(kind, inv, ctx.env, None, list((*inv.args, *inv.post)))
         setattr(ctx.defaults, s.setting, Op(kind, params))
 
     def expect(self, s: P.Expect, cur: str | None, ctx: _Ctx) -> None:
@@ -334,53 +332,6 @@ class Builder:
             raise ArchError(Diagnostic("E407", "`expect shape` before the input", s.span))
         self.expectations.append(Expectation(s, expected, found))
 
-    def _flags(self, inv: P.Invocation, kind: Kind) -> tuple[list, frozenset[str]]:
-        """Split the generic flags (noact, nonorm, bias, nobias, an activation) from the rest,
-        and check that `kind` takes them."""
-        if not inv.args and not inv.post:  # `bn`, `relu`: nothing to split
-            return [], _NO_FLAGS
-        rest, flags, spans = [], set(), {}
-        for a in (*inv.args, *inv.post):
-            word = a.bare_word() if type(a) is P.Window else None
-            if word is not None and (word in _GENERIC_FLAGS or getattr(lookup(word), "is_activation", False)):
-                flags.add(word)
-                spans[word] = a.span
-            else:
-                rest.append(a)
-        for f in flags:
-            if f not in ("nonorm", "bias", "nobias") and not kind.takes_act:  # noact or an activation
-                raise ArchError(Diagnostic("E202", f"{kind.name} has no activation to change with '{f}'",
-                                           spans[f], hint="write the activation as its own statement"))
-            if f == "nonorm" and not kind.takes_norm:
-                raise ArchError(Diagnostic("E202", f"{kind.name} has no normalisation to remove", spans[f]))
-            if f in ("bias", "nobias") and not kind.has_bias:
-                raise ArchError(Diagnostic("E202", f"{kind.name} has no bias", spans[f]))
-        return rest, frozenset(flags)
-
-    def _bind(self, kind: Kind, inv: P.Invocation | P.Merge, ctx: _Ctx, cur: str | None, args: list):
-        """The kind's params for a statement: its arguments evaluated and read by ``kind.bind``."""
-        shape = self._shape(cur)
-        positional: list = []
-        keywords: dict[str, P.KwArg] = {}
-        for c in getattr(inv, "call", None) or ():
-            if type(c) is P.CallKw:
-                keywords[c.key] = P.KwArg(span=c.span, key=c.key, values=(c.value,))
-            else:
-                positional.append(c)
-        for a in args:
-            if type(a) is P.KwArg:
-                if a.key in keywords:
-                    raise ArchError(Diagnostic("E204", f"'{a.key}' is given twice", a.span))
-                keywords[a.key] = a
-            else:
-                positional.append(a)
-        out = getattr(inv, "out", None)
-        reader = Args(kind.name, inv.span, positional, keywords, out, out.span if out else None,
-                      lambda e: evaluate(e, ctx.env, shape))
-        params = kind.bind(reader)
-        reader.finish()
-        return params
-
     def invocation(self, inv: P.Invocation, cur: str, ctx: _Ctx, nxt) -> str:
         block = self.unit.blocks.get(inv.name)
         if block is not None:
@@ -395,8 +346,8 @@ class Builder:
             raise ArchError(Diagnostic("E201", f"'{inv.name}' takes branches: write `{inv.name} {{ A | B }}`",
                                        inv.name_span))
         inv, own_init = I.split_layer(inv)
-        rest, flags = self._flags(inv, kind)
-        params = self._bind(kind, inv, ctx, cur, rest)
+        rest, flags = split_flags(inv, kind)
+        params = bind_params(kind, inv, ctx.env, self._shape(cur), rest)
         expansion = kind.expand(params)
         if expansion is not None:  # a macro kind (mlpconv): one layer per expanded op
             local = self._local(inv, kind.name, ctx)
@@ -420,7 +371,7 @@ class Builder:
         if norm is not None:
             post.append(norm)
         if kind.takes_act:
-            act_flags = sorted(f for f in flags if f not in _GENERIC_FLAGS) if flags else None
+            act_flags = sorted(f for f in flags if f not in GENERIC_FLAGS) if flags else None
             if act_flags:
                 act = lookup(act_flags[0])
                 post.append(Op(act, act.Params()))
@@ -442,11 +393,12 @@ class Builder:
         info = NodeInfo(id=self._path(ctx, local), op=Op(kind, params), post=post, span=inv.span, scope=ctx.scope,
                         aux=ctx.aux, inputs=[cur])
         node = self._add(info, inv.span, inv=inv)
-        if ctx.defaults.init or own_init:
-            weight = kind.count_params(params, info.in_shapes[0], kind.infer(params, info.in_shapes[0])) > 0
-            fillers = I.node_init(kind, params, post, ctx.defaults.init or {}, own_init,
-                                  lambda e: evaluate(e, ctx.env, self._shape(cur)), weight)
-            if fillers:
+        scope = ctx.defaults.init or {}
+        if own_init or kind.name in scope or (post and any(op.kind.name in scope for op in post)):  # else none
+            x = info.in_shapes[0]  # the layer's own output: the node's, unless attached ops follow it
+            weight = kind.count_params(params, x, kind.infer(params, x) if post else info.shape) > 0
+            if fillers := I.node_init(kind, params, post, scope, own_init,
+                                      lambda e: evaluate(e, ctx.env, self._shape(cur)), weight):
                 self.inits[node] = fillers
         ctx.seq.items.append(TLayer(local, node))
         return node
@@ -474,37 +426,7 @@ class Builder:
         return self.body(block.body, cur, sub)
 
     def _bind_call(self, inv: P.Invocation, block: P.Block, ctx: _Ctx, cur: str) -> dict[str, Any]:
-        shape = self._shape(cur)
-        names = [p.name for p in block.params]
-        values: dict[str, Any] = {}
-        positional = [c for c in inv.call or () if type(c) is not P.CallKw]
-        keywords = [c for c in inv.call or () if type(c) is P.CallKw]
-        if len(positional) > len(names):
-            raise ArchError(Diagnostic(
-                "E206", f"block '{block.name}' takes {len(names)} argument{'s' * (len(names) != 1)}, "
-                f"{len(positional)} given", positional[len(names)].span,
-                expected=f"{block.name}({', '.join(names)})", found=f"{len(positional)} arguments",
-                notes=(Note("defined here", block.span),)))
-        for prm, expr in zip(block.params, positional):
-            values[prm.name] = evaluate(expr, ctx.env, shape)
-        for kw in keywords:
-            if kw.key not in names:
-                raise ArchError(Diagnostic("E202", f"block '{block.name}' has no parameter '{kw.key}'", kw.span,
-                                           hint=Suggestion(kw.key, names, f"its parameters: {', '.join(names) or 'none'}"),
-                                           notes=(Note("defined here", block.span),)))
-            if kw.key in values:
-                raise ArchError(Diagnostic("E204", f"argument '{kw.key}' is given twice", kw.span))
-            values[kw.key] = evaluate(kw.value, ctx.env, shape)
-        for prm in block.params:
-            if prm.name not in values:
-                if prm.default is None:
-                    given = len(positional) + len(keywords)
-                    raise ArchError(Diagnostic(
-                        "E208", f"block '{block.name}' needs argument '{prm.name}'", inv.span,
-                        expected=f"{block.name}({', '.join(names)})", found=f"{given} argument" + "s" * (given != 1),
-                        notes=(Note("defined here", block.span),)))
-                values[prm.name] = evaluate(prm.default, Env(values, self.genv), shape)
-        return values
+        return bind_block_args(inv, block, ctx.env, self.genv, self._shape(cur))
 
     def repeat(self, s: P.Repeat, cur: str, ctx: _Ctx) -> str:
         n = as_int(evaluate(s.count, ctx.env, self._shape(cur)), s.count, "repeat count")
@@ -541,7 +463,7 @@ class Builder:
             raise ArchError(Diagnostic("E206", f"{kind.name} takes {'exactly' if kind.identity_branch else 'at least'} "
                                        f"{need} branch{'es' * (need != 1)}, {len(branches)} given", s.span,
                                        hint=f"write `{kind.example}`" if kind.example else None))
-        params = self._bind(kind, s, ctx, cur, list(s.options))
+        params = bind_params(kind, s, ctx.env, self._shape(cur), list(s.options))
         if kind.identity_branch:
             branches = (*branches, P.Body(span=s.span, stmts=()))
         local = self._local(s, kind.name, ctx)
@@ -592,13 +514,3 @@ def _stmts_span(body: P.Body) -> P.Span:
         return body.span
     first, last = body.stmts[0].span, body.stmts[-1].span
     return P.replace(first, end_line=last.end_line, end_column=last.end_column)
-
-
-def _arg_span(inv: P.Invocation, key: str) -> P.Span | None:
-    for a in (*inv.args, *inv.post):
-        if type(a) is P.KwArg and a.key == key:
-            return a.span
-    for c in inv.call or ():
-        if type(c) is P.CallKw and c.key == key:
-            return c.span
-    return None

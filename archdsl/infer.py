@@ -4,8 +4,10 @@ The expansion stage adds nodes in topological order and infers each as it is add
 (expressions such as ``in.c`` need the shape of the tensor they follow, so inference
 cannot wait for the whole graph). Everything here goes through the node's kinds: a layer
 kind's ``infer``/``count_params``/``macs``/``rf``, a merge kind's ``infer_many``/
-``count_params_many``/``macs_many``/``field``. Nothing is memoised: a layer's inference is a
-few arithmetic operations, cheaper than the key a memo would hash.
+``count_params_many``/``macs_many``/``field``. A layer's own figures (output shape, params,
+MACs, receptive-field step) are a function of its kind, its params, its attached ops and its
+input shape alone: the expansion of one network hands :func:`infer_info` a memo keyed by
+those values, so that the hundredth call of a block infers nothing new.
 
 Conventions, stated once here and in the report:
 
@@ -86,8 +88,9 @@ class NodeInfo:
         return text
 
 
-def infer_info(info: NodeInfo, ins: list[NodeInfo]) -> NodeInfo:
-    """Fill in `info` from the infos of its inputs (in order). Raises ShapeError on a mismatch."""
+def infer_info(info: NodeInfo, ins: list[NodeInfo], memo: dict | None = None) -> NodeInfo:
+    """Fill in `info` from the infos of its inputs (in order). Raises ShapeError on a mismatch.
+    `memo` holds the figures of the layers inferred before, by value (a mistake is not kept)."""
     kind, p = info.op.kind, info.op.params
     if not ins:  # the input node: its shape was set by the expansion stage
         info.in_shapes, info.params, info.macs, info.rf = [], 0, 0, INPUT_FIELD
@@ -104,6 +107,12 @@ def infer_info(info: NodeInfo, ins: list[NodeInfo]) -> NodeInfo:
     (src,) = ins
     x = src.shape
     info.in_shapes = [x]  # set first: an error message names the input's shape
+    if memo is not None:
+        key = (kind.name, p, x, *[(op.kind.name, op.params) for op in info.post])
+        if (known := memo.get(key)) is not None:
+            info.shape, info.params, info.macs, info.step = known
+            info.rf = advance(src.rf, known[3])
+            return info
     _check_input_rank(kind, x)
     y = kind.infer(p, x)
     params, macs = kind.count_params(p, x, y), kind.macs(p, x, y)
@@ -117,6 +126,8 @@ def infer_info(info: NodeInfo, ins: list[NodeInfo]) -> NodeInfo:
     check_size(y)
     info.shape, info.params, info.macs, info.step = y, params, macs, step
     info.rf = advance(src.rf, step)
+    if memo is not None:
+        memo[key] = (y, params, macs, step)
     return info
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, fields
 from typing import Any, Callable, ClassVar, Iterable, NamedTuple, Sequence
 
 from ..diagnostics import ArchError, Diagnostic, Suggestion
-from ..syntax import Expr, KwArg, ListArg, Span, Window
+from ..syntax import Expr, KwArg, ListArg, Num, Span, Window
 
 
 # ---------------------------------------------------------------- shapes
@@ -174,8 +174,8 @@ class Args:
                  out: Expr | None, out_span: Span | None, evaluate: Callable[[Expr], Value]):
         self.kind = kind
         self.span = span
-        self._pos = list(positional)  # Window | ListArg | Expr (from the call form)
-        self._kw = dict(keywords)
+        self._pos = positional  # Window | ListArg | Expr (from the call form); consumed, as the keywords
+        self._kw = keywords
         self._out = out
         self._out_span = out_span
         self._eval = evaluate
@@ -188,7 +188,7 @@ class Args:
 
     # -- evaluation helpers
     def eval_int(self, expr: Expr, what: str, minimum: int | None = 0) -> int:
-        v = self._eval(expr)
+        v = expr.value if type(expr) is Num else self._eval(expr)  # a literal, most often
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             raise self.fail("E207", f"{self.kind}: {what} must be a number", expr.span,
                             found=f"{str(v).lower()} (a truth value, not a number)")
@@ -203,7 +203,7 @@ class Args:
         return v
 
     def eval_float(self, expr: Expr, what: str) -> float:
-        v = self._eval(expr)
+        v = expr.value if type(expr) is Num else self._eval(expr)
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             raise self.fail("E207", f"{self.kind}: {what} must be a number", expr.span,
                             found=f"{str(v).lower()} (a truth value, not a number)")
@@ -229,10 +229,10 @@ class Args:
         w = self._pos.pop(0)
         if _is_expr(w):
             return (self._square(( self.eval_int(w, what, 1),), ndims, w.span, what), None, w.span)
-        size = self._square(tuple(self.eval_int(d, what, 1) for d in w.dims), ndims, w.span, what)
+        size = self._square(tuple([self.eval_int(d, what, 1) for d in w.dims]), ndims, w.span, what)
         stride = None
         if w.stride is not None:
-            stride = self._square(tuple(self.eval_int(d, "stride", 1) for d in w.stride), ndims, w.span, "stride")
+            stride = self._square(tuple([self.eval_int(d, "stride", 1) for d in w.stride]), ndims, w.span, "stride")
         return size, stride, w.span
 
     def _square(self, dims: tuple[int, ...], ndims: int, span: Span, what: str) -> tuple[int, ...]:
@@ -371,12 +371,19 @@ class Params:
         cls = type(self)
         todo = cls.__dict__.get("_coercions")
         if todo is None:
-            todo = cls._coercions = tuple((f.name, conv) for f in fields(cls) if (conv := _coercion(f.type)))
-        for name, conv in todo:
+            todo = cls._coercions = tuple((f.name, *conv) for f in fields(cls) if (conv := _coercion(f.type)))
+        for name, conv, done in todo:
             v = getattr(self, name)
-            if conv is tuple and type(v) is tuple:  # the usual case: already a tuple, nothing to set
-                continue
-            object.__setattr__(self, name, conv(v))
+            if type(v) is not done:  # the usual case: already a float or a tuple, nothing to set
+                object.__setattr__(self, name, conv(v))
+
+    def but(self, **changes: Any) -> "Params":
+        """A copy with `changes`, each value already of its field's type (``bias=False``):
+        :func:`dataclasses.replace` without running ``__init__`` again, as a compile does for
+        nearly every convolution."""
+        new = object.__new__(type(self))
+        new.__dict__.update(self.__dict__, **changes)
+        return new
 
 
 def _float(v: Any) -> Any:
@@ -387,15 +394,16 @@ def _floats(v: Any) -> tuple:
     return tuple(_float(x) for x in v)
 
 
-def _coercion(declared: str) -> Callable[[Any], Any] | None:
+def _coercion(declared: str) -> tuple[Callable[[Any], Any], type | None] | None:
     """The coercion for a field declared `declared` (a string: these modules postpone
-    annotations), as pydantic's lax mode would make it; None when the value is kept as given."""
+    annotations), as pydantic's lax mode would make it, and the type of the values it leaves
+    as they are (None: it looks at every value); None when the value is kept as given."""
     if declared == "float":
-        return _float
+        return _float, float
     if declared.startswith("tuple[float"):
-        return _floats
+        return _floats, None
     if declared.startswith("tuple["):
-        return tuple
+        return tuple, tuple
     return None
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from fractions import Fraction
 
 from .base import RF, Args, Kind, Params, Shape, ShapeError, chw, pair, pool_out, register, short
@@ -58,7 +58,7 @@ class Conv(Kind):
         return ConvParams(out=out, kernel=kernel, stride=stride, padding=padding, dilation=dilation, groups=groups)
 
     def with_bias(self, p: ConvParams, bias: bool) -> ConvParams:
-        return replace(p, bias=bias)
+        return p if p.bias is bias else p.but(bias=bias)
 
     def infer(self, p: ConvParams, x: Shape) -> Shape:
         _check_groups(p.groups, x.c, p.out)
@@ -151,7 +151,7 @@ class ConvTranspose(Kind):
                            dilation=dilation, groups=groups)
 
     def with_bias(self, p: ConvTParams, bias: bool) -> ConvTParams:
-        return replace(p, bias=bias)
+        return p if p.bias is bias else p.but(bias=bias)
 
     def infer(self, p: ConvTParams, x: Shape) -> Shape:
         _check_groups(p.groups, x.c, p.out)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from .base import RF, Args, Kind, Params, Shape, flat, register
 
@@ -36,7 +36,7 @@ class Fc(Kind):
         return FcParams(out=n)
 
     def with_bias(self, p: FcParams, bias: bool) -> FcParams:
-        return replace(p, bias=bias)
+        return p if p.bias is bias else p.but(bias=bias)
 
     def infer(self, p: FcParams, x: Shape) -> Shape:
         return flat(p.out)
