@@ -9,6 +9,12 @@ first and last token. That is the span Lark's ``propagate_positions`` gives (key
 brackets included), without the bookkeeping it does on every reduction. User mistakes found
 here are raised as :class:`ArchError`, never as Lark exceptions (:mod:`archdsl.parse_errors`
 words them).
+
+A text that parses takes a shorter road to the same program: :mod:`archdsl.lalr` runs the
+shipped tables in one loop that calls the same :class:`_ToProgram` methods as it reduces,
+without Lark's parser object, token stream or tree (1.4-1.6x faster on specs/, and Lark's
+parser is never built in a process that meets no error). Anything else, every mistake
+included, is parsed again the way described above, so errors are exactly Lark's.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from lark.exceptions import UnexpectedInput
 
 from . import syntax as P
 from . import tables
+from .lalr import Fallback, Loop
 from .diagnostics import ArchError, Diagnostic
 from .lexer import RootFirstLexer
 from .parse_errors import MAX_TREE_DEPTH, check_depth, check_nesting, syntax_errors
@@ -63,19 +70,25 @@ def tables_blob(grammar_text: str) -> bytes:
 
 
 @functools.lru_cache(maxsize=1)
-def _lark() -> Lark:
-    """The parser, rebuilt from the tables shipped beside the grammar (a few ms); tables of
-    another grammar (an edited grammar.lark), or that this Lark cannot load, are passed over
-    and the grammar compiled here: nothing is written anywhere."""
-    text = grammar()
+def _shipped() -> dict | None:
+    """The tables shipped beside the grammar, or None if they are another grammar's (an
+    edited grammar.lark), damaged or too large (:func:`archdsl.tables.read`)."""
     blob = _package_file(tables.FILE, tables.MAX_BYTES)
-    found = tables.read(blob, text) if len(blob) <= tables.MAX_BYTES else None
+    return tables.read(blob, grammar()) if len(blob) <= tables.MAX_BYTES else None
+
+
+@functools.lru_cache(maxsize=1)
+def _lark() -> Lark:
+    """Lark's parser, rebuilt from the shipped tables (a few ms); tables that this Lark cannot
+    load are passed over and the grammar compiled here: nothing is written anywhere. Only an
+    error, or tables the loop cannot run, need it (:func:`_parse`)."""
+    found = _shipped()
     if found is not None:
         try:
             return tables.load(found, _PLUGINS)
         except Exception:  # noqa: BLE001 - tables another Lark cannot read: compile afresh
             pass
-    return _compiled(text)
+    return _compiled(grammar())
 
 
 @functools.lru_cache(maxsize=1)
@@ -86,14 +99,20 @@ def _filtered() -> frozenset[str]:
     underscore (`_SEP`). The grammar declares every other terminal by name. (A test checks
     this set against Lark's own filtering.)"""
     declared = set(re.findall(r"^([A-Z_][A-Z0-9_]*)(?:\.\d+)?\s*:", grammar(), re.M))
-    return frozenset(t.name for t in _lark().terminals if t.name.startswith("_") or t.name not in declared)
+    found = _shipped()
+    names = [t[0] for t in found["terminals"].values()] if found is not None else [t.name for t in _lark().terminals]
+    return frozenset(n for n in names if n.startswith("_") or n not in declared)
 
 
 def _span(file: str, ext) -> P.Span:
-    """The span from the start of `ext[0]` to the end of `ext[1]` (tokens, or Lark metas)."""
+    """The span from the start of `ext[0]` to the end of `ext[1]`, each the
+    (line, column, end line, end column) of a token."""
     first, last = ext
-    return P.Span(file=file, line=first.line, column=first.column, end_line=last.end_line,
-                  end_column=last.end_column)
+    return P.Span(file=file, line=first[0], column=first[1], end_line=last[2], end_column=last[3])
+
+
+def _where(tok: Token | None) -> tuple | None:
+    return (tok.line, tok.column, tok.end_line, tok.end_column) if tok is not None else None
 
 
 def _tok_span(file: str, tok: Token) -> P.Span:
@@ -172,7 +191,7 @@ class _ToProgram:
         rule = self._rules.get(tree.data)
         if rule is None:
             rule = self._rules[tree.data] = getattr(self, str(tree.data))
-        return rule((first, last), values), first, last
+        return rule((_where(first), _where(last)), values), first, last
 
     def _s(self, ext) -> P.Span:
         return _span(self.file, ext)
@@ -310,7 +329,8 @@ class _ToProgram:
 
     # -- expressions
     def number(self, ext, c):
-        return P.Num(span=self._t(c[0]), value=_number(c[0], self._t(c[0])))
+        span = self._t(c[0])
+        return P.Num(span=span, value=_number(c[0], span))
 
     def name(self, ext, c):
         return P.Name(span=self._t(c[0]), id=str(c[0]))
@@ -388,7 +408,34 @@ def parse(source: str, file: str = "<string>") -> P.Program:
         return _parse(source, file)
 
 
+@functools.lru_cache(maxsize=1)
+def _loop() -> Loop | None:
+    """The shipped parse table run in one loop (:mod:`archdsl.lalr`), or None without
+    shipped tables, or where this Lark is not laid out as the loop expects (then Lark's own
+    parser does all the work)."""
+    found = _shipped()
+    if found is None:
+        return None
+    try:
+        return Loop(tables.loop_parts(found), _ToProgram, _filtered(), MAX_TREE_DEPTH)
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return None
+
+
 def _parse(source: str, file: str) -> P.Program:
+    loop = _loop()
+    if loop is not None:
+        try:
+            items = loop.parse(source, _ToProgram(file))
+        except (Fallback, ArchError):
+            pass  # a mistake, or something the loop leaves to Lark: Lark's parser reports it
+        else:
+            return P.Program(file=file, source=source, items=tuple(items))
+    return _parse_with_lark(source, file)
+
+
+def _parse_with_lark(source: str, file: str) -> P.Program:
+    """The reference path: Lark's parser and tree, then the walk; every error comes from here."""
     try:
         tree = _lark().parse(source)
     except UnexpectedInput as err:

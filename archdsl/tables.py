@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import marshal
+from typing import NamedTuple
 
 from lark import Lark
 from lark.grammar import NonTerminal, Rule, RuleOptions, Terminal
@@ -129,6 +130,47 @@ def load(tables: dict, plugins: dict) -> Lark:
     # Lark's loader keeps objects it finds in the memo as they are (only dicts and lists are
     # deserialised), and asks the LALR_Parser plugin to rebuild the parse table
     return Lark._load_from_dict(tables["data"], memo, _plugins={**plugins, "LALR_Parser": _flat_parser(actions)})
+
+
+class LoopParts(NamedTuple):
+    """What :class:`archdsl.lalr.Loop` runs, read from the tables without building Lark's
+    parser (its tree builder and parse table objects are only needed for an error)."""
+
+    terminals: list[TerminalDef]  # in the order of Lark's lexer configuration
+    ignore: tuple[str, ...]
+    g_regex_flags: int
+    use_bytes: bool
+    #: state -> (the terminal and rule names it has an action for, each one's action code:
+    #: a state to shift or go to (>= 0), or ~i to reduce by ``rules[i]``)
+    states: dict[int, tuple[tuple[str, ...], tuple[int, ...]]]
+    #: (origin, expansion of (name, is a terminal), alias, expand1, template source)
+    rules: list[tuple]
+    start: int
+    end: int
+
+
+def loop_parts(tables: dict) -> LoopParts:
+    """The parts of `tables` (as :func:`read` gives them) that the loop runs on."""
+    data = tables["data"]["parser"]
+    lexer_conf, parser = data["lexer_conf"], data["parser"]
+    rule_ids = sorted({arg for kind, arg in tables["actions"] if kind == 1})
+    position = {memo: i for i, memo in enumerate(rule_ids)}
+    codes = [arg if kind == 0 else ~position[arg] for kind, arg in tables["actions"]]
+    rules = []
+    for memo in rule_ids:
+        origin, expansion, _order, alias, options = tables["rules"][memo]
+        rules.append((origin, tuple((name, is_term) for name, is_term, _ in expansion), alias, options[1], options[3]))
+    pick = codes.__getitem__
+    return LoopParts(
+        terminals=[_terminal(*tables["terminals"][ref["@"]]) for ref in lexer_conf["terminals"]],
+        ignore=tuple(lexer_conf["ignore"]),
+        g_regex_flags=lexer_conf["g_regex_flags"],
+        use_bytes=lexer_conf["use_bytes"],
+        states={state: (keys, tuple(map(pick, idx))) for state, (keys, idx) in parser["states"].items()},
+        rules=rules,
+        start=parser["start_states"]["start"],
+        end=parser["end_states"]["start"],
+    )
 
 
 def _flat_parser(actions: list[tuple]) -> type[LALR_Parser]:

@@ -87,6 +87,20 @@ VOCABULARY = ("network", "block", "let", "include", "input", "act", "norm", "bia
               '"specs"', '"/dev/zero"', '"nothere.arch"', "true", "not", "and", "params", "shape", "within", "%")
 
 
+def spec_texts() -> list[tuple[str, str]]:
+    """(name, text) of every spec, error case, test spec and example file, and of every
+    ```arch block of the docs: the texts the parser is checked on."""
+    files = [*ROOT.glob("specs/*.arch"), *ROOT.glob("tests/errors/*.arch"), *ROOT.glob("tests/data/**/*.arch"),
+             *ROOT.glob("examples/**/*.arch")]
+    texts = [(str(f.relative_to(ROOT)), f.read_text(encoding="utf-8", errors="replace")) for f in sorted(files)]
+    for doc in ("docs/language.md", "docs/errors.md", "README.md"):
+        for i, block in enumerate(re.findall(r"```arch\n(.*?)```", (ROOT / doc).read_text(), re.S)):
+            texts.append((f"{doc}#{i}", block))
+    texts.append(("signs", "let a = (1 + 2) * -(3)\nnetwork n(w=(a)) {\n  input 3x8x8\n"
+                           "  conv 3x3 -> +(w // 3)  # a comment\n  fc(+2, -(-4))\n}\n"))
+    return texts
+
+
 def tokens(text: str) -> list[str]:
     return TOKEN.findall(text)
 
@@ -412,7 +426,7 @@ class SpecGen:
             if rng.random() < 0.5:
                 a, b = rng.randint(2, 8), rng.randint(2, 8)
                 return [f"mlpconv {a},{b}"], (b, h, w)
-            return [f"conv 1x1 -> max(2, in.c // 2)"], (max(2, c // 2), h, w)
+            return ["conv 1x1 -> max(2, in.c // 2)"], (max(2, c // 2), h, w)
         if choice == "concat":
             branches, total = [], 0
             for _ in range(rng.randint(2, 3)):
@@ -451,7 +465,7 @@ class SpecGen:
             call = rng.choice([f"{name}({o}, {s})", f"{name}({o}, s={s})", f"blk{self.nblocks}: {name}(c={o}, s={s})"])
             return [call], (o, self._out(h, 3, s, 1), self._out(w, 3, s, 1))
         if choice == "if":
-            return [f"if in.c > 4 {{ conv 1x1 -> 4 }} else {{ conv 1x1 -> 8 }}"], (4 if c > 4 else 8, h, w)
+            return ["if in.c > 4 { conv 1x1 -> 4 } else { conv 1x1 -> 8 }"], (4 if c > 4 else 8, h, w)
         # let
         o = rng.randint(2, 9)
         return [f"let width = {o} * 2", "conv 1x1 -> width"], (2 * o, h, w)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import marshal
 import random
-import re
 from pathlib import Path
 
 import pytest
@@ -38,26 +37,20 @@ def reference() -> Lark:
 
 def _reference_parse(lark: Lark, source: str, file: str) -> P.Program:
     """The program built from Lark's positions: the same rule methods, given each node's
-    meta (which has the four fields a span needs) instead of its first and last token."""
+    meta (its start and end) instead of its first and last token's."""
     build = parser._ToProgram(file)
 
     def walk(t: Tree):
         values = [walk(c) if isinstance(c, Tree) else c for c in t.children]
-        return getattr(build, t.data)((t.meta, t.meta), values)
+        m = t.meta
+        where = None if m.empty else (m.line, m.column, m.end_line, m.end_column)
+        return getattr(build, t.data)((where, where), values)
 
     return P.Program(file=file, source=source, items=tuple(walk(lark.parse(source))))
 
 
 def _texts() -> list[tuple[str, str]]:
-    files = [*ROOT.glob("specs/*.arch"), *ROOT.glob("tests/errors/*.arch"), *ROOT.glob("tests/data/**/*.arch"),
-             *ROOT.glob("examples/**/*.arch")]
-    texts = [(str(f.relative_to(ROOT)), f.read_text(encoding="utf-8", errors="replace")) for f in sorted(files)]
-    for doc in ("docs/language.md", "docs/errors.md", "README.md"):
-        for i, block in enumerate(re.findall(r"```arch\n(.*?)```", (ROOT / doc).read_text(), re.S)):
-            texts.append((f"{doc}#{i}", block))
-    texts.append(("signs", "let a = (1 + 2) * -(3)\nnetwork n(w=(a)) {\n  input 3x8x8\n"
-                           "  conv 3x3 -> +(w // 3)  # a comment\n  fc(+2, -(-4))\n}\n"))
-    return texts
+    return fuzz.spec_texts()
 
 
 def _outcome(parse, source: str, file: str):
@@ -191,10 +184,12 @@ def _loaded(monkeypatch, blob: bytes | None):
         monkeypatch.setattr(parser, "_package_file",
                             lambda name, limit=1 << 20: blob[:limit + 1] if name == tables.FILE else real(name, limit))
     parser._lark.cache_clear()
+    parser._shipped.cache_clear()
     try:
         return parser._lark()
     finally:
         parser._lark.cache_clear()
+        parser._shipped.cache_clear()
 
 
 def _grammar() -> str:

@@ -1,0 +1,97 @@
+"""The LALR loop (archdsl.lalr) against Lark's own parser and tree walk.
+
+The loop is the parser's path for a text that parses; Lark's parser is the reference and
+the path of every error. Both must give the same program, node for node and span for span;
+the loop must parse every valid text itself (a fall back to Lark on a valid spec would be
+a silent loss of speed); and on every text it leaves to Lark, the error is Lark's path's.
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from archdsl import lalr, parser
+from archdsl import syntax as P
+from archdsl.diagnostics import ArchError
+from archdsl.parse_errors import check_nesting
+
+import fuzzing as fuzz
+
+
+def _loop(source: str, file: str):
+    """What the loop gives, after the nesting check that parse() makes before either path."""
+    try:
+        check_nesting(source, file)
+        return parser._loop().parse(source, parser._ToProgram(file))
+    except lalr.Fallback:
+        return "fallback"
+    except ArchError as err:
+        return err.render()
+
+
+def _lark(source: str, file: str):
+    try:
+        check_nesting(source, file)
+        return parser._parse_with_lark(source, file).items
+    except ArchError as err:
+        return err.render()
+
+
+def test_the_shipped_parser_runs_the_loop():
+    assert parser._loop() is not None
+
+
+def test_every_valid_text_is_parsed_by_the_loop_alone(monkeypatch):
+    texts = fuzz.spec_texts()
+    valid = [(f, s) for f, s in texts if not isinstance(_lark(s, f), str)]
+    assert len(valid) > 60
+    for file, source in valid:
+        assert _loop(source, file) == list(_lark(source, file)), file
+
+    def no_lark(source, file):
+        raise AssertionError("parsed by Lark's parser")
+
+    monkeypatch.setattr(parser, "_parse_with_lark", no_lark)
+    for file, source in valid:
+        assert isinstance(parser.parse(source, file), P.Program)
+
+
+def test_the_loop_equals_larks_path_on_mutants():
+    """Mutants valid or not: a program from the loop is Lark's program; a text the loop
+    leaves (or refuses with an error of a rule's method) is one Lark's path refuses too."""
+    rng = random.Random(23)
+    seeds = [t for _, t in fuzz.spec_texts()]
+    outcomes = {"same": 0, "refused": 0}
+    for _ in range(500):
+        source = fuzz.mutate(rng.choice(seeds), rng).decode("utf-8", "replace")
+        if len(source) > parser.MAX_SOURCE_BYTES:
+            continue
+        ours, theirs = _loop(source, "m.arch"), _lark(source, "m.arch")
+        if isinstance(ours, list):
+            assert ours == list(theirs), source
+            outcomes["same"] += 1
+        else:
+            assert isinstance(theirs, str), source  # refused by both
+            outcomes["refused"] += 1
+    assert min(outcomes.values()) > 50, outcomes  # both outcomes compared, many times
+
+
+@pytest.mark.parametrize("text", [
+    "let a = " + " + ".join(["1"] * 400),  # a tree 400 deep without a bracket
+    "let a = " + "- " * 400 + "1",
+])
+def test_a_tree_too_deep_is_left_to_lark_and_refused_as_before(text):
+    assert _loop(text, "deep.arch") == "fallback"
+    with pytest.raises(ArchError) as err:
+        parser.parse(text, "deep.arch")
+    assert err.value.diagnostics[0].code == "E105"
+    assert err.value.render() == _lark(text, "deep.arch")
+
+
+def test_a_keyword_is_a_name_where_the_grammar_takes_no_keyword():
+    # `as` and `x` are keywords only where the grammar expects them; `bias` is a setting at
+    # the start of a statement and a parameter name after a kind
+    text = "network as(x=2) { input 3x8x8; bias off; conv 3x3 -> x bias=0; x: conv 1x1 -> 4 }"
+    assert _loop(text, "k.arch") == list(_lark(text, "k.arch"))
