@@ -1,6 +1,6 @@
 """The importer's op table: torch.nn layers and functions -> archdsl kinds (imports torch).
 
-Three tables of small converters, each returning the :class:`archdsl.rebuild.Op` items a
+Three tables of small converters, each returning the :class:`archdsl.rebuild_types.Op` items a
 module or call stands for (None: the identity, which is skipped):
 
 * ``MODULES``: a torch.nn class -> f(module); a module of a class listed here is a leaf of

@@ -13,7 +13,7 @@ import re
 from collections import Counter
 from typing import Any, Iterator
 
-from .rebuild import _IDENT, _NUMBERED, Aux, Block, Cond, Merge, Op, Ref, Repeat, _is_slot, identifier, snake
+from .rebuild_types import _IDENT, _NUMBERED, Aux, Block, Cond, Merge, Op, Ref, Repeat, _is_slot, identifier, snake
 
 
 def lit(v: Any) -> str:
