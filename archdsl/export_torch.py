@@ -24,8 +24,8 @@ import keyword
 import re
 from typing import Any
 
-from . import rebuild as R
 from .network import CompiledNetwork, TAux, TLayer, TMerge, TSeq
+from .rebuild_join import _parametrise
 from .rebuild_types import _is_slot
 
 
@@ -376,7 +376,7 @@ def _bind(columns, families, hints, n_pseudo):
     """rebuild's parametrisation, the block's own parameters (the first `n_pseudo` columns)
     first, so that the torch arguments equal to one take its name; parameters no argument
     uses are left out."""
-    bindings, params = R._parametrise(columns, families, hints)
+    bindings, params = _parametrise(columns, families, hints)
     used = {w for b in bindings[n_pseudo:] if b[0] == "expr" for w in re.findall(r"[A-Za-z_]\w*", b[1])}
     params = [p for p in params if p[0] in used]
     return bindings, params

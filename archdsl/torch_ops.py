@@ -438,7 +438,7 @@ def module_ops(m: nn.Module, conv, what: str, last: bool, fed_by: str | None) ->
     ops = conv(m) if conv is not None else None
     if ops and last:
         return on_channels_last(ops, what)
-    if ops:  # what the module reads, for the conditions of a block's optional branches (rebuild.in_channels)
+    if ops:  # what the module reads, for the conditions of a block's optional branches (rebuild_join.in_channels)
         c = getattr(m, "in_channels", None) or getattr(m, "num_features", None)
         ops[0].in_c = c if isinstance(c, int) else None
     t = type(m)

@@ -1,7 +1,7 @@
 """The importer's last step: rebuilt items and blocks (archdsl.rebuild) -> spec text.
 
 Torch-free. A block's body is written from its first call's items with the slot bindings
-of :func:`archdsl.rebuild._parametrise` (a literal, or an expression over the block's
+of :func:`archdsl.rebuild_join._parametrise` (a literal, or an expression over the block's
 parameters); a statement is written in its shortest form (`conv 3x3/2 p1 -> 64`, `maxpool
 3/2 ceil`), with `bias`/`nobias` only where the scoped default (`bias auto`: none before a
 `bn`) would differ from the module. A layer's norm and activation join its line.

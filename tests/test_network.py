@@ -14,8 +14,8 @@ PACKAGE = Path(archdsl.__file__).parent
 STAGES = ["syntax", "diagnostics", "parse_errors", "lexer", "tables", "parser", "layers", "pygments_lexer", "zoo", "sources",
           "evaluate", "infer", "network", "budget", "names", "init", "recipe", "binding", "expand", "spec", "fmt_layout", "fmt",
           "analysis", "memory", "lsp", "check", "update", "report", "diagram", "diff", "treediff", "ci_report",
-          "rebuild_types", "rebuild", "write_spec", "weights", "torch_modules", "lower_torch", "torch_ops", "trace_torch",
-          "export_torch", "init_torch", "optim", "train", "cli_roundtrip", "cli_torch", "cli"]
+          "rebuild_types", "rebuild_join", "rebuild", "write_spec", "weights", "torch_modules", "lower_torch", "torch_ops",
+          "trace_torch", "export_torch", "init_torch", "optim", "train", "cli_roundtrip", "cli_torch", "cli"]
 
 
 def _imports(path: Path) -> set[str]:
