@@ -24,8 +24,9 @@ import keyword
 import re
 from typing import Any
 
-from . import rebuild as R
 from .network import CompiledNetwork, TAux, TLayer, TMerge, TSeq
+from .rebuild_join import _parametrise
+from .rebuild_types import _is_slot
 
 
 class ExportFailure(ValueError):
@@ -214,16 +215,16 @@ class _Ex:
 def _slots(args: list) -> list[tuple[Any, str, str]]:
     out = []
     for i, (kw, v, fam) in enumerate(args):
-        if isinstance(v, tuple) and all(R._is_slot(x) for x in v):
+        if isinstance(v, tuple) and all(_is_slot(x) for x in v):
             out += [(x, fam, kw or fam) for x in v]
-        elif R._is_slot(v):
+        elif _is_slot(v):
             out.append((v, fam, kw or {"ch": "in_channels" if i == 0 else "channels"}.get(fam, fam)))
     return out
 
 
 def _skel(e: _Ex):
     if e.what == "leaf":
-        return ("leaf", e.ctor, tuple((kw, v if not R._is_slot(v) and not isinstance(v, tuple) else "#")
+        return ("leaf", e.ctor, tuple((kw, v if not _is_slot(v) and not isinstance(v, tuple) else "#")
                                       for kw, v, _ in e.args))
     if e.what == "ref":
         return ("ref", e.cls.name)
@@ -348,7 +349,7 @@ class Exporter:
         return body
 
     def _make_class(self, bname: str, calls: list[_Ex]) -> None:
-        spec_args = [(k, v) for k, v in calls[0].seq.args.items() if R._is_slot(v)]
+        spec_args = [(k, v) for k, v in calls[0].seq.args.items() if _is_slot(v)]
         pseudo = [[c.seq.args.get(k) for c in calls] for k, _ in spec_args]
         slot_rows = [[s for _, ch in c.children for s in _slot_list(ch)] for c in calls]
         first = slot_rows[0]
@@ -375,7 +376,7 @@ def _bind(columns, families, hints, n_pseudo):
     """rebuild's parametrisation, the block's own parameters (the first `n_pseudo` columns)
     first, so that the torch arguments equal to one take its name; parameters no argument
     uses are left out."""
-    bindings, params = R._parametrise(columns, families, hints)
+    bindings, params = _parametrise(columns, families, hints)
     used = {w for b in bindings[n_pseudo:] if b[0] == "expr" for w in re.findall(r"[A-Za-z_]\w*", b[1])}
     params = [p for p in params if p[0] in used]
     return bindings, params
@@ -400,10 +401,10 @@ class _Writer:
         return next(self.vals).text if self.vals is not None else _fmt(v)
 
     def arg(self, v) -> str:
-        if isinstance(v, tuple) and all(R._is_slot(x) for x in v):
+        if isinstance(v, tuple) and all(_is_slot(x) for x in v):
             parts = [self.take(x) for x in v]
             return parts[0] if len(set(parts)) == 1 else "(" + ", ".join(parts) + ")"
-        if R._is_slot(v):
+        if _is_slot(v):
             return self.take(v)
         return _fmt(v)
 

@@ -1,8 +1,8 @@
 """The importer's back end: a traced module's layers, as a tree, -> readable spec text.
 
-Torch-free: archdsl/trace_torch.py turns a module into the items below (one ``Op`` per
-layer, ``Merge`` where branches meet, ``Aux`` for side heads, each with the stack of
-modules it was called in), and this module rebuilds the structure a person would write:
+Torch-free: archdsl/trace_torch.py turns a module into the items of archdsl/rebuild_types.py
+(one ``Op`` per layer, ``Merge`` where branches meet, ``Aux`` for side heads, each with the
+stack of modules it was called in), and this module rebuilds the structure a person would write:
 
 * nesting: consecutive items called inside the same module call become one ``Call``
   (a merge belongs to the innermost module holding all its ops, its own op included);
@@ -12,138 +12,24 @@ modules it was called in), and this module rebuilds the structure a person would
   as that expression), the others are written in the body;
 * optional branches: calls of one class whose bodies differ only by a merge branch that
   some lack (ResNet's projection shortcut) are one block, that branch under an ``if`` on
-  the stride and the input's channels, where such a condition tells the calls apart;
+  the stride and the input's channels, where such a condition tells the calls apart
+  (a block's parameters and this join are made in archdsl/rebuild_join.py);
 * repeats: consecutive alike statements (or runs of up to six) become ``repeat N { }``;
 * labels: a torch attribute name becomes the statement's label where it names one call.
 """
 
 from __future__ import annotations
 
-import re
 from collections import Counter
-from dataclasses import dataclass, field
 from typing import Any
 
 from .layers import REGISTRY
-from .names import RESERVED_NAMES
+from .rebuild_join import _join_optional, in_channels
+from .rebuild_types import (_NUMBERED, SCOPED, Aux, Block, Call, Cond, Frame, Merge, Op, Ref, Repeat, _seq_template,
+                            identifier, snake)
 
-#: words of the grammar a block or label cannot be
-KEYWORDS = frozenset({"include", "let", "block", "network", "input", "repeat", "as", "if", "else", "aux", "expect",
-                      "true", "false", "and", "or", "not", "in", "within", "x"})
-#: scoped settings: labels may take these words (`norm: bn`), blocks may not
-SCOPED = frozenset({"act", "norm", "bias"})
-_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-_NUMBERED = re.compile(r"(.*?)(\d+)\Z")
 #: period of the longest run of statements a repeat is looked for in
 MAX_PERIOD = 6
-
-
-def identifier(name: str | None) -> bool:
-    return bool(name) and bool(_IDENT.match(name)) and name not in KEYWORDS and name not in RESERVED_NAMES
-
-
-def snake(name: str) -> str:
-    s = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name.strip("_")).lower()
-    return re.sub(r"[^a-z0-9_]", "_", s) or "module"
-
-
-# ---------------------------------------------------------------- the items
-
-
-@dataclass(eq=False)
-class Frame:
-    """One module call: ``key`` tells calls apart (torch's nn_module_stack key), ``path``
-    is the module's qualified name, ``cls`` its class (qualified) and ``generic`` whether
-    it is a plain container (Sequential, ModuleList, ModuleDict)."""
-
-    key: str
-    path: str
-    cls: str
-    generic: bool = False
-
-    @property
-    def cls_name(self) -> str:
-        return self.cls.rsplit(".", 1)[-1]
-
-
-@dataclass(eq=False)
-class Op:
-    """One layer statement. ``fields``: (name, value, family) in the kind's order; numbers
-    are the slots a block may turn into parameters (``family`` says which numbers may stand
-    for each other: channels, kernels, strides...), anything else is structure."""
-
-    kind: str
-    fields: list[tuple[str, Any, str]]
-    scope: tuple[Frame, ...] = ()
-    label: str | None = None
-    where: str = ""
-    in_c: int | None = None  # the channels it reads, where its module says (a conv's in_channels)
-
-
-@dataclass(eq=False)
-class Merge:
-    kind: str
-    branches: list[list]
-    scope: tuple[Frame, ...] = ()
-
-
-@dataclass(eq=False)
-class Aux:
-    name: str
-    body: list
-    scope: tuple[Frame, ...] = ()
-
-
-@dataclass(eq=False)
-class Call:
-    frame: Frame
-    body: list
-    label: str | None = None
-
-
-@dataclass(eq=False)
-class Repeat:
-    count: int
-    body: list
-
-
-@dataclass(eq=False)
-class Block:
-    name: str
-    params: list[tuple[str, str, Any]]  # (name, family, default or None)
-    body: list  # the first call's items, with ``Bound`` values
-    frames: list[Frame] = field(default_factory=list)
-    bindings: list = field(default_factory=list)  # per slot: ("lit", v) | ("expr", text)
-
-
-@dataclass(eq=False)
-class Ref:
-    block: Block
-    args: list[Any]
-    label: str | None = None
-    in_c: int | None = None  # the channels of this call's input, where known (see in_channels)
-
-
-@dataclass(eq=False)
-class Cond:
-    """`if COND { body }`: a merge branch only some calls of a block have (ResNet's
-    projection shortcut); where COND is false the branch is an identity."""
-
-    text: str
-    body: list
-
-
-#: (kind, field) -> the name a parameter made from that field takes
-HINTS = {("conv", "out"): "c", ("fc", "out"): "n", ("maxpool", "kh"): "pool_kh", ("maxpool", "kw"): "pool_kw",
-         ("avgpool", "kh"): "pool_kh", ("avgpool", "kw"): "pool_kw", ("maxpool", "sh"): "pool_sh",
-         ("maxpool", "sw"): "pool_sw", ("avgpool", "sh"): "pool_sh", ("avgpool", "sw"): "pool_sw"}
-#: a parameter standing for both sizes of a pair takes the pair's name
-PAIRS = {"kh": ("kw", "k"), "sh": ("sw", "stride"), "ph": ("pw", "pad"), "dh": ("dw", "dilation"),
-         "pool_kh": ("pool_kw", "pool"), "pool_sh": ("pool_sw", "pool_stride"), "pool_ph": ("pool_pw", "pool_pad")}
-
-
-def _is_slot(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
 # ---------------------------------------------------------------- nesting
@@ -204,45 +90,6 @@ def nest(items: list, depth: int = 0) -> list:
         out.append(it)
         i += 1
     return out
-
-
-# ---------------------------------------------------------------- templates: structure and numbers
-
-
-def _norm_label(label: str | None) -> str | None:
-    if label is None:
-        return None
-    m = _NUMBERED.match(label)
-    return f"{m.group(1)}#" if m else label
-
-
-def template(it, numbered: bool = False) -> tuple[Any, list[tuple[Any, str, str]]]:
-    """(structure, slots) of an item: equal structures differ only in their slots, the
-    numbers (value, family, name hint). `numbered` compares numbered labels by their stem."""
-    lab = (lambda x: _norm_label(x)) if numbered else (lambda x: x)
-    if isinstance(it, Op):
-        skel = ("op", it.kind, lab(it.label), tuple((n, v) for n, v, _ in it.fields if not _is_slot(v)))
-        return skel, [(v, fam, HINTS.get((it.kind, n), n)) for n, v, fam in it.fields if _is_slot(v)]
-    if isinstance(it, Ref):
-        return ("ref", it.block.name, lab(it.label)), [(v, fam, n) for v, (n, fam, _) in zip(it.args, it.block.params)]
-    if isinstance(it, Repeat):
-        skel, slots = _seq_template(it.body, numbered)
-        return ("repeat", skel), [(it.count, "n", "n")] + slots
-    if isinstance(it, Merge):
-        parts = [_seq_template(b, numbered) for b in it.branches]
-        return ("merge", it.kind, tuple(p[0] for p in parts)), [s for p in parts for s in p[1]]
-    if isinstance(it, Aux):
-        skel, slots = _seq_template(it.body, numbered)
-        return ("aux", it.name, skel), slots
-    if isinstance(it, Cond):
-        skel, slots = _seq_template(it.body, numbered)
-        return ("if", it.text, skel), slots
-    raise TypeError(type(it).__name__)
-
-
-def _seq_template(items: list, numbered: bool = False):
-    parts = [template(i, numbered) for i in items]
-    return tuple(p[0] for p in parts), [s for p in parts for s in p[1]]
 
 
 def _key(items: list):
@@ -306,177 +153,6 @@ def find_repeats_together(bodies: list[list]) -> list[list]:
 
 
 # ---------------------------------------------------------------- blocks
-
-
-def _parametrise(columns: list[list[Any]], families: list[str], hints: list[str]):
-    """Per slot: ("lit", value) when every call agrees, else an expression over the block's
-    parameters; and the parameters: (name, family, default, values). A value None is a
-    call without that slot (a branch only some calls have): it constrains nothing."""
-    params: list[list] = []
-    taken: set[str] = set()
-    base: list[tuple[int, str]] = []  # (column, param name) of the parameters
-    merged: dict[str, set[str]] = {}  # param -> the hints of the columns it stands for
-    bound: dict[int, tuple[str, Any]] = {}
-    # the slots every call has first: a slot of a branch only some calls have takes their parameters
-    for j in sorted(range(len(columns)), key=lambda j: None in columns[j]):
-        col, fam = columns[j], families[j]
-        present = [v for v in col if v is not None]
-        if all(v == present[0] for v in present):
-            bound[j] = ("lit", present[0])
-            continue
-        found = None
-        has = [k for k, v in enumerate(col) if v is not None]  # the calls that have the slot
-        for c, name in base:
-            if families[c] != fam or any(columns[c][k] is None for k in has):
-                continue  # a parameter stands for a slot only where every call with the slot sets it
-            other = [columns[c][k] for k in has]
-            if other == present:
-                found = name
-                merged.setdefault(name, set()).add(hints[j])
-                break
-            if fam in ("ch", "n") and all(isinstance(v, int) for v in present + other) and all(o > 0 for o in other):
-                if all(v % o == 0 for v, o in zip(present, other)):
-                    ks = {v // o for v, o in zip(present, other)}
-                    if len(ks) == 1 and ks != {1}:
-                        found = f"{ks.pop()} * {name}"
-                        break
-                if all(v > 0 and o % v == 0 for v, o in zip(present, other)):
-                    ks = {o // v for v, o in zip(present, other)}
-                    if len(ks) == 1 and ks != {1} and all(o // next(iter(ks)) == v for v, o in zip(present, other)):
-                        found = f"{name} // {ks.pop()}"
-                        break
-        if found is None:
-            stem = _NUMBERED.match(hints[j]).group(1) if _NUMBERED.match(hints[j]) else hints[j]
-            stem = stem if identifier(stem) else "v"
-            name, k = stem, 1
-            while name in taken or name in REGISTRY:
-                k += 1
-                name = f"{stem}{k}"
-            taken.add(name)
-            base.append((j, name))
-            mode, count = Counter(present).most_common(1)[0]
-            share = 3 * count >= 2 * len(present) if fam in ("ch", "n") else 2 * count > len(present)
-            default = mode if count >= 2 and share else None
-            # a call without the slot passes the default (or the commonest value): its body never reads it
-            params.append([name, fam, default, [mode if v is None else v for v in col]])
-            merged[name] = {hints[j]}
-            found = name
-        bound[j] = ("expr", found)
-    bindings = [bound[j] for j in range(len(columns))]
-    rename = {}
-    for prm in params:  # `kh` standing for `kw` too is `k`
-        first, partner = prm[0], PAIRS.get(_NUMBERED.match(prm[0]).group(1) if _NUMBERED.match(prm[0]) else prm[0])
-        if partner and partner[0] in merged[first] and partner[1] not in taken:
-            rename[first] = partner[1]
-            taken.add(partner[1])
-            prm[0] = partner[1]
-    if rename:
-        pattern = re.compile(r"\b(" + "|".join(map(re.escape, rename)) + r")\b")
-        bindings = [(b[0], pattern.sub(lambda m: rename[m.group(1)], b[1])) if b[0] == "expr" else b
-                    for b in bindings]
-    required = [p for p in params if p[2] is None]
-    optional = [p for p in params if p[2] is not None]
-    return bindings, required + optional
-
-
-# ---------------------------------------------------------------- optional branches: one block with an `if`
-
-#: kinds whose output has the channels of their input: `in.c` is read through them
-_SAME_CHANNELS = frozenset({"bn", "relu", "relu6", "tanh", "sigmoid", "elu", "gelu", "silu", "hardswish",
-                            "hardsigmoid", "lrelu", "prelu", "dropout", "droppath", "layernorm", "identity"})
-
-
-def in_channels(items: list) -> int | None:
-    """The channels of the input of `items`, where a layer records them (Op.in_c), else None."""
-    for it in items:
-        if isinstance(it, Op):
-            if it.in_c is not None or it.kind not in _SAME_CHANNELS:
-                return it.in_c
-        elif isinstance(it, Ref):
-            return it.in_c
-        elif isinstance(it, (Repeat, Call, Cond)):
-            return in_channels(it.body)
-        elif isinstance(it, Merge):
-            return next((c for c in map(in_channels, it.branches) if c is not None), None)
-        else:
-            return None
-    return None
-
-
-def _branch_gap(a: list, b: list):
-    """Where bodies `a` and `b` are one structure but for one merge branch that `b` lacks
-    (an identity there): (path, first slot, slots) with `path` the (item, branch) indices
-    down to that branch and its slots' place among a's; else None."""
-    if len(a) != len(b):
-        return None
-    found, offset = None, 0
-    for i, (x, y) in enumerate(zip(a, b)):
-        (tx, sx), (ty, _) = template(x), template(y)
-        if tx != ty:
-            gap = _merge_gap(x, y) if isinstance(x, Merge) and isinstance(y, Merge) else None
-            if found is not None or gap is None:
-                return None
-            k, below, first, n = gap
-            found = (((i, k),) + below, offset + first, n)
-        offset += len(sx)
-    return found
-
-
-def _merge_gap(x: Merge, y: Merge):
-    """(branch, path below it, first slot in the merge's, slots) of the branch of `x` that `y` lacks."""
-    if x.kind != y.kind or len(x.branches) != len(y.branches):
-        return None
-    tx = [_seq_template(br) for br in x.branches]
-    ty = [_seq_template(br)[0] for br in y.branches]
-    starts = [sum(len(t[1]) for t in tx[:k]) for k in range(len(tx))]
-    diff = [k for k in range(len(tx)) if tx[k][0] != ty[k]]
-    if len(diff) == 1:
-        k = diff[0]
-        sub = ((), 0, len(tx[k][1])) if x.branches[k] and not y.branches[k] else \
-            _branch_gap(x.branches[k], y.branches[k])
-        return None if sub is None else (k, sub[0], starts[k] + sub[1], sub[2])
-    if x.kind in ("add", "mul"):  # the identity of a sum or product may come first or last
-        for k in range(len(tx)):
-            rest = [t[0] for j, t in enumerate(tx) if j != k]
-            if x.branches[k] and any(not y.branches[q] and rest == ty[:q] + ty[q + 1:] for q in range(len(ty))):
-                return k, (), starts[k], len(tx[k][1])
-    return None
-
-
-def _branch_at(items: list, path: tuple) -> tuple[Merge, int]:
-    (i, k), rest = path[0], path[1:]
-    return (items[i], k) if not rest else _branch_at(items[i].branches[k], rest)
-
-
-def _value(expr: str, env: dict[str, Any]) -> Any:
-    """The value of a binding `_parametrise` writes: NAME, K * NAME or NAME // K."""
-    m = re.fullmatch(r"(\d+) \* (\w+)", expr) or re.fullmatch(r"(\w+) // (\d+)", expr)
-    if m is None:
-        return env[expr]
-    return int(m.group(1)) * env[m.group(2)] if expr[0].isdigit() else env[m.group(1)] // int(m.group(2))
-
-
-def condition(has: list[bool], in_c: list[int | None], params: list[list], bindings: list,
-              families: list[str]) -> str | None:
-    """The `if` that holds exactly on the calls that have the branch (`has`): the input's
-    channels differing from a channel count of the block (`in.c != 4 * c`), a stride off its
-    default (`stride != 1`), or one of each; strides that only hold where it does are
-    written too (`stride != 1 or in.c != 4 * c`, as a person writes a projection
-    shortcut). None when no such condition holds."""
-    envs = [{p[0]: p[3][k] for p in params} for k in range(len(has))]
-    strides = [(f"{p[0]} != {p[2]}", [e[p[0]] != p[2] for e in envs]) for p in params
-               if p[1] == "s" and p[2] is not None]
-    exprs = [b[1] for b, f in zip(bindings, families) if b[0] == "expr" and f == "ch"]
-    widths = []
-    if all(c is not None for c in in_c):
-        widths = [(f"in.c != {e}", [c != _value(e, env) for c, env in zip(in_c, envs)]) for e in dict.fromkeys(exprs)]
-    for atoms in ([w] for w in widths), ([s] for s in strides), ([s, w] for s in strides for w in widths):
-        for chosen in atoms:
-            if [any(t) for t in zip(*(v for _, v in chosen))] == has:
-                extra = [s for s in strides if s not in chosen and any(s[1])
-                         and all(h for t, h in zip(s[1], has) if t)] if chosen[0] in widths else []
-                return " or ".join(text for text, _ in extra + chosen)
-    return None
 
 
 class Rebuilder:
@@ -547,7 +223,7 @@ class Rebuilder:
 def _one_level_per_class(calls: list, inside: dict[int, list]) -> list:
     """The calls of one class (not a container) at one level, the highest of theirs, each
     still above the calls in it: a Bottleneck with a projection block in it and one
-    without are resolved together (and may be one block, see _join_optional)."""
+    without are resolved together (and may be one block, see rebuild_join._join_optional)."""
     level = {id(c[1]): c[0] for c in calls}
     for _ in range(len(calls)):
         top: dict[str, int] = {}
@@ -563,54 +239,6 @@ def _one_level_per_class(calls: list, inside: dict[int, list]) -> list:
         if not changed:
             break
     return [(level[id(c[1])],) + c[1:] for c in calls]
-
-
-def _bind(members: list, slots0: list | None = None):
-    """_parametrise of the calls' slot columns (`slots0`: the families and hints, the first call's by default)."""
-    slots0 = slots0 or members[0][3]
-    columns = [[m[3][j][0] for m in members] for j in range(len(slots0))]
-    return _parametrise(columns, [s[1] for s in slots0], [s[2] for s in slots0])
-
-
-def _join_optional(groups: list[list], order: dict[int, int]) -> list[tuple[list, list, tuple]]:
-    """(members, body, parametrisation) per block: two groups of calls of one class whose
-    bodies differ by one merge branch, present in the first and absent in the second, are
-    one block with that branch under an `if` (see `condition`), where one holds."""
-    out = [(m, m[0][0].body, None) for m in groups]
-    i = 0
-    while i < len(out):
-        for j in range(i + 1, len(out)):
-            joined = _joined(out[i][0], out[j][0], order) if out[i][2] is None and out[j][2] is None else None
-            if joined is not None:
-                out[i] = joined
-                del out[j]
-                break
-        i += 1
-    return [(m, body, bound or _bind(m)) for m, body, bound in out]
-
-
-def _joined(a: list, b: list, order: dict[int, int]):
-    if a[0][0].frame.cls != b[0][0].frame.cls:
-        return None
-    gap = _branch_gap(a[0][0].body, b[0][0].body)
-    if gap is None:
-        a, b = b, a
-        gap = _branch_gap(a[0][0].body, b[0][0].body)
-    if gap is None:
-        return None
-    path, first, n = gap
-    absent = [(None, fam, hint) for _, fam, hint in a[0][3][first:first + n]]
-    members = sorted(a + [(c, p, i, s[:first] + absent + s[first:]) for c, p, i, s in b], key=lambda m: order[id(m[0])])
-    bindings, params = _bind(members, a[0][3])
-    has = [any(m[0] is x[0] for x in a) for m in members]
-    in_c = [in_channels([_branch_at(m[0].body, path)[0]]) for m in members]
-    text = condition(has, in_c, params, bindings, [s[1] for s in a[0][3]])
-    if text is None:
-        return None
-    body = a[0][0].body
-    merge, k = _branch_at(body, path)
-    merge.branches[k] = [Cond(text, merge.branches[k])]
-    return members, body, (bindings, params)
 
 
 def _sublists(it) -> list[list]:

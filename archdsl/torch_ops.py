@@ -1,6 +1,6 @@
 """The importer's op table: torch.nn layers and functions -> archdsl kinds (imports torch).
 
-Three tables of small converters, each returning the :class:`archdsl.rebuild.Op` items a
+Three tables of small converters, each returning the :class:`archdsl.rebuild_types.Op` items a
 module or call stands for (None: the identity, which is skipped):
 
 * ``MODULES``: a torch.nn class -> f(module); a module of a class listed here is a leaf of
@@ -438,7 +438,7 @@ def module_ops(m: nn.Module, conv, what: str, last: bool, fed_by: str | None) ->
     ops = conv(m) if conv is not None else None
     if ops and last:
         return on_channels_last(ops, what)
-    if ops:  # what the module reads, for the conditions of a block's optional branches (rebuild.in_channels)
+    if ops:  # what the module reads, for the conditions of a block's optional branches (rebuild_join.in_channels)
         c = getattr(m, "in_channels", None) or getattr(m, "num_features", None)
         ops[0].in_c = c if isinstance(c, int) else None
     t = type(m)

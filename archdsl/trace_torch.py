@@ -17,7 +17,7 @@ The cost is fx's limit: Python control flow on tensor values cannot be traced; s
 module is an ImportFailure with torch's message.
 
 The op -> kind mapping is three tables (``MODULES`` by class, ``FUNCTIONS`` and
-``METHODS`` by name) of small converters returning :class:`archdsl.rebuild.Op`; a new
+``METHODS`` by name) of small converters returning :class:`archdsl.rebuild_types.Op`; a new
 kind is one entry. An op with no entry is an ImportFailure naming the op, the module
 path and the source line that calls it. After rebuilding, the spec is compiled and its
 parameters, MACs (against torch's FlopCounterMode) and output shape are compared with

@@ -1,7 +1,7 @@
 """The importer's last step: rebuilt items and blocks (archdsl.rebuild) -> spec text.
 
 Torch-free. A block's body is written from its first call's items with the slot bindings
-of :func:`archdsl.rebuild._parametrise` (a literal, or an expression over the block's
+of :func:`archdsl.rebuild_join._parametrise` (a literal, or an expression over the block's
 parameters); a statement is written in its shortest form (`conv 3x3/2 p1 -> 64`, `maxpool
 3/2 ceil`), with `bias`/`nobias` only where the scoped default (`bias auto`: none before a
 `bn`) would differ from the module. A layer's norm and activation join its line.
@@ -13,7 +13,7 @@ import re
 from collections import Counter
 from typing import Any, Iterator
 
-from .rebuild import _IDENT, _NUMBERED, Aux, Block, Cond, Merge, Op, Ref, Repeat, _is_slot, identifier, snake
+from .rebuild_types import _IDENT, _NUMBERED, Aux, Block, Cond, Merge, Op, Ref, Repeat, _is_slot, identifier, snake
 
 
 def lit(v: Any) -> str:

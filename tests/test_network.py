@@ -13,9 +13,9 @@ PACKAGE = Path(archdsl.__file__).parent
 #: the pipeline's order: a module may import (at module level) only modules before it
 STAGES = ["syntax", "diagnostics", "parse_errors", "lexer", "tables", "lalr", "parser", "layers", "pygments_lexer", "zoo", "sources",
           "evaluate", "infer", "network", "budget", "names", "init", "recipe", "binding", "expand", "spec", "fmt_layout", "fmt",
-          "analysis", "memory", "lsp", "check", "update", "report", "diagram", "diff", "treediff", "ci_report", "rebuild",
-          "write_spec", "weights", "torch_modules", "lower_torch", "torch_ops", "trace_torch", "export_torch",
-          "init_torch", "optim", "train", "cli_roundtrip", "cli_torch", "cli"]
+          "analysis", "memory", "lsp", "check", "update", "report", "diagram", "diff", "treediff", "ci_report",
+          "rebuild_types", "rebuild_join", "rebuild", "write_spec", "weights", "torch_modules", "lower_torch", "torch_ops",
+          "trace_torch", "export_torch", "init_torch", "optim", "train", "cli_roundtrip", "cli_torch", "cli"]
 
 
 def _imports(path: Path) -> set[str]:
