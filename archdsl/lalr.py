@@ -45,6 +45,9 @@ class Fallback(Exception):
 
 #: what a reduction does with its children (see Loop.parse)
 _PASS, _SPLICE, _BUILD = 0, 1, 2
+#: what a terminal's tokens need (Loop._kinds): skipped (whitespace), lines counted in them,
+#: left out of the values (keywords, punctuation), a keyword callback (a name may be a keyword)
+_IGNORED, _NEWLINES, _FILTERED, _KEYWORDS = 1, 2, 4, 8
 #: the value of a token of a filtered terminal (a keyword, punctuation): only its position
 #: counts, so no Token is made for it
 _DROPPED = object()
@@ -65,9 +68,10 @@ class Loop:
         root = self._lexer.root_lexer
         root.scanner  # noqa: B018 - builds the scanner and, with it, the keyword callbacks
         self._root = root
-        self._newline = frozenset(root.newline_types)
-        self._ignore = frozenset(root.ignore_types)
-        self._dropped = dropped
+        # per terminal, what the loop does with its tokens (the _IGNORED, ... bits)
+        self._kinds = {t.name: (_IGNORED * (t.name in root.ignore_types) | _NEWLINES * (t.name in root.newline_types)
+                                | _FILTERED * (t.name in dropped) | _KEYWORDS * (t.name in root.callback))
+                       for t in parts.terminals}
         self._max_depth = max_depth
         # per state: terminal or rule name -> a state to shift or go to (>= 0), or ~i to
         # reduce by rule i (< 0); its terminals are those the state accepts
@@ -89,10 +93,10 @@ class Loop:
 
     def parse(self, text: str, program: Any) -> Any:
         """The value of the start rule for `text`, `program` being the builder instance."""
-        table, rules = self._table, self._rules
-        newline, ignore, dropped, max_depth = self._newline, self._ignore, self._dropped, self._max_depth
+        table, rules, max_depth = self._table, self._rules, self._max_depth
+        kinds, root_cb = self._kinds, self._root.callback
         root_res = self._root.scanner._mres
-        root_cb = self._root.callback
+        match = root_res[0].match if len(root_res) == 1 else None  # Lark splits only past 100 terminals
         retyped: dict[tuple[str, str], str] = {}  # (terminal, text) -> its type after the keyword callbacks
         token = _token
         end_state = self._end
@@ -105,29 +109,28 @@ class Loop:
         while True:
             # -- the next token
             if pos < n:
-                for mre in root_res:
-                    m = mre.match(text, pos)
-                    if m is not None:
-                        break
-                typ = m.lastgroup if m is not None else None
-                value = m.group() if m is not None else ""
-                if typ in root_cb and typ not in ignore:
-                    typ = _retype(retyped, root_cb, typ, value)
-                if typ not in table[states[-1]] and typ not in ignore:
-                    typ, value, cb = self._state_match(states[-1], text, pos)
-                    if typ in cb:
-                        typ = cb[typ](Token(typ, value)).type
+                m = match(text, pos) if match is not None else _first_match(root_res, text, pos)
+                if m is None:
+                    typ, value, kind = self._state_match(states[-1], text, pos)
+                else:
+                    typ, value = m.lastgroup, m.group()
+                    kind = kinds[typ]
+                    if kind & _KEYWORDS:
+                        typ = _retype(retyped, root_cb, typ, value)
+                        kind = kinds[typ]
+                    if not kind & _IGNORED and typ not in table[states[-1]]:
+                        typ, value, kind = self._state_match(states[-1], text, pos)
                 end = pos + len(value)
                 end_line, end_start = line, line_start
-                if typ in newline:
+                if kind & _NEWLINES:
                     k = value.count("\n")
                     if k:
                         end_line, end_start = line + k, pos + value.rindex("\n") + 1
-                if typ in ignore:
+                if kind & _IGNORED:
                     pos, line, line_start = end, end_line, end_start
                     continue
                 where = (line, pos - line_start + 1, end_line, end - end_start + 1)
-                if typ in dropped:
+                if kind & _FILTERED:
                     shifted = (_DROPPED, where, where, 0)
                 else:
                     shifted = (token(typ, value, pos, *where, end), where, where, 0)
@@ -167,14 +170,17 @@ class Loop:
                 if at_end and states[-1] == end_state:
                     return values[-1][0]
 
-    def _state_match(self, state: int, text: str, pos: int) -> tuple[str, str, dict]:
-        """The token at `pos` as the scanner of the terminals `state` accepts finds it."""
+    def _state_match(self, state: int, text: str, pos: int) -> tuple[str, str, int]:
+        """The token at `pos` as the scanner of the terminals `state` accepts finds it (Lark's
+        contextual lexer: a keyword where the state takes no keyword is a name)."""
         lexer = self._lexer._state_lexer(state)
-        for mre in lexer.scanner._mres:
-            m = mre.match(text, pos)
-            if m is not None:
-                return m.lastgroup, m.group(), lexer.callback
-        raise Fallback
+        m = _first_match(lexer.scanner._mres, text, pos)
+        if m is None:
+            raise Fallback
+        typ, value = m.lastgroup, m.group()
+        if typ in lexer.callback:
+            typ = lexer.callback[typ](Token(typ, value)).type
+        return typ, value, self._kinds[typ]
 
 
 def _splice(children: list, spliced: tuple[int, ...]) -> list:
@@ -192,6 +198,14 @@ def _splice(children: list, spliced: tuple[int, ...]) -> list:
         else:
             out.append(entry)
     return out if out is not None else []
+
+
+def _first_match(patterns: list, text: str, pos: int):
+    for pattern in patterns:
+        m = pattern.match(text, pos)
+        if m is not None:
+            return m
+    return None
 
 
 def _retype(memo: dict, callbacks: dict, typ: str, value: str) -> str:
