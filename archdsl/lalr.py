@@ -34,6 +34,7 @@ from typing import Any, Callable
 
 from lark import Token
 from lark.common import LexerConf
+from lark.lexer import Scanner
 
 from .lexer import RootFirstLexer
 from .tables import LoopParts
@@ -46,7 +47,7 @@ class Fallback(Exception):
 #: what a reduction does with its children (see Loop.parse)
 _PASS, _SPLICE, _BUILD = 0, 1, 2
 #: what a terminal's tokens need (Loop._kinds): skipped (whitespace), lines counted in them,
-#: left out of the values (keywords, punctuation), a keyword callback (a name may be a keyword)
+#: left out of the values (keywords, punctuation), a keyword may match it (NAME matches `network`)
 _IGNORED, _NEWLINES, _FILTERED, _KEYWORDS = 1, 2, 4, 8
 #: the value of a token of a filtered terminal (a keyword, punctuation): only its position
 #: counts, so no Token is made for it
@@ -66,11 +67,14 @@ class Loop:
         # the lexer Lark's parser would use: the same terminals, the same per-state sets
         self._lexer = RootFirstLexer(conf, {state: keys for state, (keys, _) in parts.states.items()})
         root = self._lexer.root_lexer
-        root.scanner  # noqa: B018 - builds the scanner and, with it, the keyword callbacks
-        self._root = root
+        # the scanner Lark's root lexer builds (its terminals in its order, less the keywords
+        # folded into a terminal that also matches them), the folding read from the tables
+        self._root_patterns = Scanner([t for t in root.terminals if t.name not in parts.folded],
+                                      parts.g_regex_flags, re, parts.use_bytes)._mres
+        self._keywords = parts.keywords
         # per terminal, what the loop does with its tokens (the _IGNORED, ... bits)
         self._kinds = {t.name: (_IGNORED * (t.name in root.ignore_types) | _NEWLINES * (t.name in root.newline_types)
-                                | _FILTERED * (t.name in dropped) | _KEYWORDS * (t.name in root.callback))
+                                | _FILTERED * (t.name in dropped) | _KEYWORDS * (t.name in parts.keywords))
                        for t in parts.terminals}
         self._max_depth = max_depth
         # per state: terminal or rule name -> a state to shift or go to (>= 0), or ~i to
@@ -94,10 +98,9 @@ class Loop:
     def parse(self, text: str, program: Any) -> Any:
         """The value of the start rule for `text`, `program` being the builder instance."""
         table, rules, max_depth = self._table, self._rules, self._max_depth
-        kinds, root_cb = self._kinds, self._root.callback
-        root_res = self._root.scanner._mres
+        kinds, keywords = self._kinds, self._keywords
+        root_res = self._root_patterns
         match = root_res[0].match if len(root_res) == 1 else None  # Lark splits only past 100 terminals
-        retyped: dict[tuple[str, str], str] = {}  # (terminal, text) -> its type after the keyword callbacks
         token = _token
         end_state = self._end
         states = [self._start]
@@ -115,8 +118,8 @@ class Loop:
                 else:
                     typ, value = m.lastgroup, m.group()
                     kind = kinds[typ]
-                    if kind & _KEYWORDS:
-                        typ = _retype(retyped, root_cb, typ, value)
+                    if kind & _KEYWORDS:  # `network` is a NAME to the scanner, a keyword to the parser
+                        typ = keywords[typ].get(value, typ)
                         kind = kinds[typ]
                     if not kind & _IGNORED and typ not in table[states[-1]]:
                         typ, value, kind = self._state_match(states[-1], text, pos)
@@ -206,16 +209,6 @@ def _first_match(patterns: list, text: str, pos: int):
         if m is not None:
             return m
     return None
-
-
-def _retype(memo: dict, callbacks: dict, typ: str, value: str) -> str:
-    """The type Lark's keyword callback gives a `typ` token `value` (`network` is a NAME
-    to the scanner, the keyword to the parser), asked once per word."""
-    key = typ, value
-    found = memo.get(key)
-    if found is None:
-        found = memo[key] = callbacks[typ](Token(typ, value)).type
-    return found
 
 
 def _build(program: Any, method: Callable, children: list, max_depth: int) -> tuple:

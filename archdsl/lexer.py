@@ -31,6 +31,19 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedToken
 from lark.lexer import BasicLexer, ContextualLexer
 
 
+class _Accepts(dict):
+    """state -> the frozenset of terminals it accepts, made when first asked for (a spec meets
+    a fraction of the grammar's states, and most processes never lex with this class)."""
+
+    def __init__(self, states: dict):
+        super().__init__()
+        self._states = states
+
+    def __missing__(self, state: int) -> frozenset:
+        found = self[state] = frozenset(self._states[state])
+        return found
+
+
 class RootFirstLexer(ContextualLexer):
     """Lark's contextual lexer that tries the scanner of all terminals first and builds a
     parser state's own scanner only when that state needs it."""
@@ -39,7 +52,7 @@ class RootFirstLexer(ContextualLexer):
         # Not ContextualLexer.__init__: it builds a BasicLexer for every state up front.
         self._conf = conf
         self._extra = frozenset(conf.ignore) | frozenset(always_accept)
-        self._accepts = {state: frozenset(accepts) for state, accepts in states.items()}
+        self._accepts = _Accepts(states)
         self._by_accepts: dict[frozenset, BasicLexer] = {}
         root_conf = copy(conf)
         root_conf.terminals = list(conf.terminals)

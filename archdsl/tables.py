@@ -25,22 +25,24 @@ from __future__ import annotations
 
 import hashlib
 import marshal
+import re
 from typing import NamedTuple
 
 from lark import Lark
 from lark.grammar import NonTerminal, Rule, RuleOptions, Terminal
-from lark.lexer import PatternRE, PatternStr, TerminalDef
+from lark.common import LexerConf
+from lark.lexer import BasicLexer, PatternRE, PatternStr, TerminalDef, _create_unless
 from lark.parsers.lalr_analysis import IntParseTable, Reduce, Shift
 from lark.parsers.lalr_parser import LALR_Parser, _Parser
 
 #: the file starts with this line, then the SHA-256 of the grammar it was made from, then
 #: that of the payload, then the payload
-MAGIC = b"archdsl-grammar-tables 3\n"
+MAGIC = b"archdsl-grammar-tables 4\n"
 #: the file is not read past this size (it is about 60 KB)
 MAX_BYTES = 4_000_000
 FILE = "grammar.tables"
 OPTIONS = dict(parser="lalr", keep_all_tokens=True, maybe_placeholders=False)
-_KEYS = {"data", "terminals", "rules", "actions"}
+_KEYS = {"data", "terminals", "rules", "actions", "keywords", "folded"}
 
 
 def grammar_key(grammar: str) -> bytes:
@@ -53,7 +55,8 @@ def compile_grammar(grammar: str, plugins: dict) -> Lark:
 
 def blob(grammar: str, plugins: dict) -> bytes:
     """The tables file of `grammar`."""
-    data, memo = compile_grammar(grammar, plugins).memo_serialize([TerminalDef, Rule])
+    lark = compile_grammar(grammar, plugins)
+    data, memo = lark.memo_serialize([TerminalDef, Rule])
     # the lexer plugin is a class, not data (it is given again when loading)
     data["options"] = {k: v for k, v in data["options"].items() if k != "_plugins"}
     terminals = {i: _flat_terminal(m) for i, m in memo.items() if m["__type__"] == "TerminalDef"}
@@ -68,9 +71,26 @@ def blob(grammar: str, plugins: dict) -> bytes:
         states[state] = keys, tuple(actions.setdefault(a, len(actions)) for a in found)
     data["parser"]["parser"] = {"states": states, "start_states": table["start_states"],
                                 "end_states": table["end_states"]}
-    payload = marshal.dumps({"data": data, "terminals": terminals, "rules": rules,
-                             "actions": tuple(actions)}, 4)
+    keywords, folded = _keywords(lark.lexer_conf)
+    payload = marshal.dumps({"data": data, "terminals": terminals, "rules": rules, "actions": tuple(actions),
+                             "keywords": keywords, "folded": folded}, 4)
     return MAGIC + grammar_key(grammar) + b"\n" + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload
+
+
+def _keywords(conf: LexerConf) -> tuple[dict[str, dict[str, str]], tuple[str, ...]]:
+    """For each terminal that a keyword also matches (NAME matches `network`): keyword text ->
+    keyword terminal; and the keyword terminals folded into those, which the root scanner no
+    longer tries on their own. The work of Lark's ``_create_unless`` (a regular expression
+    compiled per terminal: 1-2 ms a process), done once here."""
+    root = BasicLexer(conf)
+    kept, callbacks = _create_unless(root.terminals, conf.g_regex_flags, re, conf.use_bytes)
+    found = {}
+    for name, callback in callbacks.items():
+        words = callback.scanner.terminals
+        if any(t.pattern.flags for t in words):  # a case-insensitive keyword is not a plain lookup
+            raise ValueError(f"keyword terminals with flags: {[t.name for t in words]}")
+        found[name] = {t.pattern.value: t.name for t in words}
+    return found, tuple(t.name for t in root.terminals if t not in kept)
 
 
 def _by_name(table: dict) -> bool:
@@ -145,6 +165,10 @@ class LoopParts(NamedTuple):
     states: dict[int, tuple[tuple[str, ...], tuple[int, ...]]]
     #: (origin, expansion of (name, is a terminal), alias, expand1, template source)
     rules: list[tuple]
+    #: terminal -> {keyword text: keyword terminal} for the terminals a keyword also matches
+    keywords: dict[str, dict[str, str]]
+    #: the keyword terminals the root scanner does not try on their own (found through `keywords`)
+    folded: frozenset[str]
     start: int
     end: int
 
@@ -168,6 +192,8 @@ def loop_parts(tables: dict) -> LoopParts:
         use_bytes=lexer_conf["use_bytes"],
         states={state: (keys, tuple(map(pick, idx))) for state, (keys, idx) in parser["states"].items()},
         rules=rules,
+        keywords=tables["keywords"],
+        folded=frozenset(tables["folded"]),
         start=parser["start_states"]["start"],
         end=parser["end_states"]["start"],
     )

@@ -95,3 +95,14 @@ def test_a_keyword_is_a_name_where_the_grammar_takes_no_keyword():
     # the start of a statement and a parameter name after a kind
     text = "network as(x=2) { input 3x8x8; bias off; conv 3x3 -> x bias=0; x: conv 1x1 -> 4 }"
     assert _loop(text, "k.arch") == list(_lark(text, "k.arch"))
+
+
+def test_the_shipped_keywords_are_larks_own():
+    """The tables carry what Lark's root lexer works out for keywords (``_create_unless``):
+    the loop's scanner is that lexer's, and its keyword lookup that lexer's callbacks."""
+    root = parser._lark().parser.lexer.root_lexer
+    loop = parser._loop()
+    assert [p.pattern for p in loop._root_patterns] == [p.pattern for p in root.scanner._mres]
+    assert {name: {t.pattern.value: t.name for t in cb.scanner.terminals} for name, cb in root.callback.items()} \
+        == loop._keywords
+    assert loop._keywords["NAME"]["network"] == "NETWORK"
