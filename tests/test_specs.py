@@ -152,3 +152,26 @@ def _everything(net) -> tuple:
     return (nodes, _tree(net.tree), net.input, net.output, net.aux_outputs, checks)
 
 
+
+
+def test_the_expansion_memo_of_layer_figures_changes_no_figure(monkeypatch):
+    """A layer's figures are memoised per expansion by (kind, params, attached ops, input
+    shape): every spec compiled with the memo gives what it gives inferring every layer anew,
+    and the memo is used (fewer entries than layers inferred)."""
+    from archdsl import expand, infer
+
+    inferred, kept = 0, {}
+
+    def counting(info, ins, memo=None):
+        nonlocal inferred
+        inferred += 1
+        kept[id(memo)] = memo
+        return infer.infer_info(info, ins, memo)
+
+    monkeypatch.setattr(expand, "infer_info", counting)
+    with_memo = [_everything(archdsl.compile(path, name)) for path, name in CASES]
+    assert sum(len(m) for m in kept.values() if m is not None) < inferred / 2
+    monkeypatch.setattr(expand, "infer_info", lambda info, ins, memo=None: infer.infer_info(info, ins))
+    without = [_everything(archdsl.compile(path, name)) for path, name in CASES]
+    for (path, name), a, b in zip(CASES, with_memo, without):
+        assert a == b, name
