@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
+from .frozen import frozen
 from .syntax import Span
 
 #: at most this many diagnostics are printed; the rest are summarised as "... and N more"
@@ -49,7 +50,7 @@ def _painter(color: bool):
     return lambda text, style: f"\x1b[{STYLES[style]}m{text}\x1b[0m" if text else text
 
 
-@dataclass(frozen=True)
+@frozen
 class Note:
     message: str
     span: Span | None = None
@@ -98,7 +99,7 @@ class _Hint:
         obj.__dict__[self.slot] = value
 
 
-@dataclass(frozen=True)
+@frozen
 class Diagnostic:
     code: str
     message: str

@@ -38,11 +38,11 @@ out*kh*kw; a bias takes the fans of its layer's weight):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Callable
 
 from . import syntax as P
 from .diagnostics import ArchError, Diagnostic, did_you_mean
+from .frozen import frozen
 
 #: the parameters each kind's module holds, where it has any (kinds not listed: a weight when
 #: the layer has parameters, a bias when the kind has one)
@@ -69,7 +69,7 @@ FILLERS: dict[str, tuple[str, int, int]] = {
 }
 
 
-@dataclass(frozen=True)
+@frozen
 class Filler:
     """One filler: its canonical name and its arguments (numbers, or the words of he_*)."""
 

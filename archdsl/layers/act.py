@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
+from ..frozen import frozen
 from .base import Args, Kind, Params, Saved, Shape, register
 
 
@@ -52,7 +52,7 @@ Hardsigmoid = _simple("hardsigmoid", "Hardsigmoid",
                       "hard sigmoid, relu6(x + 3) / 6 (MobileNetV3's squeeze-excitation gate)", inplace=True)
 
 
-@dataclass(frozen=True)
+@frozen
 class SlopeParams(Params):
     slope: float = 0.01
 

@@ -17,17 +17,18 @@ nor any pipeline stage changes.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from typing import Any, Callable, ClassVar, Iterable, NamedTuple, Sequence
 
 from ..diagnostics import ArchError, Diagnostic, Suggestion
+from ..frozen import frozen
 from ..syntax import Expr, KwArg, ListArg, Num, Span, Window
 
 
 # ---------------------------------------------------------------- shapes
 
 
-@dataclass(frozen=True)
+@frozen
 class Shape:
     """A tensor shape without the batch dimension: (C, H, W) for maps, (N,) when flat."""
 
@@ -78,7 +79,7 @@ class ShapeError(Exception):
         self.arg = arg  # the argument to underline, when one is to blame
 
 
-@dataclass(frozen=True)
+@frozen
 class RF:
     """One layer's receptive-field step per axis: effective kernel, stride and padding.
 
@@ -354,11 +355,11 @@ def _is_expr(a) -> bool:
 # ---------------------------------------------------------------- the kind protocol
 
 
-@dataclass(frozen=True)
+@frozen
 class Params:
     """A kind's parameters: a frozen dataclass, compared and hashed by value.
 
-    Each kind declares its own as ``@dataclass(frozen=True) class XParams(Params)``. Two
+    Each kind declares its own as ``@frozen class XParams(Params)``. Two
     layers written alike give equal params, whatever the spelling (the diff and the
     diagrams compare them): ``__post_init__`` makes an
     int given for a ``float`` field a float and any sequence given for a ``tuple`` field a

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from fractions import Fraction
 
+from ..frozen import frozen
 from .base import RF, Args, Kind, Params, Shape, ShapeError, chw, pair, pool_out, register, short
 
 
-@dataclass(frozen=True)
+@frozen
 class ConvParams(Params):
     out: int
     kernel: tuple[int, int]
@@ -106,7 +106,7 @@ def _check_groups(groups: int, c_in: int, c_out: int) -> None:
                          expected=f"output channels divisible by {groups}", found=f"{c_out} channels", arg="groups")
 
 
-@dataclass(frozen=True)
+@frozen
 class ConvTParams(Params):
     out: int
     kernel: tuple[int, int]
@@ -242,7 +242,7 @@ def _spatial(kind: str, x: Shape, kernel, stride, padding, dilation, ceil) -> tu
 spatial_out = _spatial
 
 
-@dataclass(frozen=True)
+@frozen
 class MlpconvParams(Params):
     channels: tuple[int, ...]
 

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import random
 from collections import OrderedDict
-from dataclasses import dataclass
 
+from ..frozen import frozen
 from .base import RF, Args, Kind, Params, Saved, Shape, ShapeError, flat, pair, register, short
 from .conv import spatial_out
 
 
-@dataclass(frozen=True)
+@frozen
 class SubsampleParams(Params):
     kernel: tuple[int, int] = (2, 2)
     stride: tuple[int, int] = (2, 2)
@@ -77,7 +77,7 @@ class Subsample(Kind):
         ))
 
 
-@dataclass(frozen=True)
+@frozen
 class ScaledTanhParams(Params):
     amplitude: float = 1.7159
     slope: float = 2 / 3
@@ -116,7 +116,7 @@ class LecunTanh(Kind):
         return lib.ScaledTanh(p.amplitude, p.slope)
 
 
-@dataclass(frozen=True)
+@frozen
 class RbfParams(Params):
     out: int
     seed: int = 1998

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
+from ..frozen import frozen
 from .base import RF, Args, Kind, Params, Shape, flat, register
 
 
-@dataclass(frozen=True)
+@frozen
 class FcParams(Params):
     out: int
     bias: bool = True

@@ -7,9 +7,9 @@ Its receptive field is the widest of its branches' (``MergeKind.field``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Sequence
 
+from ..frozen import frozen
 from .base import Args, MergeKind, Params, Saved, Shape, ShapeError, chw, flat, register
 
 
@@ -42,7 +42,7 @@ class Concat(MergeKind):
         return lib.torch.cat(ys, 1)
 
 
-@dataclass(frozen=True)
+@frozen
 class AddParams(Params):
     #: the factor on each input (the identity's, for a residual, is last): x + S * f(x)
     scales: tuple[float, ...] = ()

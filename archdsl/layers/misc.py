@@ -3,12 +3,12 @@ split, shuffle."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
+from ..frozen import frozen
 from .base import KEEPS_NOTHING, Args, Kind, Params, Saved, Shape, ShapeError, chw, flat, register
 
 
-@dataclass(frozen=True)
+@frozen
 class DropoutParams(Params):
     p: float = 0.5
 
@@ -46,7 +46,7 @@ class Dropout(Kind):
         return lib.nn.Dropout(p.p)
 
 
-@dataclass(frozen=True)
+@frozen
 class DropPathParams(Params):
     p: float
     #: "row": one draw per sample; "batch": one draw for the whole batch
@@ -138,7 +138,7 @@ class Identity(Kind):
         return lib.nn.Identity()
 
 
-@dataclass(frozen=True)
+@frozen
 class SelectParams(Params):
     channels: tuple[int, ...]
 
@@ -181,7 +181,7 @@ class Select(Kind):
         return lib.Select(p.channels)
 
 
-@dataclass(frozen=True)
+@frozen
 class SplitParams(Params):
     #: one number: that many equal parts (torch.chunk); several: the parts' sizes (torch.split)
     parts: tuple[int, ...]
@@ -244,7 +244,7 @@ class Split(Kind):
         return lib.ChannelSlice(*self.kept(p, x.c))
 
 
-@dataclass(frozen=True)
+@frozen
 class ShuffleParams(Params):
     groups: int
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
+from ..frozen import frozen
 from .base import Args, Kind, Params, Saved, Shape, register
 
 
-@dataclass(frozen=True)
+@frozen
 class BnParams(Params):
     eps: float = 1e-5
     momentum: float = 0.1
@@ -51,7 +51,7 @@ class BatchNorm(Kind):
         return cls(x.c, eps=p.eps, momentum=p.momentum)
 
 
-@dataclass(frozen=True)
+@frozen
 class LrnParams(Params):
     size: int
     alpha: float = 1e-4
@@ -98,7 +98,7 @@ class Lrn(Kind):
         return lib.nn.LocalResponseNorm(p.size, alpha=p.alpha, beta=p.beta, k=p.k)
 
 
-@dataclass(frozen=True)
+@frozen
 class LnParams(Params):
     eps: float = 1e-5
 
@@ -141,7 +141,7 @@ class LayerNorm(Kind):
         return cls(x.c, eps=p.eps)
 
 
-@dataclass(frozen=True)
+@frozen
 class ScaleParams(Params):
     init: float = 1e-6
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from fractions import Fraction
 
+from ..frozen import frozen
 from .base import KEEPS_NOTHING, RF, Args, Kind, Params, Saved, Shape, ShapeError, chw, flat, pair, register, short
 from .conv import spatial_out
 
 
-@dataclass(frozen=True)
+@frozen
 class PoolParams(Params):
     kernel: tuple[int, int]
     stride: tuple[int, int]
@@ -127,7 +127,7 @@ class GlobalMaxPool(_Global):
         return lib.nn.AdaptiveMaxPool2d(1)
 
 
-@dataclass(frozen=True)
+@frozen
 class AdaptiveParams(Params):
     size: tuple[int, int]
 
@@ -184,7 +184,7 @@ class AdaptiveMaxPool(_Adaptive):
         return lib.nn.AdaptiveMaxPool2d(p.size)
 
 
-@dataclass(frozen=True)
+@frozen
 class SppParams(Params):
     levels: tuple[int, ...]
 
@@ -228,7 +228,7 @@ class Spp(Kind):
         return lib.SpatialPyramidPool(p.levels)
 
 
-@dataclass(frozen=True)
+@frozen
 class UpsampleParams(Params):
     #: an integer factor per axis, or () when the output size is given
     scale: tuple[int, ...] = ()

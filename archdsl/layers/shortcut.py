@@ -18,12 +18,12 @@ slice, and ``nn.ConstantPad3d`` pads the channel axis of an (N, C, H, W) tensor.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
+from ..frozen import frozen
 from .base import KEEPS_NOTHING, RF, Args, Kind, Params, Saved, Shape, ShapeError, chw, register, short
 
 
-@dataclass(frozen=True)
+@frozen
 class DecimateParams(Params):
     stride: tuple[int, int] = (2, 2)
 
@@ -67,7 +67,7 @@ class Decimate(Kind):
         return lib.nn.MaxPool2d(1, p.stride)
 
 
-@dataclass(frozen=True)
+@frozen
 class PadChannelsParams(Params):
     out: int
 
