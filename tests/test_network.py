@@ -11,7 +11,7 @@ from archdsl.network import TAux, TLayer, TMerge, TSeq, groups, nodes_under, out
 PACKAGE = Path(archdsl.__file__).parent
 
 #: the pipeline's order: a module may import (at module level) only modules before it
-STAGES = ["syntax", "diagnostics", "parse_errors", "lexer", "tables", "lalr", "parser", "layers", "pygments_lexer", "zoo", "sources",
+STAGES = ["frozen", "syntax", "diagnostics", "parse_errors", "lexer", "tables", "lalr", "parser", "layers", "pygments_lexer", "zoo", "sources",
           "evaluate", "infer", "network", "budget", "names", "init", "recipe", "binding", "expand", "spec", "fmt_layout", "fmt",
           "analysis", "memory", "lsp", "check", "update", "report", "diagram", "diff", "treediff", "ci_report",
           "rebuild_types", "rebuild_join", "rebuild", "write_spec", "weights", "torch_modules", "lower_torch", "torch_ops",
@@ -39,7 +39,7 @@ def test_each_stage_imports_only_the_stages_before_it():
         later = set(STAGES[i:])
         assert not (_imports(path) & later), f"{stage} imports a later stage: {_imports(path) & later}"
     for kind_file in (PACKAGE / "layers").glob("*.py"):  # kinds see only syntax and diagnostics
-        assert _imports(kind_file) <= {"syntax", "diagnostics", "base", "conv", ""} | {
+        assert _imports(kind_file) <= {"frozen", "syntax", "diagnostics", "base", "conv", ""} | {
             p.stem for p in (PACKAGE / "layers").glob("*.py")}, kind_file.name
 
 
