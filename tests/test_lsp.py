@@ -157,3 +157,31 @@ async def test_definition_symbols_and_formatting(client, tmp_path):
     edits = await client.text_document_formatting_async(T.DocumentFormattingParams(
         T.TextDocumentIdentifier(uri), T.FormattingOptions(tab_size=2, insert_spaces=True)))
     assert edits[0].new_text.endswith("  let w2 = width * 2\n  conv 1x1 -> w2\n}\n")
+
+
+async def test_the_analysis_an_edit_replaced_is_freed_after_the_replies():
+    """Freeing a deep spec's analysis takes milliseconds: the server does it once the replies
+    to the edit are out (RELEASE_S later), not between the edit and its diagnostics."""
+    import asyncio
+    import gc
+    import weakref
+
+    from archdsl import analysis as A
+    from archdsl import lsp
+
+    ls = lsp.ArchServer()
+    old = A.analyze("network n { input 3x8x8; conv 3x3 -> 4 }", "n.arch")
+    ref = weakref.ref(old)
+    ls._retire(old)
+    del old
+    gc.collect()
+    assert ref() is not None  # still held: the replies are not out yet
+    await asyncio.sleep(lsp.RELEASE_S * 5)
+    gc.collect()
+    assert ref() is None and ls._retired is None and ls._release is None
+
+    def without_a_loop():  # a direct call, no server loop: nothing is held
+        ls._retire(A.analyze("network n { input 3x8x8; conv 3x3 -> 4 }", "n.arch"))
+        return ls._retired
+
+    assert await asyncio.to_thread(without_a_loop) is None
