@@ -54,7 +54,7 @@ _VALIDATION = {"strict": True, "revalidate_instances": "always"}
 def _node(cls):
     """Every node: immutable, compared by value, keyword-only (a statement's optional label
     comes before its own fields in the class hierarchy). :func:`archdsl.frozen.frozen`: a
-    frozen dataclass, 20 ms cheaper to define for this module's 31 classes."""
+    frozen dataclass, 40 -> 24 ms to define this module's 31 classes."""
     cls.__pydantic_config__ = _VALIDATION
     return frozen(cls, slots=True, kw_only=True)
 
