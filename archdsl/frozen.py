@@ -29,20 +29,35 @@ def frozen(cls=None, /, **options):
         c = dataclass(c, frozen=True, eq=False, repr=False, **options)
         c._fields = names = tuple(c.__dataclass_fields__)
         c._values = _getter(names)
-        c.__eq__, c.__hash__, c.__repr__ = _eq, _hash, _repr
+        c.__eq__ = _eq_dict if _plain_dict(c, names) else _eq
+        c.__hash__, c.__repr__ = _hash, _repr
         return c
 
     return wrap if cls is None else wrap(cls)
 
 
 def _getter(names: tuple[str, ...]):
-    """A class attribute, called as ``node._values(node)``: the tuple of the fields' values."""
-    if len(names) > 1:
-        return attrgetter(*names)  # not a function: not bound as a method
-    if names:
-        one = attrgetter(names[0])
-        return staticmethod(lambda node: (one(node),))
-    return staticmethod(lambda node: ())
+    """A class attribute, called as ``node._values(node)``: what the node is compared and
+    hashed by. An attrgetter (a C callable, never bound as a method): the tuple of the
+    fields' values, the one field's value itself, or for a class without fields its class
+    (every instance alike). Measured on preact_resnet1001's compile (3,339 layers, ~10,000
+    hashes and comparisons of shapes and params), a Python function here cost 5% of it."""
+    return attrgetter(*names) if names else attrgetter("__class__")
+
+
+def _plain_dict(c: type, names: tuple[str, ...]) -> bool:
+    """Whether an instance's ``__dict__`` holds its fields and nothing else, as it is: the
+    class has no slots and no field is a data descriptor (Diagnostic's hint is one). Then
+    it is compared through ``__dict__``: an attrgetter reads each attribute through the
+    generic lookup, and comparing two layer params that way took twice as long as
+    dataclasses' own ``__eq__`` (the expansion's memo compares thousands of them)."""
+    return "__slots__" not in c.__dict__ and not any(hasattr(type(c.__dict__.get(n)), "__set__") for n in names)
+
+
+def _eq_dict(self, other):
+    if other.__class__ is self.__class__:
+        return self.__dict__ == other.__dict__
+    return NotImplemented
 
 
 def _eq(self, other):

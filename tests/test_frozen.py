@@ -61,13 +61,24 @@ def test_only_the_same_class_compares_equal():
 
 def test_one_field_no_field_and_keyword_only_classes():
     assert One("a") == One("a") != One("b")
-    assert hash(One("a")) == hash(("a",))
+    assert hash(One("a")) == hash(One("a")) and {One("a"): 1}[One("a")] == 1
     assert repr(One("a")) == "One(x='a')"
-    assert Empty() == Empty() and hash(Empty()) == hash(()) and repr(Empty()) == "Empty()"
+    assert Empty() == Empty() and hash(Empty()) == hash(Empty()) and repr(Empty()) == "Empty()"
+    assert Empty() != Pair(1) and One("a") != "a"  # a one-field node is not its value
     assert Kw(x=1) == Kw(x=1, y=1.0) and repr(Kw(x=2)) == "Kw(x=2, y=1.0)"
     assert not hasattr(Kw(x=1), "__dict__")  # slots kept
     with pytest.raises(TypeError):
         Kw(1)  # keyword-only kept
+
+
+def test_a_class_with_slots_or_a_descriptor_field_is_compared_by_its_attributes():
+    """Plain classes are compared through their __dict__ (faster); the others read each field."""
+    from archdsl.diagnostics import Diagnostic, Suggestion
+
+    assert Pair.__eq__ is not Kw.__eq__ and Diagnostic.__eq__ is Kw.__eq__  # __dict__ holds `_hint`
+    told = Diagnostic("E201", "unknown", hint=Suggestion("reul", ["relu"]))
+    assert told == Diagnostic("E201", "unknown", hint="did you mean 'relu'?")  # by the hint's text
+    assert Kw(x=1, y=2.0) != Kw(x=1, y=3.0) and Pair(1, (2,)) != Pair(1, (3,))
 
 
 def test_instances_stay_frozen():
@@ -83,7 +94,7 @@ def test_the_packages_value_classes_use_it():
     classes = [P.Span, P.Num, P.Invocation, P.Program, Shape, Params]
     classes += [type(k).Params for k in REGISTRY.values() if getattr(type(k), "Params", Params) is not Params]
     for cls in classes:
-        assert cls.__eq__ is Pair.__eq__ and cls.__hash__ is Pair.__hash__, cls
+        assert cls.__eq__ in (Pair.__eq__, Kw.__eq__) and cls.__hash__ is Pair.__hash__, cls
         assert cls._fields == tuple(f.name for f in fields(cls)), cls
     span = P.Span(file="f", line=1, column=2, end_line=1, end_column=3)
     assert span == P.Span(file="f", line=1, column=2, end_line=1, end_column=3)
