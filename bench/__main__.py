@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from . import agreement, analysis, command, forward, fresh, machine, scale
-from .models import BY_NAME, MODELS, QUICK, ROOT, missing, select
+from .models import BY_NAME, QUICK, ROOT, missing, select
 from .peers import PEERS, usable
 from .report import kib_to_mib, ms, n, seconds, table, times
 

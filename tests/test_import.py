@@ -273,7 +273,7 @@ def test_the_command_writes_a_spec_that_checks(tmp_path):
 
 
 def test_timm_layers_and_models():
-    timm = pytest.importorskip("timm")
+    pytest.importorskip("timm")
     from timm.layers import BatchNormAct2d
 
     seq = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, bias=False), BatchNormAct2d(8), torch.nn.Conv2d(8, 4, 1))
