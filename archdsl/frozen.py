@@ -15,6 +15,7 @@ they are written once here, and dataclasses still makes ``__init__`` and the fro
 from __future__ import annotations
 
 from dataclasses import dataclass
+from inspect import getattr_static  # dataclasses imports inspect anyway
 from operator import attrgetter
 
 __all__ = ["frozen"]
@@ -47,11 +48,12 @@ def _getter(names: tuple[str, ...]):
 
 def _plain_dict(c: type, names: tuple[str, ...]) -> bool:
     """Whether an instance's ``__dict__`` holds its fields and nothing else, as it is: the
-    class has no slots and no field is a data descriptor (Diagnostic's hint is one). Then
+    class and its bases have no slots and no field is a data descriptor (Diagnostic's hint is one). Then
     it is compared through ``__dict__``: an attrgetter reads each attribute through the
     generic lookup, and comparing two layer params that way took twice as long as
     dataclasses' own ``__eq__`` (the expansion's memo compares thousands of them)."""
-    return "__slots__" not in c.__dict__ and not any(hasattr(type(c.__dict__.get(n)), "__set__") for n in names)
+    slotted = any("__slots__" in k.__dict__ for k in c.__mro__[:-1])  # a base's slots too
+    return not slotted and not any(hasattr(type(getattr_static(c, n, None)), "__set__") for n in names)
 
 
 def _eq_dict(self, other):

@@ -80,6 +80,13 @@ def test_a_class_with_slots_or_a_descriptor_field_is_compared_by_its_attributes(
     assert told == Diagnostic("E201", "unknown", hint="did you mean 'relu'?")  # by the hint's text
     assert Kw(x=1, y=2.0) != Kw(x=1, y=3.0) and Pair(1, (2,)) != Pair(1, (3,))
 
+    @frozen(kw_only=True)
+    class Under(Kw):  # no slots of its own, but its base's fields live in slots
+        z: int = 0
+
+    assert Under.__eq__ is Kw.__eq__
+    assert Under(x=1, z=2) != Under(x=2, z=2) and Under(x=1, z=2) == Under(x=1, z=2)
+
 
 def test_instances_stay_frozen():
     for obj, name in ((Pair(1), "a"), (Kw(x=1), "x"), (P.Span(file="f", line=1, column=1, end_line=1, end_column=2), "line")):
