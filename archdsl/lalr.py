@@ -11,10 +11,11 @@ regular expressions, root first as :class:`archdsl.lexer.RootFirstLexer` does) i
   them, one per precedence level) is a change of state, the value left where it is;
 * every other reduction calls the ``_ToProgram`` method the tree walk would have called,
   with the positions of the same first and last token and the same values, so the program
-  is the same object for object (1.7x faster than Lark's parser and the walk on specs/). Lark's tree-building conventions are followed to the letter: the
-  children of a rule whose name starts with ``_`` (Lark's own ``__x_star_n`` helpers for
-  repetitions) are spliced into the rule above, a ``?rule`` left with one child is that
-  child, every token is kept in the span and the filtered ones left out of the values.
+  is the same object for object (1.7x faster than Lark's parser and the walk on specs/).
+  Lark's tree-building conventions are followed to the letter: the children of a rule
+  whose name starts with ``_`` (Lark's own ``__x_star_n`` helpers for repetitions) are
+  spliced into the rule above, a ``?rule`` left with one child is that child, every token
+  is kept in the span and the filtered ones left out of the values.
 
 Nothing of Lark's parser object is built for it: :func:`archdsl.tables.loop_parts` reads the
 table straight from the shipped tables, and the scanners are Lark's ``BasicLexer``. It is

@@ -152,8 +152,6 @@ def _everything(net) -> tuple:
     return (nodes, _tree(net.tree), net.input, net.output, net.aux_outputs, checks)
 
 
-
-
 def test_the_expansion_memo_of_layer_figures_changes_no_figure(monkeypatch):
     """A layer's figures are memoised per expansion by (kind, params, attached ops, input
     shape): every spec compiled with the memo gives what it gives inferring every layer anew,
