@@ -17,9 +17,11 @@ regular expressions, root first as :class:`archdsl.lexer.RootFirstLexer` does) i
   spliced into the rule above, a ``?rule`` left with one child is that child, every token
   is kept in the span and the filtered ones left out of the values.
 
-Nothing of Lark's parser object is built for it: :func:`archdsl.tables.loop_parts` reads the
-table straight from the shipped tables, and the scanners are Lark's ``BasicLexer``. It is
-the path for a spec that parses. At the first thing it does not handle itself (a
+Nothing of Lark is imported for it (Lark's import is 30-60 ms of a process): the tables
+carry the parse table and the scanners' regular expressions as Lark made them when the file
+was written (:func:`archdsl.tables.loop_parts`), and the tokens are this module's
+:class:`Token`, with the attributes of Lark's that the builder reads. It is the path for a
+spec that parses. At the first thing it does not handle itself (a
 character no terminal matches, a token the state does not take, a tree deeper than
 ``MAX_TREE_DEPTH``, an error a ``_ToProgram`` method raises) it stops with
 :class:`Fallback`, and :mod:`archdsl.parser` parses the text again with Lark's own parser,
@@ -33,16 +35,27 @@ from __future__ import annotations
 import re
 from typing import Any, Callable
 
-from lark import Token
-from lark.common import LexerConf
-from lark.lexer import Scanner
-
-from .lexer import RootFirstLexer
 from .tables import LoopParts
 
 
 class Fallback(Exception):
     """The loop stops here: parse the text with Lark's parser instead."""
+
+
+class Token(str):
+    """A token: its text, its terminal's name and where it is (1-based lines and columns,
+    the end column exclusive): the attributes of Lark's ``Token`` that the program's builder
+    reads, so that it takes the tokens of either parser."""
+
+    __slots__ = ("type", "line", "column", "end_line", "end_column")
+
+    def __new__(cls, type: str, value: str, line: int, column: int, end_line: int, end_column: int):
+        self = str.__new__(cls, value)
+        self.type, self.line, self.column, self.end_line, self.end_column = type, line, column, end_line, end_column
+        return self
+
+    def __reduce__(self):
+        return Token, (self.type, str(self), self.line, self.column, self.end_line, self.end_column)
 
 
 #: what a reduction does with its children (see Loop.parse)
@@ -53,8 +66,6 @@ _IGNORED, _NEWLINES, _FILTERED, _KEYWORDS = 1, 2, 4, 8
 #: the value of a token of a filtered terminal (a keyword, punctuation): only its position
 #: counts, so no Token is made for it
 _DROPPED = object()
-#: Lark's Token constructor, without the check for a deprecated keyword that ``Token()`` does
-_token = getattr(Token, "_future_new", Token)
 
 
 class Loop:
@@ -62,27 +73,22 @@ class Loop:
     :meth:`parse` with the methods of `builder` (a class whose method named after each rule
     or alias builds its value)."""
 
-    def __init__(self, parts: LoopParts, builder: type, dropped: frozenset[str], max_depth: int):
-        conf = LexerConf(parts.terminals, re, parts.ignore, g_regex_flags=parts.g_regex_flags,
-                         skip_validation=True, use_bytes=parts.use_bytes)
-        # the lexer Lark's parser would use: the same terminals, the same per-state sets
-        self._lexer = RootFirstLexer(conf, {state: keys for state, (keys, _) in parts.states.items()})
-        root = self._lexer.root_lexer
-        # the scanner Lark's root lexer builds (its terminals in its order, less the keywords
-        # folded into a terminal that also matches them), the folding read from the tables
-        self._root_patterns = Scanner([t for t in root.terminals if t.name not in parts.folded],
-                                      parts.g_regex_flags, re, parts.use_bytes)._mres
-        self._keywords = parts.keywords
+    def __init__(self, parts: LoopParts, builder: type, max_depth: int):
+        # the scanner of every terminal, tried first (:mod:`archdsl.lexer`), and its keywords
+        self._root_patterns, self._keywords = _compiled(parts.root)
+        ignore, newlines, filtered = set(parts.ignore), set(parts.newlines), set(parts.filtered)
         # per terminal, what the loop does with its tokens (the _IGNORED, ... bits)
-        self._kinds = {t.name: (_IGNORED * (t.name in root.ignore_types) | _NEWLINES * (t.name in root.newline_types)
-                                | _FILTERED * (t.name in dropped) | _KEYWORDS * (t.name in parts.keywords))
-                       for t in parts.terminals}
+        self._kinds = {t: (_IGNORED * (t in ignore) | _NEWLINES * (t in newlines) | _FILTERED * (t in filtered)
+                           | _KEYWORDS * (t in self._keywords)) for t in parts.terminals}
         self._max_depth = max_depth
         # per state: terminal or rule name -> a state to shift or go to (>= 0), or ~i to
         # reduce by rule i (< 0); its terminals are those the state accepts
-        self._table = {state: dict(zip(keys, codes)) for state, (keys, codes) in parts.states.items()}
+        self._table = parts.states
         self._rules = [self._rule(r, builder) for r in parts.rules]
         self._start, self._end = parts.start, parts.end
+        # each state's own scanner (the terminals it accepts), compiled when a token needs it
+        self._scanners, self._scanner_of = parts.scanners, parts.scanner_of
+        self._state_scanners: dict[int, tuple] = {}
 
     @staticmethod
     def _rule(rule: tuple, builder: type) -> tuple:
@@ -102,7 +108,7 @@ class Loop:
         kinds, keywords = self._kinds, self._keywords
         root_res = self._root_patterns
         match = root_res[0].match if len(root_res) == 1 else None  # Lark splits only past 100 terminals
-        token = _token
+        token = Token
         end_state = self._end
         states = [self._start]
         # each entry: (value, where its first token is, where its last token is, tree
@@ -137,7 +143,7 @@ class Loop:
                 if kind & _FILTERED:
                     shifted = (_DROPPED, where, where, 0)
                 else:
-                    shifted = (token(typ, value, pos, *where, end), where, where, 0)
+                    shifted = (token(typ, value, *where), where, where, 0)
                 pos, line, line_start = end, end_line, end_start
                 at_end = False
             else:
@@ -177,14 +183,24 @@ class Loop:
     def _state_match(self, state: int, text: str, pos: int) -> tuple[str, str, int]:
         """The token at `pos` as the scanner of the terminals `state` accepts finds it (Lark's
         contextual lexer: a keyword where the state takes no keyword is a name)."""
-        lexer = self._lexer._state_lexer(state)
-        m = _first_match(lexer.scanner._mres, text, pos)
+        index = self._scanner_of[state]
+        scanner = self._state_scanners.get(index)
+        if scanner is None:
+            scanner = self._state_scanners[index] = _compiled(self._scanners[index])
+        patterns, keywords = scanner
+        m = _first_match(patterns, text, pos)
         if m is None:
             raise Fallback
         typ, value = m.lastgroup, m.group()
-        if typ in lexer.callback:
-            typ = lexer.callback[typ](Token(typ, value)).type
+        if typ in keywords:
+            typ = keywords[typ].get(value, typ)
         return typ, value, self._kinds[typ]
+
+
+def _compiled(scanner: tuple) -> tuple[list, dict]:
+    """A scanner of the tables (:func:`archdsl.tables._scanner`), its expressions compiled."""
+    patterns, keywords = scanner
+    return [re.compile(pattern, flags) for pattern, flags in patterns], keywords
 
 
 def _splice(children: list, spliced: tuple[int, ...]) -> list:

@@ -10,12 +10,14 @@ Lark's parse. The Lark parser is handed in by :mod:`archdsl.parser`, which owns 
 from __future__ import annotations
 
 import re
-
-from lark import Lark, Token, Tree
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from typing import TYPE_CHECKING
 
 from . import syntax as P
 from .diagnostics import ArchError, Diagnostic
+
+if TYPE_CHECKING:  # Lark is imported by the error path alone: check_nesting runs on every parse
+    from lark import Lark, Token, Tree
+    from lark.exceptions import UnexpectedInput
 
 #: braces and parentheses nested beyond this are refused (Lark's LALR parser and the
 #: recursive stages would otherwise be driven into deep recursion)
@@ -193,6 +195,8 @@ def _blank(text: str, start: int, end: int) -> str:
 
 def _error_offset(err: UnexpectedInput) -> int | None:
     """Offset of the offending text, or None when the error is at the end of the file."""
+    from lark.exceptions import UnexpectedCharacters, UnexpectedToken
+
     if isinstance(err, UnexpectedToken):
         return None if err.token.type == "$END" else err.token.start_pos
     if isinstance(err, UnexpectedCharacters):
@@ -204,6 +208,8 @@ def syntax_errors(first: UnexpectedInput, file: str, source: str, lark: Lark) ->
     """Every syntax error of a file: after each, the statement holding it is blanked and the
     parse resumes, so that independent mistakes are reported together. A new error inside
     or before the blanked text may be a consequence of the blanking, so recovery stops there."""
+    from lark.exceptions import UnexpectedInput
+
     diags = [_syntax_error(first, file, source, lark)]
     text, masked, err = source, _mask(source), first
     budget = RECOVERY_BUDGET
@@ -238,6 +244,8 @@ _LOOKALIKES = {"→": "->", "×": "x", "−": "-", "–": "-", "—": "-", "；"
 
 
 def _syntax_error(err: UnexpectedInput, file: str, source: str, lark: Lark) -> Diagnostic:
+    from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedToken
+
     line = getattr(err, "line", 1) or 1
     column = getattr(err, "column", 1) or 1
     if isinstance(err, UnexpectedToken) and err.token.type == "_SEP":
@@ -368,6 +376,8 @@ def check_depth(tree: Tree, file: str, source: str) -> None:
     """Refuse a parse tree deeper than MAX_TREE_DEPTH (walked without recursion), blaming the
     innermost statement holding the deepest node: `- - - ... 1` or `1+1+...+1` would exhaust
     Python's stack in the recursive stages. Called when the walk stops at that depth."""
+    from lark import Tree
+
     stack = [(tree, 1, tree)]
     while stack:
         node, depth, stmt = stack.pop()
@@ -386,6 +396,8 @@ def check_depth(tree: Tree, file: str, source: str) -> None:
 
 def _edge_token(tree: Tree, end: int) -> Token | None:
     """The first (end=0) or last (end=-1) token of `tree`, walked without recursion."""
+    from lark import Token
+
     stack: list = [tree]
     while stack:
         node = stack.pop()

@@ -23,15 +23,16 @@ import functools
 import os
 import re
 
-from lark import Lark, Token, Tree
-from lark.exceptions import UnexpectedInput
+from typing import TYPE_CHECKING
 
 from . import syntax as P
 from . import tables
 from .lalr import Fallback, Loop
 from .diagnostics import ArchError, Diagnostic
-from .lexer import RootFirstLexer
 from .parse_errors import MAX_TREE_DEPTH, check_depth, check_nesting, syntax_errors
+
+if TYPE_CHECKING:  # Lark is imported when its parser is needed: a text that parses never needs it
+    from lark import Lark, Token, Tree
 
 #: a spec larger than this is refused before parsing: parsing costs a few microseconds a
 #: character, so this bounds it to about a second (the largest spec in specs/ is under
@@ -40,8 +41,6 @@ MAX_SOURCE_BYTES = 256_000
 #: a number literal beyond this is refused where it stands (evaluate.MAX_VALUE bounds computed values)
 MAX_LITERAL = 10**15
 
-#: the contextual lexer whose scanners are built when first needed (:mod:`archdsl.lexer`)
-_PLUGINS = {"ContextualLexer": RootFirstLexer}
 #: the package's folder, where grammar.lark and grammar.tables are (read as plain files:
 #: importlib.resources costs a few ms to import, and archdsl is never run from a zip)
 _PACKAGE = os.path.dirname(os.path.abspath(__file__))
@@ -60,17 +59,25 @@ def grammar() -> str:
     return _package_file("grammar.lark").decode()
 
 
+def _plugins() -> dict:
+    """Lark's plugins: the contextual lexer whose scanners are built when first needed
+    (:mod:`archdsl.lexer`)."""
+    from .lexer import RootFirstLexer
+
+    return {"ContextualLexer": RootFirstLexer}
+
+
 def _compiled(grammar_text: str) -> Lark:
-    return tables.compile_grammar(grammar_text, _PLUGINS)
+    return tables.compile_grammar(grammar_text, _plugins())
 
 
 def tables_blob(grammar_text: str) -> bytes:
     """The tables file for `grammar_text` (:func:`archdsl.tables.blob`)."""
-    return tables.blob(grammar_text, _PLUGINS)
+    return tables.blob(grammar_text, _plugins())
 
 
 @functools.lru_cache(maxsize=1)
-def _shipped() -> dict | None:
+def _shipped() -> tables.Tables | None:
     """The tables shipped beside the grammar, or None if they are another grammar's (an
     edited grammar.lark), damaged or too large (:func:`archdsl.tables.read`)."""
     blob = _package_file(tables.FILE, tables.MAX_BYTES)
@@ -85,7 +92,7 @@ def _lark() -> Lark:
     found = _shipped()
     if found is not None:
         try:
-            return tables.load(found, _PLUGINS)
+            return tables.load(found, _plugins())
         except Exception:  # noqa: BLE001 - tables another Lark cannot read: compile afresh
             pass
     return _compiled(grammar())
@@ -93,15 +100,9 @@ def _lark() -> Lark:
 
 @functools.lru_cache(maxsize=1)
 def _filtered() -> frozenset[str]:
-    """The terminals a rule's value leaves out, as Lark's tree builder does without
-    `keep_all_tokens`: those written as literals in the rules (keywords and punctuation:
-    `"network"`, `"{"`), which Lark names itself, and those whose name starts with an
-    underscore (`_SEP`). The grammar declares every other terminal by name. (A test checks
-    this set against Lark's own filtering.)"""
-    declared = set(re.findall(r"^([A-Z_][A-Z0-9_]*)(?:\.\d+)?\s*:", grammar(), re.M))
-    found = _shipped()
-    names = [t[0] for t in found["terminals"].values()] if found is not None else [t.name for t in _lark().terminals]
-    return frozenset(n for n in names if n.startswith("_") or n not in declared)
+    """The terminals a rule's value leaves out (:func:`archdsl.tables.filtered_terminals`),
+    for the walk of Lark's tree."""
+    return tables.filtered_terminals(grammar(), [t.name for t in _lark().terminals])
 
 
 def _span(file: str, ext) -> P.Span:
@@ -164,14 +165,15 @@ class _ToProgram:
         self._rules: dict = {}
 
     def transform(self, tree: Tree):
-        return self._walk(tree, 1)[0]
+        from lark import Token
 
-    def _walk(self, tree: Tree, depth: int) -> tuple:
+        return self._walk(tree, 1, Token, _filtered())[0]
+
+    def _walk(self, tree: Tree, depth: int, Token: type, dropped: frozenset[str]) -> tuple:
         """(value, first token, last token) of `tree`, bottom-up. Recursive, so a tree deeper
         than MAX_TREE_DEPTH stops it (_TooDeep) before Python's stack would."""
         if depth > MAX_TREE_DEPTH:
             raise _TooDeep
-        dropped = _filtered()
         values: list = []
         first = last = None
         for c in tree.children:
@@ -182,7 +184,7 @@ class _ToProgram:
                 if c.type not in dropped:
                     values.append(c)
             else:
-                v, f, lt = self._walk(c, depth + 1)
+                v, f, lt = self._walk(c, depth + 1, Token, dropped)
                 if f is not None:
                     if first is None:
                         first = f
@@ -297,7 +299,7 @@ class _ToProgram:
 
     # -- layer arguments
     def _arg(self, a):
-        if isinstance(a, Token):  # SHORTOPT: p2, p0,3, g2, d2
+        if isinstance(a, str):  # a SHORTOPT token: p2, p0,3, g2, d2
             span = self._t(a)
             values = tuple(P.Num(span=span, value=_number(v, span)) for v in a[1:].split(","))
             return P.KwArg(span=span, key=_SHORT[a[0]], values=values)
@@ -314,7 +316,7 @@ class _ToProgram:
         return P.KwArg(span=self._s(ext), key=str(c[0]), values=tuple(c[1:]))
 
     def dims(self, ext, c):
-        if len(c) == 1 and isinstance(c[0], Token) and c[0].type == "DIMS":
+        if len(c) == 1 and isinstance(c[0], str) and c[0].type == "DIMS":
             return self._dims_token(c[0])
         return tuple(c)
 
@@ -417,8 +419,8 @@ def _loop() -> Loop | None:
     if found is None:
         return None
     try:
-        return Loop(tables.loop_parts(found), _ToProgram, _filtered(), MAX_TREE_DEPTH)
-    except (AttributeError, KeyError, TypeError, ValueError):
+        return Loop(tables.loop_parts(found), _ToProgram, MAX_TREE_DEPTH)
+    except (AttributeError, KeyError, TypeError, ValueError, re.error):
         return None
 
 
@@ -436,6 +438,8 @@ def _parse(source: str, file: str) -> P.Program:
 
 def _parse_with_lark(source: str, file: str) -> P.Program:
     """The reference path: Lark's parser and tree, then the walk; every error comes from here."""
+    from lark.exceptions import UnexpectedInput
+
     try:
         tree = _lark().parse(source)
     except UnexpectedInput as err:
@@ -460,8 +464,9 @@ def _main(argv: list[str]) -> int:
         print("usage: python -m archdsl.parser --write-tables")
         return 2
     path = os.path.join(_PACKAGE, tables.FILE)
+    made = tables_blob(grammar())  # made before the file is opened: a failure leaves it as it was
     with open(path, "wb") as f:
-        f.write(tables_blob(grammar()))
+        f.write(made)
     print(f"wrote {path}")
     return 0
 

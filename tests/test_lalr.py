@@ -106,3 +106,36 @@ def test_the_shipped_keywords_are_larks_own():
     assert {name: {t.pattern.value: t.name for t in cb.scanner.terminals} for name, cb in root.callback.items()} \
         == loop._keywords
     assert loop._keywords["NAME"]["network"] == "NETWORK"
+
+
+def test_every_states_scanner_is_larks_own():
+    """Each state's own scanner in the tables (the loop's, for a token the root scanner
+    finds but the state does not take) is the one Lark's contextual lexer builds for that
+    state: the same expressions in the same order, the same keywords."""
+    lark = parser._lark()
+    lexer = lark.parser.lexer
+    loop = parser._loop()
+    states = lark.parser.parser.parser.parse_table.states
+    assert set(loop._scanner_of) == set(states)
+    seen = set()
+    for state in states:
+        theirs = lexer._state_lexer(state)
+        patterns, keywords = lalr._compiled(loop._scanners[loop._scanner_of[state]])
+        assert [(p.pattern, p.flags) for p in patterns] == [(p.pattern, p.flags) for p in theirs.scanner._mres]
+        assert keywords == {name: {t.pattern.value: t.name for t in cb.scanner.terminals}
+                            for name, cb in theirs.callback.items()}
+        seen.add(loop._scanner_of[state])
+    assert len(seen) == len(loop._scanners) > 20
+
+
+def test_the_loops_tokens_are_read_as_larks():
+    """The builder takes the loop's tokens and Lark's alike: the same text and attributes."""
+    from lark import Token as LarkToken
+
+    ours = lalr.Token("NAME", "conv", 3, 5, 3, 9)
+    theirs = LarkToken("NAME", "conv", 0, 3, 5, 3, 9, 4)
+    assert ours == theirs == "conv" and str(ours) == "conv" and type(str(ours)) is str
+    for attr in ("type", "line", "column", "end_line", "end_column"):
+        assert getattr(ours, attr) == getattr(theirs, attr), attr
+    assert parser._tok_span("f", ours) == parser._tok_span("f", theirs)
+
