@@ -109,7 +109,7 @@ def _span(file: str, ext) -> P.Span:
     """The span from the start of `ext[0]` to the end of `ext[1]`, each the
     (line, column, end line, end column) of a token."""
     first, last = ext
-    return P.Span(file=file, line=first[0], column=first[1], end_line=last[2], end_column=last[3])
+    return P.Span(file, first[0], first[1], last[2], last[3])
 
 
 def _where(tok: Token | None) -> tuple | None:
@@ -117,13 +117,7 @@ def _where(tok: Token | None) -> tuple | None:
 
 
 def _tok_span(file: str, tok: Token) -> P.Span:
-    return P.Span(
-        file=file,
-        line=tok.line,
-        column=tok.column,
-        end_line=tok.end_line or tok.line,
-        end_column=tok.end_column or tok.column + len(tok),
-    )
+    return P.Span(file, tok.line, tok.column, tok.end_line or tok.line, tok.end_column or tok.column + len(tok))
 
 
 def _number(text: str, span: P.Span | None = None) -> int | float:
@@ -324,7 +318,7 @@ class _ToProgram:
         # `3x224x224` is one token; give each number its own column so errors point at it
         out, col = [], tok.column
         for part in str(tok).split("x"):
-            span = P.Span(file=self.file, line=tok.line, column=col, end_line=tok.line, end_column=col + len(part))
+            span = P.Span(self.file, tok.line, col, tok.line, col + len(part))
             out.append(P.Num(span=span, value=_number(part, span)))
             col += len(part) + 1
         return tuple(out)
