@@ -47,23 +47,26 @@ def _looks_like_path(source: Any) -> bool:
     return isinstance(source, str) and "\n" not in source and "{" not in source and source.strip() != ""
 
 
-def load(source: "str | os.PathLike[str]") -> Spec:
+def load(source: "str | os.PathLike[str]", network: str | None = None) -> Spec:
     """Parse a spec (text, or the path of a `.arch` file) and its includes.
 
     The :class:`~archdsl.spec.Spec` returned compiles any of its networks
     (:meth:`Spec.compile <archdsl.spec.Spec.compile>`) without reading or parsing again:
-    the way to compile one spec many times (input sizes, parameter sweeps).
+    the way to compile one spec many times (input sizes, parameter sweeps). With
+    `network`, only that network's statements are built, the file's other networks
+    checked but not built (what :func:`compile` does): the spec then compiles that network
+    at once, and reads the file again, whole, if asked for another.
 
     >>> spec = load("network n(w=8) { input 3x32x32; conv 3x3 -> w }")
     >>> [spec.compile(w=w).params for w in (8, 16)]
     [224, 448]
     """
-    spec = _load(source)
-    check_duplicates(spec.unit)
+    spec = _load(source, network)
+    check_duplicates(spec._unit)  # a network defined twice is an error either way
     return spec
 
 
-def _load(source: "str | os.PathLike[str] | Spec") -> Spec:
+def _load(source: "str | os.PathLike[str] | Spec", only: str | None = None) -> Spec:
     if isinstance(source, Spec):  # parsed already (the CLI's standard input)
         return source
     if isinstance(source, (bytes, bytearray)):
@@ -71,10 +74,12 @@ def _load(source: "str | os.PathLike[str] | Spec") -> Spec:
     if not isinstance(source, (str, os.PathLike)):
         raise TypeError(f"source must be spec text (str) or a path (str or os.PathLike), not {type(source).__name__}")
     loader = Loader()
+    # loaded for one network, the spec loads itself whole when asked for more
+    whole = (lambda: _load(source).unit) if only is not None else None
     if isinstance(source, str) and source.startswith("zoo:"):  # `zoo:resnet.arch`: a file of the packaged zoo
         from . import zoo
 
-        return Spec(loader.load_file(zoo.file_path(source), source))
+        return Spec(loader.load_file(zoo.file_path(source), source, only), whole=whole)
     if _looks_like_path(source):
         path = Path(source)
         if not path.is_file():
@@ -82,10 +87,12 @@ def _load(source: "str | os.PathLike[str] | Spec") -> Spec:
                 from . import zoo
 
                 real, shown = zoo.resolve_name(source)
-                return Spec(loader.load_file(real, shown), default=source)
+                if only not in (None, source):  # Spec.compile says what is wrong
+                    return Spec(loader.load_file(real, shown), default=source)
+                return Spec(loader.load_file(real, shown, source), default=source, whole=lambda: _load(source).unit)
             raise ArchError(Diagnostic("E602", f"no such file: {path}"))
-        return Spec(loader.load_file(path))
-    return Spec(loader.load_text(str(source), "<string>", Path.cwd()))
+        return Spec(loader.load_file(path, only=only), whole=whole)
+    return Spec(loader.load_text(str(source), "<string>", Path.cwd(), only=only), whole=whole)
 
 
 def compile(source: "str | os.PathLike[str]", network: str | None = None,
@@ -99,7 +106,7 @@ def compile(source: "str | os.PathLike[str]", network: str | None = None,
     >>> compile("network n { input 1x28x28; conv 5x5 -> 6 }").output_shape.dims
     (6, 24, 24)
     """
-    return load(source).compile(network, input, **params)
+    return load(source, network).compile(network, input, **params)
 
 
 def compile_all(source: "str | os.PathLike[str] | Spec", input: "str | Sequence[int] | None" = None,

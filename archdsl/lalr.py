@@ -91,6 +91,10 @@ class Loop:
         self._scanners, self._scanner_of = parts.scanners, parts.scanner_of
         self._state_scanners: dict[int, tuple] = {}
         self._chains: dict[tuple, int] = {}
+        # skimming needs the builder's checks and the grammar's words for a network's body
+        self._checked, self._token_ok = frozenset(builder.CHECKED_TERMINALS), builder.token_ok
+        self._skims = {"NETWORK", "NAME", "LBRACE", "RBRACE"} <= set(parts.terminals) and any(
+            r[0] == "body" for r in parts.rules)
 
     def _chain(self, key: tuple[int, int, str], origin: str) -> int:
         """The state after the reductions of `?rule`s by one symbol that follow one another
@@ -119,10 +123,18 @@ class Loop:
             return len(expansion), origin, _SPLICE, spliced, None
         if expand1 and len(expansion) == 1 and not spliced:
             return 1, origin, _PASS, (), None
-        return len(expansion), origin, _BUILD, spliced, (expand1, getattr(builder, str(alias or template or origin)))
+        name = str(alias or template or origin)
+        refused = builder.refuses_unbuilt(name, [symbol for symbol, _ in expansion])
+        return len(expansion), origin, _BUILD, spliced, (expand1, getattr(builder, name), refused)
 
-    def parse(self, text: str, program: Any) -> Any:
-        """The value of the start rule for `text`, `program` being the builder instance."""
+    def parse(self, text: str, program: Any, only: str | None = None) -> Any:
+        """The value of the start rule for `text`, `program` being the builder instance.
+
+        With `only`, the body of every network of another name is *skimmed*: parsed, its
+        tokens and tree depth checked as the builder would check them (:meth:`_skims`), but
+        none of its statements built: the network's value has an empty body, and its header
+        (name, parameters) is built. A token or rule the builder might refuse there stops the
+        loop (Fallback), so that a mistake is reported as a full parse reports it."""
         table, rules, max_depth = self._table, self._rules, self._max_depth
         kinds, keywords = self._kinds, self._keywords
         root_res = self._root_patterns
@@ -136,6 +148,10 @@ class Loop:
         # value is the list of its children's entries
         values: list[tuple] = []
         pos, n, line, line_start = 0, len(text), 1, 0
+        # skimming (`only`): watch 1 waits for `network`, 2 for its name, 3 for its body's
+        # `{`; 4 skims that body, `depth` braces deep; 5 waits for its reduction
+        watch, depth = (1 if only is not None and self._skims else 0), 0
+        checked, token_ok = self._checked, self._token_ok
         while True:
             # -- the next token
             if pos < n:
@@ -162,8 +178,26 @@ class Loop:
                 where = (line, pos - line_start + 1, end_line, end - end_start + 1)
                 if kind & _FILTERED:
                     shifted = (_DROPPED, where, where, 0)
-                else:
+                elif watch < 4:
                     shifted = (token(typ, value, *where), where, where, 0)
+                else:  # skimmed: no Token made, but what the builder would refuse is refused
+                    if typ in checked and not token_ok(typ, value):
+                        raise Fallback
+                    shifted = _SKIMMED
+                if watch:
+                    if watch == 4:
+                        if typ == "LBRACE":
+                            depth += 1
+                        elif typ == "RBRACE":
+                            depth -= 1
+                            if not depth:
+                                watch = 5  # the body's `}`: the next reduction of a body is its own
+                    elif watch == 1:
+                        watch = 2 if typ == "NETWORK" else 1
+                    elif watch == 2:
+                        watch = 3 if typ == "NAME" and value != only else 1
+                    elif typ == "LBRACE":
+                        watch, depth = 4, 1
                 pos, line, line_start = end, end_line, end_start
                 at_end = False
             else:
@@ -197,8 +231,15 @@ class Loop:
                         entry = (children, None, None, 0)
                     elif build[0] and len(children) == 1:  # a `?rule` left with one child
                         entry = children[0]
-                    else:
+                    elif watch < 4:
                         entry = _build(program, build[1], children, max_depth)
+                    elif watch == 5 and origin == "body":  # the skimmed body, built of its braces alone
+                        entry = _skimmed_body(program, build[1], children, max_depth)
+                        watch = 1
+                    else:
+                        if build[2]:
+                            raise Fallback
+                        entry = _skim(children, max_depth)
                     states.append(table[states[-1]][origin])
                     values.append(entry)
                 if at_end and states[-1] == end_state:
@@ -250,6 +291,25 @@ def _first_match(patterns: list, text: str, pos: int):
         if m is not None:
             return m
     return None
+
+
+#: the entry of a skimmed token or node: no value, no position, no height
+_SKIMMED = (None, None, None, 0)
+
+
+def _skim(children: list, max_depth: int) -> tuple:
+    """The entry of a skimmed node: no value, only its tree height (bounded as _build's)."""
+    height = max([h for _, _, _, h in children], default=0) + 1
+    if height > max_depth:
+        raise Fallback
+    return None, None, None, height
+
+
+def _skimmed_body(program: Any, method: Callable, children: list, max_depth: int) -> tuple:
+    """The entry of a skimmed network's body: the builder's body of no statements, spanning
+    its braces, as high as the skimmed tree."""
+    value, first, last, _ = _build(program, method, [c for c in children if c[0] is _DROPPED], max_depth)
+    return value, first, last, _skim(children, max_depth)[3]
 
 
 def _build(program: Any, method: Callable, children: list, max_depth: int) -> tuple:

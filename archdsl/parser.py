@@ -154,9 +154,31 @@ class _ToProgram:
     part that is absent gives no value (no placeholders), so a method tells its optional
     parts apart by their number or type, as its comment says."""
 
+    #: the terminals whose text a method checks (:func:`_number`): a skimmed network's
+    #: tokens of these are checked by :meth:`token_ok` (:meth:`archdsl.lalr.Loop.parse`)
+    CHECKED_TERMINALS = ("INT", "FLOAT", "DIMS", "SHORTOPT")
+
     def __init__(self, file: str):
         self.file = file
         self._rules: dict = {}
+
+    @staticmethod
+    def token_ok(typ: str, text: str) -> bool:
+        """Whether the methods take a token of a CHECKED_TERMINALS terminal as they would
+        take it in a statement (every number in it within MAX_LITERAL)."""
+        parts = text.split("x") if typ == "DIMS" else text[1:].split(",") if typ == "SHORTOPT" else (text,)
+        try:
+            for part in parts:
+                _number(part)
+        except ArchError:
+            return False
+        return True
+
+    @staticmethod
+    def refuses_unbuilt(rule: str, expansion: list[str]) -> bool:
+        """Whether the method of `rule` may refuse the form `expansion` (the symbols of one
+        of its alternatives): a merge given parentheses or an arrow (:meth:`invocation`)."""
+        return rule == "invocation" and "branches" in expansion and bool({"callparen", "arrow"} & set(expansion))
 
     def transform(self, tree: Tree):
         from lark import Token
@@ -380,8 +402,12 @@ class _ToProgram:
 
 
 
-def parse(source: str, file: str = "<string>") -> P.Program:
+def parse(source: str, file: str = "<string>", only: str | None = None) -> P.Program:
     """Parse spec text into a :class:`~archdsl.syntax.Program`.
+
+    With `only` (a network's name), the statements of every other network are checked but
+    not built: such a network has an empty body, and ``Program.unbuilt`` names it. A
+    mistake anywhere is reported as without `only` (the whole text is parsed again).
 
     >>> prog = parse("network tiny { input 1x8x8; conv 3x3 -> 4 }")
     >>> [n.name for n in prog.networks]
@@ -401,7 +427,7 @@ def parse(source: str, file: str = "<string>") -> P.Program:
         )
     check_nesting(source, file)
     with P.gc_paused():
-        return _parse(source, file)
+        return _parse(source, file, only)
 
 
 @functools.lru_cache(maxsize=1)
@@ -418,15 +444,16 @@ def _loop() -> Loop | None:
         return None
 
 
-def _parse(source: str, file: str) -> P.Program:
+def _parse(source: str, file: str, only: str | None = None) -> P.Program:
     loop = _loop()
     if loop is not None:
         try:
-            items = loop.parse(source, _ToProgram(file))
+            items = tuple(loop.parse(source, _ToProgram(file), only))
         except (Fallback, ArchError):
             pass  # a mistake, or something the loop leaves to Lark: Lark's parser reports it
         else:
-            return P.Program(file=file, source=source, items=tuple(items))
+            unbuilt = () if only is None else tuple(i.name for i in items if isinstance(i, P.Network) and i.name != only)
+            return P.Program(file=file, source=source, items=items, unbuilt=unbuilt)
     return _parse_with_lark(source, file)
 
 

@@ -104,21 +104,24 @@ class Loader:
         self._files = 0
         self.root: Path | None = None
 
-    def load_text(self, source: str, file: str, base_dir: Path | None = None, key: str | None = None) -> Unit:
+    def load_text(self, source: str, file: str, base_dir: Path | None = None, key: str | None = None,
+                  only: str | None = None) -> Unit:
+        """Load spec text; with `only`, the file's other networks are checked, not built
+        (:func:`archdsl.parser.parse`; its includes are loaded whole)."""
         self.root = self.root or (base_dir or Path(file).parent).resolve()
         self.sources[file] = source
         try:
-            program = parse(source, file)
+            program = parse(source, file, only)
         except ArchError as e:
             raise e.with_sources(self.sources)
         return self._unit(program, base_dir or Path(file).parent, stack=[key or file], root=self.root)
 
-    def load_file(self, path: str | Path, shown: str | None = None) -> Unit:
+    def load_file(self, path: str | Path, shown: str | None = None, only: str | None = None) -> Unit:
         """Load a spec file; `shown` names it in diagnostics and reports (default: `path`)."""
         path = Path(path)
         self.root = path.resolve().parent
         source = read_source(path)
-        return self.load_text(source, shown or str(path), path.parent, key=str(path.resolve()))
+        return self.load_text(source, shown or str(path), path.parent, key=str(path.resolve()), only=only)
 
     def _shown(self, target: Path) -> str:
         """How diagnostics name an included file: as the user would (zoo files as zoo:FILE)."""
@@ -285,6 +288,9 @@ def select_networks(unit: Unit, network: str | None) -> list[P.Network]:
     """The networks `network` names in the unit (all of them for None); E203 if none."""
     if network is not None and not isinstance(network, str):
         raise TypeError(f"network must be a name (str) or None, not {type(network).__name__}")
+    if network in unit.program.unbuilt or (network is None and unit.program.unbuilt):
+        # a spec loaded for one network (archdsl.spec.Spec loads itself whole before this)
+        raise AssertionError(f"network '{network}' was not built: load the spec whole to compile it")
     nets = unit.program.networks
     if network is None:
         if not nets:

@@ -6,7 +6,7 @@ from which any of its networks compiles with its own input shape and parameters.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from . import syntax as P
 from .budget import check_command
@@ -116,22 +116,37 @@ def compile_network(unit: Unit, network: P.Network, input: tuple[int, ...] | Non
 
 class Spec:
     """A loaded spec: a file and its includes, parsed once, from which any of its networks
-    compiles (:func:`archdsl.load`)."""
+    compiles (:func:`archdsl.load`).
 
-    def __init__(self, unit: Unit, default: str | None = None):
-        self.unit = unit
+    A spec loaded for one network (``load(path, network=name)``) has only that network's
+    statements built (``unit.program.unbuilt`` names the others, checked but not built);
+    `whole` loads the file again in full, which it does the first time anything else is
+    asked of it (another network, :attr:`unit`, :attr:`program`)."""
+
+    def __init__(self, unit: Unit, default: str | None = None, whole: "Callable[[], Unit] | None" = None):
+        self._unit = unit
+        self._whole = whole
         #: the network :meth:`compile` picks when none is named: the zoo network a spec was
         #: loaded by (``archdsl.load("resnet50")``), else None
         self.default = default
 
     @property
+    def unit(self) -> Unit:
+        """The file and its includes, every network built."""
+        if self._unit.program.unbuilt:
+            if self._whole is None:
+                raise AssertionError("a spec loaded for one network cannot be loaded whole")
+            self._unit, self._whole = self._whole(), None
+        return self._unit
+
+    @property
     def networks(self) -> list[str]:
         """The names of the file's networks, in the order written."""
-        return self.unit.networks
+        return self._unit.networks
 
     @property
     def file(self) -> str:
-        return self.unit.program.file
+        return self._unit.program.file
 
     @property
     def program(self) -> P.Program:
@@ -145,12 +160,15 @@ class Spec:
         if self.default is not None and network not in (None, self.default):
             raise ArchError(Diagnostic("E203", f"'{self.default}' names a network of the zoo; network='{network}' "
                                                "asks for another", hint=f"load {self.file} to pick any of its networks"),
-                            self.unit.sources)
-        nets = select_networks(self.unit, network or self.default)
+                            self._unit.sources)
+        name = network or self.default
+        # the unit as loaded if it built that network, else the whole file
+        unit = self._unit if name is not None and name not in self._unit.program.unbuilt else self.unit
+        nets = select_networks(unit, name)
         if len(nets) > 1:
             raise ArchError(Diagnostic("E203", f"{self.file} holds {len(nets)} networks; name one",
-                                       hint="networks: " + ", ".join(n.name for n in nets)), self.unit.sources)
-        return compile_network(self.unit, nets[0], parse_input(input), params or None)
+                                       hint="networks: " + ", ".join(n.name for n in nets)), unit.sources)
+        return compile_network(unit, nets[0], parse_input(input), params or None)
 
     def compile_all(self, input: "str | Sequence[int] | None" = None, **params: Any) -> list[CompiledNetwork]:
         """Every network, in the order written; every one is built even when another fails:

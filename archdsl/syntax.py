@@ -349,6 +349,9 @@ class Program:
     file: str
     source: str
     items: tuple[Item, ...]
+    #: the networks whose statements were checked but not built (``parse(..., only=name)``:
+    #: the others'): each has an empty body here
+    unbuilt: tuple[str, ...] = ()
 
     @property
     def networks(self) -> list[Network]:

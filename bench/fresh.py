@@ -6,8 +6,9 @@ process (the environment of :func:`bench.command.cold_env`: an empty cache folde
 imports its libraries first, untimed (their import time is kept and reported apart), and then
 times one call with ``time.perf_counter``:
 
-* *archdsl*: ``archdsl.compile(spec path, network)``: the file read and parsed, every node
-  made, inferred and counted, params and MACs ready;
+* *archdsl*: ``archdsl.compile(spec path, network)``: the file read and parsed (the other
+  networks of the file checked, not built), every node made, inferred and counted, params
+  and MACs ready;
 * *meta counter*: the torchvision/timm model constructed under ``with torch.device("meta")``
   (shapes only: no weight is initialised, no arithmetic done), a meta input of the spec's
   input shape run through it under ``torch.utils.flop_counter.FlopCounterMode(display=False)``,
@@ -17,8 +18,8 @@ times one call with ``time.perf_counter``:
 
 Every process starts with an empty cache folder (``XDG_CACHE_HOME``), as the first run on a
 machine does (archdsl keeps nothing on disk: its parser's tables ship in the package). archdsl's
-time is split into its *parse* (``archdsl.load(path)``: the file read and parsed, the parser's
-tables loaded) and its *expansion* (``spec.compile(network)``: every node made, inferred and
+time is split into its *parse* (``archdsl.load(path, network)``: the file read and parsed, the
+parser's tables loaded) and its *expansion* (``spec.compile(network)``: every node made, inferred and
 counted), whose sum is ``archdsl.compile(path, network)``.
 
 Both torch models are built as the peers' users build the fastest: ``weights=None``, aux heads
@@ -44,7 +45,7 @@ import json, sys, time
 t0 = time.perf_counter()
 import archdsl
 t1 = time.perf_counter()
-spec = archdsl.load(sys.argv[1])  # archdsl.compile(path, network) is load(path).compile(network)
+spec = archdsl.load(sys.argv[1], sys.argv[2])  # archdsl.compile(path, network) is load(path, network).compile(network)
 t2 = time.perf_counter()
 net = spec.compile(sys.argv[2])
 t3 = time.perf_counter()

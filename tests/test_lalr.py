@@ -139,3 +139,90 @@ def test_the_loops_tokens_are_read_as_larks():
         assert getattr(ours, attr) == getattr(theirs, attr), attr
     assert parser._tok_span("f", ours) == parser._tok_span("f", theirs)
 
+
+
+# ---------------------------------------------------------------- one network built, the others skimmed
+
+
+def _skimmed(program: P.Program, only: str) -> P.Program:
+    """What parse(..., only=`only`) must give: `program` with the other networks' bodies emptied."""
+    items = tuple(P.replace(i, body=P.Body(span=i.body.span, stmts=()))
+                  if isinstance(i, P.Network) and i.name != only else i for i in program.items)
+    unbuilt = tuple(i.name for i in items if isinstance(i, P.Network) and i.name != only)
+    return P.replace(program, items=items, unbuilt=unbuilt)
+
+
+def _parsed(source: str, file: str, only: str | None = None):
+    try:
+        return parser.parse(source, file, only)
+    except ArchError as err:
+        return err.render()
+
+
+def test_one_network_built_is_the_whole_parse_with_the_others_emptied(monkeypatch):
+    texts = [(f, s) for f, s in fuzz.spec_texts() if isinstance(_parsed(s, f), P.Program)]
+    checked = 0
+    for file, source in texts:
+        whole = parser.parse(source, file)
+        for name in [n.name for n in whole.networks] + ["no_such_network"]:
+            assert parser.parse(source, file, name) == _skimmed(whole, name), (file, name)
+            checked += 1
+    assert checked > 150
+
+    def no_lark(source, file):
+        raise AssertionError("parsed by Lark's parser")
+
+    monkeypatch.setattr(parser, "_parse_with_lark", no_lark)  # skimming never falls back on a valid text
+    for file, source in texts:
+        for n in parser._loop().parse(source, parser._ToProgram(file)):
+            if isinstance(n, P.Network):
+                parser.parse(source, file, "no_such_network")
+
+
+def test_a_skimmed_network_reports_every_mistake_a_whole_parse_does():
+    """Mutants of the specs, parsed whole and for their first network: a mistake anywhere,
+    in a skimmed network too, is the same error; a text that parses is the same program
+    with the others emptied."""
+    rng = random.Random(5)
+    seeds = [t for _, t in fuzz.spec_texts() if t.count("network ") > 1]
+    outcomes = {"same": 0, "refused": 0}
+    for _ in range(400):
+        source = fuzz.mutate(rng.choice(seeds), rng).decode("utf-8", "replace")
+        if len(source) > parser.MAX_SOURCE_BYTES:
+            continue
+        whole = _parsed(source, "m.arch")
+        # the first network built, or none (every network skimmed)
+        names = [n.name for n in whole.networks] if isinstance(whole, P.Program) else []
+        only = names[0] if names and rng.random() < 0.5 else "none_of_them"
+        ours = _parsed(source, "m.arch", only)
+        if isinstance(whole, P.Program):
+            assert ours == _skimmed(whole, only), source
+            outcomes["same"] += 1
+        else:
+            assert ours == whole, source
+            outcomes["refused"] += 1
+    assert min(outcomes.values()) > 50, outcomes
+
+
+@pytest.mark.parametrize("statement, code", [
+    ("conv 3x3 -> 99999999999999999999", "E304"),  # an absurd number: _number refuses it
+    ("conv 3x99999999999999999 -> 4", "E304"),
+    ("conv 3x3 p9999999999999999 -> 4", "E304"),
+    ("expect params = 10 within 1e99%", "E304"),
+    ("concat(1) { conv 1x1 -> 2 | conv 1x1 -> 2 }", "E202"),  # a merge given parentheses or an arrow
+    ("add -> 4 { conv 1x1 -> 2 | conv 1x1 -> 2 }", "E202"),
+])
+def test_what_a_method_refuses_in_a_skimmed_network_is_refused_as_before(statement, code):
+    source = ("network a { input 3x8x8; conv 3x3 -> 4 }\n"
+              f"network b {{\n  input 3x8x8\n  {statement}\n}}\n")
+    whole = _parsed(source, "r.arch")
+    assert isinstance(whole, str) and code in whole
+    assert _parsed(source, "r.arch", "a") == whole
+
+
+def test_a_skimmed_tree_too_deep_is_refused_as_before():
+    # the tree depth is counted in a skimmed body too, up to the network around it
+    for n in range(280, 300):
+        source = "network a { input 3x8x8 }\nnetwork b {\n  let x = " + "- " * n + "1\n}\n"
+        assert _parsed(source, "d.arch", "a") == (_skimmed(w, "a") if isinstance(w := _parsed(source, "d.arch"), P.Program)
+                                                   else w), n

@@ -80,6 +80,34 @@ def test_a_loaded_spec_compiles_its_networks_alike_in_any_order():
         assert forward == backward[::-1], path.name
 
 
+def test_a_spec_loaded_for_one_network_compiles_every_network_as_a_whole_load():
+    """``load(path, network=name)`` builds only that network (the others are checked, not
+    built), and compiles exactly what a whole load compiles: that network at once, any other
+    after loading the file whole (the first time it is asked for one, or for its unit)."""
+    from conftest import SPECS
+
+    checked = 0
+    for path in sorted(SPECS.rglob("*.arch")):
+        whole = archdsl.load(path)
+        if len(whole.networks) < 2:
+            continue
+        first, *others = whole.networks
+        spec = archdsl.load(path, network=first)
+        assert spec._unit.program.unbuilt == tuple(others)
+        assert spec.networks == whole.networks
+        assert _everything(spec.compile(first)) == _everything(whole.compile(first))
+        assert spec._unit.program.unbuilt, "compiling the network it was loaded for loads nothing more"
+        assert _everything(spec.compile(others[-1])) == _everything(whole.compile(others[-1]))
+        assert spec.unit.program == whole.unit.program and not spec._unit.program.unbuilt
+        assert _everything(archdsl.compile(path, others[0])) == _everything(whole.compile(others[0]))
+        checked += 1
+    assert checked > 10
+    spec = archdsl.load(SPECS / "alexnet.arch", network="alexnet")
+    assert [n.name for n in spec.compile_all()] == ["alexnet", "alexnet_grouped", "alexnet_torchvision"]
+    with pytest.raises(archdsl.ArchError, match="no network named 'alexnett'"):
+        archdsl.compile(SPECS / "alexnet.arch", "alexnett")
+
+
 def test_every_spec_and_doc_example_compiles_twice_in_one_process_as_once():
     """Every spec in specs/ and every example of docs/language.md, compiled again in the same
     process, gives exactly the first compile: nodes, spans, scopes, receptive fields, the
