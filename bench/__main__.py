@@ -20,7 +20,7 @@ from .models import BY_NAME, QUICK, ROOT, missing, select
 from .peers import PEERS, usable
 from .report import kib_to_mib, ms, n, seconds, table, times
 
-SECTIONS = ("headline", "analysis", "command", "agreement", "forward", "scale", "memory")
+SECTIONS = ("headline", "analysis", "command", "agreement", "forward", "scale", "memory", "lsp")
 COMMAND_SPEC = "specs/googlenet.arch"
 
 
@@ -153,6 +153,12 @@ def main(argv: list[str] | None = None) -> int:
         out.append(md)
         summary.append(line)
 
+    if "lsp" in args.sections:
+        log("language server")
+        md, line = _lsp_md(args.quick, log)
+        out.append(md)
+        summary.append(line)
+
     header = _header(args, repeat, models, absent, peers, peer_notes, load_before, started, threads,
                      default_threads)
     text = header + "\n## Summary\n\n" + "\n".join(summary) + "\n\n" + "\n".join(out) + NOTES
@@ -166,34 +172,37 @@ def main(argv: list[str] | None = None) -> int:
 NOTES = """
 ## Where the time goes
 
-- **Start-up** (section 2). `archdsl compile` imports Lark and click, and none of torch,
-  networkx, pydantic or rich (tests/test_cli.py checks it): the typed program is frozen
-  dataclasses (`archdsl/syntax.py`; pydantic validates them in the tests, not at run time),
-  the report's table is a small plain formatter (`report.draw_table`), networkx is imported
-  only when `CompiledNetwork.graph` is first read, and the diagram module only when a diagram
-  is drawn. The largest fixed costs left are the interpreter itself, Lark's import and the
-  classes archdsl defines at import (a frozen dataclass costs about 0.6 ms to create).
-- **Parse.** Compiling Lark's LALR tables from the grammar takes 70-150 ms, more than any
+- **Start-up** (section 2). `archdsl compile` imports click and archdsl's own modules, and
+  none of Lark, torch, networkx, pydantic or rich (tests/test_cli.py checks it): the typed
+  program is frozen dataclasses (`archdsl/syntax.py`; pydantic validates them in the tests,
+  not at run time), the report's table is a small plain formatter (`report.draw_table`),
+  networkx is imported only when `CompiledNetwork.graph` is first read, and the diagram module
+  only when a diagram is drawn. The largest fixed costs left are the interpreter itself, click
+  and the classes archdsl defines at import (a frozen dataclass costs about 0.6 ms to create).
+- **Parse.** Lark takes 70-150 ms to work out the grammar's LALR tables, more than any
   network's compile, so the package ships them (`archdsl/grammar.tables`, checked against the
-  grammar's digest) and each process rebuilds the parser from them; archdsl keeps no cache.
-  Lark's own serialised form is some 2,700 nested dicts that its generic deserialiser walks
-  one attribute at a time (10-25 ms a process), so `archdsl/tables.py` keeps it flat
-  (constructor arguments of each terminal and rule, the parse table as distinct actions) and
-  the parser is rebuilt in 3-7 ms. The contextual lexer compiles a regular expression per set
-  of terminals it meets (2-3 ms each, in every process: `re` keeps nothing between them), so
-  one scanner of all terminals answers first and a parser state's own scanner is built only
-  when that state rejects the token found (`archdsl/lexer.py`). What is left is Lark's LALR
-  loop, some 10-15 us a token (about 2.3 reductions a token: the expression grammar's
-  precedence levels), and building the typed program, about 5 us a token, over the whole file:
-  resnet50's first compile parses the 18 networks of specs/resnet.arch. That is why the parse
-  is most of a first compile on the smaller models and why the targets against the meta
-  counter are not met there: the meta counter's whole run on alexnet is shorter than the
-  parse of specs/alexnet.arch. The
-  tree keeps every token (`keep_all_tokens`) and one bottom-up pass builds the typed program, taking each node's span from its first and last
-  token (tests/test_parser.py requires the program Lark's `propagate_positions` gives, on
-  every spec, error case, docs example and mutants of them). Parsing and expanding run with
-  Python's cyclic garbage collector paused (`syntax.gc_paused`): they allocate many
-  long-lived objects and almost no cycles.
+  grammar by CRC-32) in two parts: the parse table and the terminals' regular expressions,
+  which archdsl's own loop runs (`archdsl/lalr.py`), and Lark's parser in a flat form, rebuilt
+  only for a text that does not parse. A text that parses never imports Lark: the loop reads
+  the tokens, shifts and reduces by Lark's table and calls, at each reduction, the method of the
+  program's builder that a walk of Lark's tree would call (a chain of one-symbol `?rule`
+  reductions, an expression name's eleven precedence levels, is one step). One scanner of all
+  terminals answers first, and a parser state's own scanner (Lark's contextual lexer) is
+  compiled only when that state rejects the token found: `re` keeps nothing between processes,
+  and the root scanner alone takes 1.1 ms to compile. A fresh process's setup (tables read,
+  scanner compiled) is 2-3 ms; the loop then costs 4-6 us a token, the typed program built
+  included (googlenet.arch is 825 tokens, resnet.arch 1,456). At the first thing the loop does
+  not handle (a mistake) Lark parses the text again and `archdsl/parse_errors.py` words its
+  error, so a mistake is reported exactly as Lark's parser reports it (tests/test_lalr.py
+  checks both paths on every spec, every docs example and mutants of them). A compile of one
+  network (`compile -n NAME`, `archdsl.load(path, network)`) parses and checks the file's
+  other networks without building them: resnet50's first compile still reads the 18 other
+  networks of specs/resnet.arch, 6.5 ms of parse against 11 ms for all of them. That is why the
+  parse is most of a first compile on the smaller models and why the targets against the meta
+  counter are not met there: the meta counter's whole run on alexnet is about as long as the
+  parse of specs/alexnet.arch. Parsing and expanding run with Python's cyclic garbage
+  collector paused (`syntax.gc_paused`): they allocate many long-lived objects and almost no
+  cycles.
 - **Compile** (sections 1 and 5). One interpreter (`archdsl/expand.py`) runs every statement
   of every block call, with no memo of earlier calls or statements: a layer costs its
   arguments' evaluation, its kind's `bind`, and its inference through the kind (a few
@@ -605,6 +614,38 @@ def _memory_md(quick: bool) -> tuple[str, str]:
            table(["command", "peak RSS", "wall s"], rows)]
     line = (f"- **Memory**: `archdsl compile` peaks at {kib_to_mib(runs['rss'].median)} on the largest spec "
             f"({network}, {nodes:,} nodes){gen_line}.")
+    return "\n".join(out), line
+
+
+def _lsp_md(quick: bool, log) -> tuple[str, str]:
+    try:
+        from . import lsp
+    except ImportError as err:  # pygls, pytest-lsp: the test and bench extras
+        why = f"not measured: {err}"
+        return f"## 7. The language server: an edit's latency\n\n{why}.\n", f"- **Language server**: {why}."
+    edits = 5 if quick else 20
+    rows = lsp.run(lsp.DEFAULT, edits, log)
+    body = [[f"specs/{name}", place, f"{median:.1f}", f"{p90:.1f}", f"{cpu:.1f}",
+             f"< {lsp.TARGET_MS[name]} ms: " + _mark(median < lsp.TARGET_MS[name])] for name, place, (median, p90, cpu)
+            in rows]
+    out = ["## 7. The language server: an edit's latency", "",
+           "`archdsl lsp` in a subprocess, driven over stdio by a real client (pytest-lsp), as `python -m bench.lsp` "
+           f"does: each spec opened, then {edits} edits at each of three places (after two untimed ones), a digit "
+           "of a channel count changed and changed back as a person typing does: in the last network's body, in "
+           "the first network's body, and in a block every network uses. Each time runs from sending "
+           "`textDocument/didChange` to having both the `publishDiagnostics` notification and the answer to the "
+           "`textDocument/inlayHint` request sent right after the change: until the errors and the shapes are on "
+           "screen. *server CPU*: the server process's user + system time per edit (from /proc; 10 ms ticks, "
+           "so a mean). Target: within 50 ms of an edit for specs/googlenet.arch, 150 ms for "
+           "specs/preact_resnet.arch (whose last network, preact_resnet1001, is 3,339 nodes, every one of them "
+           "made again after an edit there).", "",
+           table(["spec", "edit", "median ms", "p90 ms", "server CPU ms", "target"], body)]
+    met = sum(median < lsp.TARGET_MS[name] for name, _, (median, _, _) in rows)
+    worst = {name: max(median for nm, _, (median, _, _) in rows if nm == name) for name, _, _ in rows}
+    line = ("- **Language server**: diagnostics and inlay hints on screen "
+            + ", ".join(f"{worst[name]:.0f} ms after an edit at worst for specs/{name} (target < {lsp.TARGET_MS[name]}"
+                        f" ms: {'met' if worst[name] < lsp.TARGET_MS[name] else 'NOT MET'})" for name in worst)
+            + f" (median of {edits} edits; {met} of {len(rows)} (spec, edit) pairs within their target).")
     return "\n".join(out), line
 
 

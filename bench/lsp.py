@@ -113,6 +113,19 @@ async def measure(spec: Path, repeat: int) -> dict[str, tuple[float, float, floa
     return out
 
 
+def run(specs: list[str], repeat: int, log=None) -> list[tuple[str, str, tuple[float, float, float]]]:
+    """(spec name, edit, (median ms, p90 ms, server CPU ms)) of every spec and edit: the
+    section of BENCHMARKS.md (`python -m bench --sections lsp`)."""
+    rows = []
+    for s in specs:
+        spec = (ROOT / s) if not Path(s).is_absolute() else Path(s)
+        for place, figures in asyncio.run(measure(spec, repeat)).items():
+            rows.append((spec.name, place, figures))
+            if log is not None:
+                log(f"  {spec.name}, {place}: median {figures[0]:.1f} ms, p90 {figures[1]:.1f} ms")
+    return rows
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m bench.lsp", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -120,13 +133,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--repeat", type=int, default=20)
     args = ap.parse_args(argv)
     print(f"{'spec':<22} {'edit':<14} {'median ms':>9} {'p90 ms':>7} {'server CPU ms':>13}  target")
-    for s in args.specs:
-        spec = (ROOT / s) if not Path(s).is_absolute() else Path(s)
-        results = asyncio.run(measure(spec, args.repeat))
-        for place, (median, p90, cpu) in results.items():
-            target = TARGET_MS.get(spec.name)
-            print(f"{spec.name:<22} {place:<14} {median:9.1f} {p90:7.1f} {cpu:13.1f}  "
-                  + (f"{target} ms" if target else ""))
+    for name, place, (median, p90, cpu) in run(args.specs, args.repeat):
+        target = TARGET_MS.get(name)
+        print(f"{name:<22} {place:<14} {median:9.1f} {p90:7.1f} {cpu:13.1f}  " + (f"{target} ms" if target else ""))
 
 
 if __name__ == "__main__":
