@@ -346,18 +346,24 @@ def _unclosed(source: str) -> tuple[int, int] | None:
     return stack[-1] if stack else None
 
 
+#: the characters that open or close a level of nesting, wherever they are (comments included)
+_BRACKETS = re.compile(r"[{}()]")
+
+
 def check_nesting(source: str, file: str) -> None:
+    """Refuse braces and parentheses nested deeper than MAX_NESTING (E105 at the first
+    character too deep), before anything recursive sees the text. Only the brackets are
+    visited (a character-by-character walk was 5% of a first compile on specs/resnet.arch)."""
     if source.count("{") + source.count("(") <= MAX_NESTING:  # too few to nest too deep
         return
     depth = 0
-    line, col = 1, 0
-    for ch in source:
-        col += 1
-        if ch == "\n":
-            line, col = line + 1, 0
-        elif ch in "{(":
+    for m in _BRACKETS.finditer(source):
+        if m.group() in "{(":
             depth += 1
             if depth > MAX_NESTING:
+                at = m.start()
+                line = source.count("\n", 0, at) + 1
+                col = at - source.rfind("\n", 0, at)  # 1-based: rfind is -1 on the first line
                 raise ArchError(
                     Diagnostic(
                         "E105",
@@ -368,8 +374,8 @@ def check_nesting(source: str, file: str) -> None:
                     ),
                     {file: source},
                 )
-        elif ch in "})":
-            depth = max(depth - 1, 0)
+        elif depth:
+            depth -= 1
 
 
 def check_depth(tree: Tree, file: str, source: str) -> None:

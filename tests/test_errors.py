@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from click.testing import CliRunner
 
 import archdsl
@@ -604,3 +606,41 @@ def test_every_code_in_the_code_is_in_the_catalogue():
     for path in (ROOT / "archdsl").rglob("*.py"):
         used |= set(re.findall(r'"(E\d{3})"', path.read_text()))
     assert used <= documented, f"codes without an entry in docs/errors.md: {sorted(used - documented)}"
+
+
+def _nesting_by_hand(source: str) -> tuple[int, int] | None:
+    """The first character nested deeper than MAX_NESTING, walking every character: what
+    check_nesting must find (line, column), or None."""
+    from archdsl.parse_errors import MAX_NESTING
+
+    depth, line, col = 0, 1, 0
+    for ch in source:
+        col += 1
+        if ch == "\n":
+            line, col = line + 1, 0
+        elif ch in "{(":
+            depth += 1
+            if depth > MAX_NESTING:
+                return line, col
+        elif ch in "})":
+            depth = max(depth - 1, 0)
+    return None
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(["{", "(", "}", ")", "\n", "x", " ", "# (", "{(" * 8, "))"]), min_size=1, max_size=40),
+       st.integers(40, 70), st.lists(st.sampled_from([")", "}", "x", "\n", "(", ")" * 8]), max_size=20))
+def test_the_nesting_check_finds_the_first_character_too_deep(parts, deep, before):
+    """Around MAX_NESTING (64): `before` (closing more than was opened must not go below the
+    top level), `deep` levels opened a few to a line, then anything."""
+    from archdsl.parse_errors import check_nesting
+
+    source = "".join(before) + "".join("({"[i % 2] + "\n" * (i % 3 == 0) for i in range(deep)) + "".join(parts)
+    expected = _nesting_by_hand(source)
+    try:
+        check_nesting(source, "t.arch")
+    except ArchError as err:
+        d = err.diagnostics[0]
+        assert (d.code, d.span.line, d.span.column, d.span.end_column) == ("E105", *expected, expected[1] + 1)
+    else:
+        assert expected is None
