@@ -20,14 +20,15 @@ import time
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from click.testing import CliRunner
 
 import archdsl
 from archdsl import expand, parser
 from archdsl.cli import main
 from archdsl.diagnostics import MAX_SHOWN, ArchError
+from archdsl.parse_errors import MAX_NESTING, check_nesting
 
 ROOT = Path(__file__).resolve().parent.parent
 ERRORS = Path(__file__).resolve().parent / "errors"
@@ -611,8 +612,6 @@ def test_every_code_in_the_code_is_in_the_catalogue():
 def _nesting_by_hand(source: str) -> tuple[int, int] | None:
     """The first character nested deeper than MAX_NESTING, walking every character: what
     check_nesting must find (line, column), or None."""
-    from archdsl.parse_errors import MAX_NESTING
-
     depth, line, col = 0, 1, 0
     for ch in source:
         col += 1
@@ -633,8 +632,6 @@ def _nesting_by_hand(source: str) -> tuple[int, int] | None:
 def test_the_nesting_check_finds_the_first_character_too_deep(parts, deep, before):
     """Around MAX_NESTING (64): `before` (closing more than was opened must not go below the
     top level), `deep` levels opened a few to a line, then anything."""
-    from archdsl.parse_errors import check_nesting
-
     source = "".join(before) + "".join("({"[i % 2] + "\n" * (i % 3 == 0) for i in range(deep)) + "".join(parts)
     expected = _nesting_by_hand(source)
     try:
